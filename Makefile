@@ -1,0 +1,47 @@
+# whalecopy: every target sets itself up (venv + pinned install) on a fresh clone.
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+UV_VERSION  := 0.13.8
+STAMP       := $(VENV)/.installed-stamp
+
+export GX_ANALYTICS_ENABLED := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
+
+.PHONY: install demo test ui bench lint lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	@mkdir -p $(DAGSTER_HOME) data
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/whalecopy demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+ui: $(STAMP)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Re-pin after editing pyproject.toml (needs only the package index).
+lock:
+	@test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q uv==$(UV_VERSION); }
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+		--no-header -o requirements.lock
+
+clean:
+	rm -rf $(VENV) data/*.duckdb* .dagster_home dbt_project/target dbt_project/logs

@@ -1,0 +1,326 @@
+"""Fetch -> parse -> load loops, one per raw table. Plain functions (no Dagster): the assets call them.
+
+Each loop commits in units: the rows of a group of completed queries, their quarantine and the cursors of the
+streams those queries finished, in one transaction. A crash loses at most the unit in flight, which the next
+run fetches again (exact repeats are dropped by the natural key).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+
+from .clients import Page
+from .http import NonJsonBodyError
+from .records import Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
+from .sources import ApiSource, FileSource
+from .store import LoadResult, Transaction, covered, load_leaderboard, load_markets, load_price_history, load_trades
+
+Log = Callable[[str], None]
+COMMIT_ROWS = 200_000  # rows gathered before a parse + commit
+
+
+@dataclass
+class IngestReport:
+    entity: str
+    load: LoadResult = field(default_factory=LoadResult)
+    streams_done: int = 0
+    streams_skipped: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+    window: tuple[int, int] | None = None
+
+    def metadata(self) -> dict:
+        out = {
+            "rows_received": self.load.received,
+            "rows_inserted": self.load.inserted,
+            "exact_repeats_dropped": self.load.repeats,
+            "rows_quarantined": self.load.quarantined,
+            "streams_fetched": self.streams_done,
+            "streams_already_covered": self.streams_skipped,
+            "pages": self.pages,
+            "seconds": round(self.seconds, 2),
+        }
+        if self.window:
+            out["window_utc"] = f"{_iso(self.window[0])} .. {_iso(self.window[1])}"
+        return out
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def record_body_error(con: duckdb.DuckDBPyConnection, entity: str, source: str, exc: NonJsonBodyError) -> None:
+    """Keep the body that broke a run (HTML page, truncated JSON) in the quarantine before the run fails."""
+    import pyarrow as pa
+
+    from quality.quarantine import write_quarantine
+
+    table = pa.table(
+        {
+            "entity": [entity], "source": [source], "origin": [exc.url], "reason_code": ["non_json_body"],
+            "reasons": ["non_json_body"], "record": [exc.excerpt], "record_ref": [""],
+        }
+    )  # fmt: skip
+    with Transaction(con):
+        write_quarantine(con, table)
+
+
+# ---------------------------------------------------------------------------------------------- markets
+
+
+def ingest_markets(con: duckdb.DuckDBPyConnection, source: ApiSource | FileSource, log: Log = _quiet) -> IngestReport:
+    t0 = time.perf_counter()
+    report = IngestReport("markets")
+    if isinstance(source, FileSource):
+        batch = source.market_batch()
+        report.pages = 1
+    else:
+        batch = Batch()
+        for page in source.market_pages():
+            batch.add(page)
+            report.pages += 1
+    parsed = parse_markets(_flag_bad_lines(batch), source=source.name)
+    report.load = load_markets(con, parsed.accepted, parsed.rejected, source=source.name)
+    report.seconds = time.perf_counter() - t0
+    log(f"markets: {parsed.n_accepted} accepted ({report.load.inserted} new or changed), {parsed.n_rejected} quarantined")
+    return report
+
+
+def _flag_bad_lines(batch: Batch) -> Batch:
+    """File lines that were not JSON arrive as {'__line__': text}: turn them into non-objects (quarantined)."""
+    if any(isinstance(r, dict) and "__line__" in r for r in batch.rows):
+        batch.rows = [r["__line__"] if isinstance(r, dict) and "__line__" in r else r for r in batch.rows]
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------- trades
+
+
+def markets_active_in(con: duckdb.DuckDBPyConnection, start: int, end: int) -> list[str]:
+    """Markets whose life overlaps [start, end] (unknown dates count as overlapping)."""
+    rows = con.execute(
+        """
+        SELECT condition_id FROM raw.markets
+        WHERE coalesce(epoch(try_cast(start_date AS TIMESTAMPTZ)), 0) <= ?
+          AND coalesce(epoch(try_cast(closed_time AS TIMESTAMPTZ)), epoch(try_cast(end_date AS TIMESTAMPTZ)) + 86400 * 30,
+                       9e18) >= ?
+        ORDER BY condition_id
+        """,
+        [end, start],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def universe_wallets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The seeded whale universe: wallets on the latest leaderboard snapshot."""
+    rows = con.execute(
+        """
+        SELECT DISTINCT proxy_wallet FROM raw.leaderboard
+        WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.leaderboard) ORDER BY 1
+        """
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _commit_trades(
+    con, batch: Batch, source: ApiSource | FileSource, cursors: dict, report: IngestReport, window: tuple[int, int]
+) -> None:
+    parsed = parse_trades(_flag_bad_lines(batch), source=source.name, now_ts=source.now_ts)
+    report.load += load_trades(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
+
+
+def ingest_trades(
+    con: duckdb.DuckDBPyConnection,
+    source: ApiSource | FileSource,
+    *,
+    start: int,
+    end: int,
+    scope: str = "markets",
+    markets_per_request: int = 20,
+    large_trade_usd: float = 10_000.0,
+    refetch: bool = False,
+    log: Log = _quiet,
+) -> IngestReport:
+    """Fills in [start, end] (epoch s, inclusive).
+
+    ``scope='markets'``: the full tape of every market alive in the window (batched ``market=`` queries).
+    ``scope='wallets'``: every fill of the whale universe (leaderboard wallets plus wallets with a trade of at
+    least ``large_trade_usd`` in the window), by wallet-scoped queries. Both use ``takerOnly=false``.
+    Streams whose stored window already covers [start, end] are skipped unless ``refetch``.
+    """
+    t0 = time.perf_counter()
+    report = IngestReport("trades", window=(start, end))
+    if isinstance(source, FileSource):
+        _ingest_trade_file(con, source, start, end, report, refetch)
+        report.seconds = time.perf_counter() - t0
+        log(f"trades (file): {report.load.inserted} inserted, {report.load.quarantined} quarantined")
+        return report
+    if scope == "markets":
+        keys = markets_active_in(con, start, end)
+        prefix = "trades/market/"
+    elif scope == "wallets":
+        found = Batch()
+        for page in source.large_trade_pages(min_cash=large_trade_usd, start=start, end=end):
+            found.add(page)
+            report.pages += 1
+        big = {r.get("proxyWallet") for r in found.rows if isinstance(r, dict)}
+        keys = sorted(set(universe_wallets(con)) | {w for w in big if isinstance(w, str)})
+        prefix = "trades/user/"
+    else:
+        raise ValueError(f"scope must be 'markets' or 'wallets', not {scope!r}")
+    done = set() if refetch else covered(con, prefix, start, end)
+    todo = [k for k in keys if prefix + k not in done]
+    report.streams_skipped = len(keys) - len(todo)
+    step = markets_per_request if scope == "markets" else 1
+    groups = [todo[i : i + step] for i in range(0, len(todo), step)]
+    log(f"trades: {len(todo)} {scope} to fetch in {len(groups)} queries, {report.streams_skipped} already covered")
+    batch, cursors = Batch(), {}
+    last_log = time.perf_counter()
+    for n, group in enumerate(groups, start=1):
+        pages: Iterator[Page] = (
+            source.trade_pages(start=start, end=end, markets=group)
+            if scope == "markets"
+            else source.trade_pages(start=start, end=end, user=group[0])
+        )
+        fetched = 0
+        for page in pages:
+            batch.add(page)
+            report.pages += 1
+            fetched += len(page.rows)
+        for key in group:
+            cursors[prefix + key] = (start, end, 0)
+        if group:
+            cursors[prefix + group[0]] = (start, end, fetched)
+        report.streams_done += len(group)
+        if len(batch) >= COMMIT_ROWS or n == len(groups):
+            _commit_trades(con, batch, source, cursors, report, (start, end))
+            batch, cursors = Batch(), {}
+        if time.perf_counter() - last_log > 10 or n == len(groups):
+            last_log = time.perf_counter()
+            log(
+                f"trades: {n}/{len(groups)} queries, {report.pages} pages, {report.load.inserted:,} new fills, "
+                f"{report.load.quarantined} quarantined, {time.perf_counter() - t0:.1f} s"
+            )
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _ingest_trade_file(con, source: FileSource, start: int, end: int, report: IngestReport, refetch: bool) -> None:
+    stream = f"trades/file/{source.trades_path}"
+    if not refetch and stream in covered(con, stream, start, end):
+        report.streams_skipped = 1
+        return
+    full = source.trades_batch()
+    ts = np.array(
+        [r.get("timestamp") if isinstance(r, dict) and isinstance(r.get("timestamp"), int | float) else np.nan
+         for r in full.rows], dtype=np.float64,
+    )  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        # rows outside the window belong to other partitions; rows with no usable time go to validation always
+        keep = np.flatnonzero(~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end)))
+    refs = full.ref_array()
+    batch = Batch(rows=[full.rows[i] for i in keep], origins=[str(source.trades_path)], counts=[len(keep)])
+    batch.refs = list(refs[keep])
+    report.pages = 1
+    report.streams_done = 1
+    _commit_trades(con, batch, source, {stream: (start, end, len(keep))}, report, (start, end))
+
+
+# ---------------------------------------------------------------------------------------------- leaderboard
+
+
+def ingest_leaderboard(
+    con: duckdb.DuckDBPyConnection, source: ApiSource, *, limit: int = 500, log: Log = _quiet
+) -> IngestReport:
+    """Seed the whale universe: the all-time top ``limit`` wallets by P&L and by volume."""
+    t0 = time.perf_counter()
+    report = IngestReport("leaderboard")
+    snapshot = datetime.fromtimestamp(source.now_ts, UTC).date().isoformat()
+    for order_by in ("PNL", "VOL"):
+        batch = Batch()
+        for page in source.leaderboard_pages(order_by=order_by, limit=limit):
+            batch.add(page)
+            report.pages += 1
+        parsed = parse_leaderboard(batch, source=source.name, category="OVERALL", time_period="ALL", order_by=order_by)
+        report.load += load_leaderboard(con, parsed.accepted, parsed.rejected, source=source.name, snapshot_date=snapshot)
+    report.seconds = time.perf_counter() - t0
+    log(f"leaderboard: {report.load.inserted} rows for snapshot {snapshot}")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- prices
+
+
+def universe_tokens(con: duckdb.DuckDBPyConnection, start: int, end: int) -> list[str]:
+    """Tokens the whale universe traded in the window (or every traded token when no universe is seeded)."""
+    rows = con.execute(
+        """
+        WITH u AS (
+            SELECT DISTINCT proxy_wallet FROM raw.leaderboard
+            WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.leaderboard)
+        )
+        SELECT DISTINCT asset FROM raw.trades t
+        WHERE t.ts BETWEEN ? AND ?
+          AND (NOT EXISTS (SELECT 1 FROM u) OR t.proxy_wallet IN (SELECT proxy_wallet FROM u))
+        ORDER BY 1
+        """,
+        [start, end],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def ingest_prices(
+    con: duckdb.DuckDBPyConnection,
+    source: ApiSource,
+    *,
+    start: int,
+    end: int,
+    fidelity_min: int = 1440,
+    refetch: bool = False,
+    log: Log = _quiet,
+) -> IngestReport:
+    t0 = time.perf_counter()
+    report = IngestReport("price_history", window=(start, end))
+    tokens = universe_tokens(con, start, end)
+    done = set() if refetch else covered(con, "prices/", start, end)
+    todo = [t for t in tokens if "prices/" + t not in done]
+    report.streams_skipped = len(tokens) - len(todo)
+    log(f"price_history: {len(todo)} tokens to fetch, {report.streams_skipped} already covered")
+    pending: list[Page] = []
+    last_log = time.perf_counter()
+    for i, page in enumerate(source.price_pages(todo, start=start, end=end, fidelity_min=fidelity_min), start=1):
+        pending.append(page)
+        report.pages += 1
+        if sum(len(p.rows) for p in pending) >= COMMIT_ROWS or i == len(todo):
+            _commit_prices(con, pending, source, start, end, report)
+            pending = []
+        if time.perf_counter() - last_log > 10:
+            last_log = time.perf_counter()
+            log(f"price_history: {i}/{len(todo)} tokens, {report.load.inserted:,} points")
+    if pending:
+        _commit_prices(con, pending, source, start, end, report)
+    report.streams_done = len(todo)
+    report.seconds = time.perf_counter() - t0
+    log(f"price_history: {report.load.inserted:,} points for {len(todo)} tokens in {report.seconds:.1f} s")
+    return report
+
+
+def _commit_prices(con, pages: Sequence[Page], source, start: int, end: int, report: IngestReport) -> None:
+    parsed = parse_price_history(pages, source=source.name, now_ts=source.now_ts)
+    cursors = {f"prices/{(p.context or {}).get('token_id')}": (start, end, len(p.rows)) for p in pages}
+    report.load += load_price_history(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
+
+
+def chunks(items: Sequence, n: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

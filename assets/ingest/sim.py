@@ -1,0 +1,388 @@
+"""A simulated Polymarket: deterministic per seed, vectorised, with a hidden ground truth.
+
+The world (ARCHITECTURE.md §4):
+
+- **Markets** are binary. Each has a latent Brownian path W on an hourly grid from its open to its close T, and
+  its public price is the probability of YES given W so far: ``p_t = Φ(W_t / (σ·sqrt(T − t)))``. That is a
+  martingale that ends at 1 (W_T > 0, YES wins) or 0, so a market priced p resolves YES with probability p.
+  A few resolve 50-50; a few are closed but still proposed or disputed at the end of the history.
+- **Wallets** have a type: ``informed`` (sees the price ``lookahead`` hours ahead and buys the side that will
+  rise: its true edge), ``decaying`` (informed until a change point, then its lookahead fades to nothing),
+  ``momentum`` (buys the side that rose over its lookback: no edge in a martingale), ``noise`` (random side),
+  ``lucky`` (noise with one to five trades) and ``wash`` (round trips with itself at one price, inflating
+  volume). Bankrolls are Pareto-tailed; whales are the large bankrolls among all types.
+- **Fills**: each entry is a BUY of one outcome at the quoted price plus half a spread; some positions are
+  later partly or wholly sold at the then price less half a spread. A share of fills are maker fills (hidden
+  by the Data API's ``takerOnly=true`` default) and a few transactions hold several fills.
+
+The **true edge** of a wallet is the mean, over its entries, of E[payout | what it knew] − price paid, where
+what it knew is the price ``lookahead`` hours later (for a trader with no information, the price now). It is
+written to ``evaluation.sim_truth``; no scoring code may read it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr, ndtri
+
+HOUR = 3600
+DAY = 86400
+CATEGORIES = np.array(["Politics", "Sports", "Crypto", "Economics", "Culture", "Tech", "Weather"])
+CATEGORY_SHARE = np.array([0.30, 0.25, 0.20, 0.08, 0.07, 0.05, 0.05])
+WALLET_TYPES = np.array(["informed", "decaying", "momentum", "noise", "lucky", "wash"])
+WALLET_SHARE = np.array([0.04, 0.03, 0.12, 0.59, 0.20, 0.02])
+HALF_SPREAD = 0.005
+TICK = 0.001
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 7
+    n_markets: int = 2000
+    n_wallets: int = 5000
+    n_trades: int = 1_000_000
+    start: str = "2024-11-01"
+    days: int = 730
+    maker_share: float = 0.3
+    exit_share: float = 0.25
+    multi_leg_share: float = 0.03
+    fifty_fifty_share: float = 0.01
+    dispute_share: float = 0.03
+
+    @classmethod
+    def scaled(cls, scale: float = 1.0, **kwargs) -> SimConfig:
+        """The default world (2,000 markets, 5,000 wallets, 1M trades) times ``scale``."""
+        return cls(
+            n_markets=max(10, round(2000 * scale)),
+            n_wallets=max(20, round(5000 * scale)),
+            n_trades=max(1000, round(1_000_000 * scale)),
+            **kwargs,
+        )
+
+    @property
+    def start_ts(self) -> int:
+        return int(datetime.fromisoformat(self.start).replace(tzinfo=UTC).timestamp())
+
+    @property
+    def end_ts(self) -> int:
+        return self.start_ts + self.days * DAY
+
+
+@dataclass
+class Markets:
+    open_ts: np.ndarray  # int64
+    close_ts: np.ndarray  # int64, the scheduled end T (may lie after the history's end)
+    grid_start: np.ndarray  # int64 offset of each market's first grid point in the flat price arrays
+    grid_len: np.ndarray  # int64 number of hourly grid points (open .. min(T, end))
+    outcome: np.ndarray  # float: 1 YES won, 0 NO won, 0.5 a 50-50, NaN not resolved by the end
+    status: np.ndarray  # object: "resolved" | "proposed" | "disputed" | "" (open)
+    resolved_ts: np.ndarray  # int64 (0 when not resolved)
+    category: np.ndarray  # object
+    event: np.ndarray  # int64 event number
+    condition_id: np.ndarray  # object
+    token_yes: np.ndarray  # object
+    token_no: np.ndarray  # object
+    popularity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.open_ts)
+
+    def closed(self, now: int) -> np.ndarray:
+        return self.close_ts <= now
+
+
+@dataclass
+class Tape:
+    """Fills sorted by time (row order = time order)."""
+
+    wallet: np.ndarray  # int32 wallet index
+    market: np.ndarray  # int32 market index
+    outcome_index: np.ndarray  # int8: 0 YES, 1 NO
+    side: np.ndarray  # int8: 0 BUY, 1 SELL
+    size: np.ndarray  # float64 shares, 2 dp
+    price: np.ndarray  # float64, 3 dp
+    ts: np.ndarray  # int64
+    is_maker: np.ndarray  # bool
+    tx: np.ndarray  # int64 transaction number (shared by multi-leg transactions)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass
+class SimWorld:
+    config: SimConfig
+    markets: Markets
+    price_grid: np.ndarray  # float64 YES price per hourly grid point, flat
+    wallets: pd.DataFrame  # address, wallet_type, bankroll, lookahead_hours, decay_start_ts, lookback_hours
+    tape: Tape
+    truth: pd.DataFrame  # evaluation.sim_truth
+    tx_hash: np.ndarray = field(repr=False, default=None)  # object array of 0x.. hashes per tx number
+
+    @property
+    def now(self) -> int:
+        return self.config.end_ts
+
+    def yes_price_at(self, market: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """YES price of ``market`` at ``ts`` (the grid point at or before ``ts``, clipped to the market's life)."""
+        m = self.markets
+        k = np.clip((ts - m.open_ts[market]) // HOUR, 0, m.grid_len[market] - 1)
+        return self.price_grid[m.grid_start[market] + k]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _hex_ids(rng: np.random.Generator, n: int, n_bytes: int) -> np.ndarray:
+    """n random '0x..' lowercase hex strings of n_bytes bytes, without a Python loop over rows."""
+    lut = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
+    raw = rng.integers(0, 256, size=(n, n_bytes), dtype=np.uint8)
+    hexed = lut[raw].view(f"S{2 * n_bytes}").ravel()
+    return np.char.add("0x", hexed.astype(f"U{2 * n_bytes}")).astype(object)
+
+
+def _token_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Decimal token ids of 76-78 digits (ERC-1155 position ids are uint256)."""
+    words = rng.integers(0, 2**63, size=(n, 4), dtype=np.int64).astype(object)
+    out = np.empty(n, dtype=object)
+    for i in range(n):  # two per market: thousands, not millions
+        a, b, c, d = words[i]
+        out[i] = str((((int(a) << 63 | int(b)) << 63 | int(c)) << 63 | int(d)) % (2**256) or 1)
+    return out
+
+
+def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Cumulative sum restarting at each segment start (segments are contiguous and cover ``values``)."""
+    total = np.cumsum(values)
+    offsets = np.zeros_like(total)
+    before = np.concatenate([[0.0], total])[starts]
+    seg_id = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(values))))
+    offsets = before[seg_id]
+    return total - offsets
+
+
+def _round_to(x: np.ndarray, step: float) -> np.ndarray:
+    return np.round(np.round(x / step) * step, 10)
+
+
+# ------------------------------------------------------------------------------------------------ the world
+
+
+def generate_markets(cfg: SimConfig, rng: np.random.Generator) -> tuple[Markets, np.ndarray]:
+    n = cfg.n_markets
+    start, end = cfg.start_ts, cfg.end_ts
+    duration_days = np.clip(rng.lognormal(np.log(30.0), 0.9, n), 2.0, 365.0)
+    open_ts = (start + rng.uniform(0, (cfg.days - 2) * DAY, n)).astype(np.int64) // HOUR * HOUR
+    close_ts = open_ts + (duration_days * 24).astype(np.int64) * HOUR
+    last = np.minimum(close_ts, end)
+    grid_len = (last - open_ts) // HOUR + 1
+    grid_start = np.concatenate([[0], np.cumsum(grid_len)[:-1]]).astype(np.int64)
+    total = int(grid_len.sum())
+
+    # Brownian W with unit variance per day; the price is P(W_T > 0 | W_t).
+    sigma2_per_hour = 1.0 / 24.0
+    horizon_h = ((close_ts - open_ts) // HOUR).astype(np.float64)
+    p0 = rng.beta(2.0, 2.0, n)
+    w0 = np.sqrt(horizon_h * sigma2_per_hour) * ndtri(p0)
+    steps = rng.normal(0.0, np.sqrt(sigma2_per_hour), total)
+    steps[grid_start] = 0.0
+    w = _segment_cumsum(steps, grid_start) + np.repeat(w0, grid_len)
+    hour_idx = np.arange(total) - np.repeat(grid_start, grid_len)
+    remaining = np.repeat(horizon_h, grid_len) - hour_idx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        price = np.where(remaining > 0, ndtr(w / np.sqrt(np.maximum(remaining, 1e-12) * sigma2_per_hour)), 0.0)
+    price = np.where(remaining > 0, price, (w > 0).astype(np.float64))
+
+    w_last = w[grid_start + grid_len - 1]
+    closed = close_ts <= end
+    outcome = np.where(closed, (w_last > 0).astype(np.float64), np.nan)
+    fifty = closed & (rng.random(n) < cfg.fifty_fifty_share)
+    outcome[fifty] = 0.5
+    # UMA: a proposal settles after ~2 h of liveness; a disputed one takes 2-5 more days.
+    disputed = closed & (rng.random(n) < cfg.dispute_share)
+    settle = close_ts + 2 * HOUR + rng.integers(0, 3 * HOUR, n) + np.where(disputed, rng.integers(2 * DAY, 5 * DAY, n), 0)
+    status = np.full(n, "", dtype=object)
+    status[closed & (settle <= end)] = "resolved"
+    status[closed & (settle > end)] = np.where(disputed[closed & (settle > end)], "disputed", "proposed")
+    resolved_ts = np.where(status == "resolved", settle, 0).astype(np.int64)
+    outcome[closed & (status != "resolved")] = np.nan
+
+    category = rng.choice(CATEGORIES, size=n, p=CATEGORY_SHARE).astype(object)
+    # Group consecutive markets of one category into events of 1-4 markets.
+    event = np.cumsum(rng.random(n) < 0.55).astype(np.int64)
+    category = pd.Series(category).groupby(event).transform("first").to_numpy(dtype=object)
+    markets = Markets(
+        open_ts=open_ts,
+        close_ts=close_ts,
+        grid_start=grid_start,
+        grid_len=grid_len,
+        outcome=outcome,
+        status=status,
+        resolved_ts=resolved_ts,
+        category=category,
+        event=event,
+        condition_id=_hex_ids(rng, n, 32),
+        token_yes=_token_ids(rng, n),
+        token_no=_token_ids(rng, n),
+        popularity=rng.lognormal(0.0, 1.0, n),
+    )
+    return markets, price
+
+
+def generate_wallets(cfg: SimConfig, rng: np.random.Generator) -> pd.DataFrame:
+    n = cfg.n_wallets
+    wtype = rng.choice(WALLET_TYPES, size=n, p=WALLET_SHARE)
+    bankroll = np.minimum(1000.0 * (1.0 + rng.pareto(1.0, n)), 5e7)
+    informed = np.isin(wtype, ["informed", "decaying"])
+    lookahead = np.where(informed, rng.uniform(6.0, 24.0 * 7, n), 0.0)
+    decay_start = np.where(
+        wtype == "decaying", cfg.start_ts + rng.uniform(0.3, 0.7, n) * cfg.days * DAY, np.nan
+    )
+    lookback = np.where(wtype == "momentum", rng.uniform(24.0, 24.0 * 7, n), 0.0)
+    activity = rng.lognormal(0.0, 1.2, n)
+    activity[wtype == "wash"] *= 6.0
+    activity[informed] *= 2.0
+    return pd.DataFrame(
+        {
+            "address": _hex_ids(rng, n, 20),
+            "wallet_type": wtype.astype(object),
+            "bankroll": np.round(bankroll, 2),
+            "lookahead_hours": lookahead,
+            "decay_start_ts": decay_start,
+            "lookback_hours": lookback,
+            "activity": activity,
+        }
+    )
+
+
+DECAY_HOURS = 90 * 24.0
+
+
+def generate_world(cfg: SimConfig) -> SimWorld:
+    rng = np.random.default_rng(cfg.seed)
+    markets, grid = generate_markets(cfg, rng)
+    wallets = generate_wallets(cfg, rng)
+    now = cfg.end_ts
+    n_w = len(wallets)
+    wtype = wallets["wallet_type"].to_numpy()
+
+    # ---- entries: how many per wallet (lucky: 1-5; wash entries become two fills each)
+    per_fill = 1.0 + cfg.exit_share + cfg.multi_leg_share + 0.05  # exits, extra legs, wash round trips
+    n_entries = int(cfg.n_trades / per_fill)
+    lucky = wtype == "lucky"
+    lucky_n = rng.integers(1, 6, n_w) * lucky
+    weights = wallets["activity"].to_numpy() * ~lucky
+    rest = max(0, n_entries - int(lucky_n.sum()))
+    counts = lucky_n + rng.multinomial(rest, weights / weights.sum())
+    wallet = np.repeat(np.arange(n_w, dtype=np.int32), counts)
+    n_e = len(wallet)
+
+    # ---- market and time: markets weighted by popularity x life inside the history
+    life = (np.minimum(markets.close_ts, now) - markets.open_ts).astype(np.float64)
+    mw = markets.popularity * life
+    market = rng.choice(len(markets), size=n_e, p=mw / mw.sum()).astype(np.int32)
+    t_open = markets.open_ts[market]
+    t_last = np.minimum(markets.close_ts[market], now) - 60
+    ts = (t_open + rng.random(n_e) * (t_last - t_open)).astype(np.int64)
+
+    yes_now = _yes(markets, grid, market, ts)
+    # ---- information: what each wallet expects the YES price to be
+    wt = wtype[wallet]
+    look = wallets["lookahead_hours"].to_numpy()[wallet].copy()
+    decaying = wt == "decaying"
+    if decaying.any():
+        since = (ts[decaying] - wallets["decay_start_ts"].to_numpy()[wallet[decaying]]) / HOUR
+        look[decaying] *= np.clip(1.0 - since / DECAY_HOURS, 0.0, 1.0)
+    informed = look > 0
+    yes_seen = yes_now.copy()
+    yes_seen[informed] = _yes(markets, grid, market[informed], ts[informed] + (look[informed] * HOUR).astype(np.int64))
+    # ---- the side each entry buys
+    buy_yes = rng.random(n_e) < 0.5  # noise, lucky, wash
+    buy_yes[informed] = yes_seen[informed] >= yes_now[informed]
+    mom = wt == "momentum"
+    if mom.any():
+        back = (wallets["lookback_hours"].to_numpy()[wallet[mom]] * HOUR).astype(np.int64)
+        buy_yes[mom] = yes_now[mom] >= _yes(markets, grid, market[mom], ts[mom] - back)
+    outcome_index = np.where(buy_yes, 0, 1).astype(np.int8)
+    mid = np.where(buy_yes, yes_now, 1.0 - yes_now)
+    wash = wt == "wash"
+    entry_price = np.clip(_round_to(mid + np.where(wash, 0.0, HALF_SPREAD), TICK), TICK, 1 - TICK)
+    expected = np.where(buy_yes, yes_seen, 1.0 - yes_seen)
+
+    # ---- sizes: a heavy-tailed share of the bankroll
+    bankroll = wallets["bankroll"].to_numpy()[wallet]
+    frac = np.clip(rng.lognormal(np.log(0.02), 0.8, n_e), 0.001, 0.25)
+    size = np.maximum(_round_to(bankroll * frac / entry_price, 0.01), 1.0)
+
+    # ---- exits: wash traders sell it all back within minutes at the same price; others sometimes later
+    exits = wash | (rng.random(n_e) < cfg.exit_share)
+    ex = np.flatnonzero(exits)
+    ex_ts = np.where(
+        wash[ex],
+        ts[ex] + rng.integers(60, 1800, len(ex)),
+        ts[ex] + (rng.random(len(ex)) * (np.minimum(markets.close_ts[market[ex]], now) - 60 - ts[ex])).astype(np.int64),
+    )
+    ex_ts = np.clip(ex_ts, ts[ex] + 1, np.minimum(markets.close_ts[market[ex]], now) - 1)
+    ex_yes = _yes(markets, grid, market[ex], ex_ts)
+    ex_mid = np.where(outcome_index[ex] == 0, ex_yes, 1.0 - ex_yes)
+    ex_price = np.where(wash[ex], entry_price[ex], np.clip(_round_to(ex_mid - HALF_SPREAD, TICK), TICK, 1 - TICK))
+    ex_size = np.where(wash[ex], size[ex], np.maximum(_round_to(size[ex] * rng.uniform(0.3, 1.0, len(ex)), 0.01), 0.01))
+
+    # ---- multi-leg transactions: an order filled in several pieces in one transaction (same time, market,
+    # side and price; other sizes), by the same wallet or against another wallet's order
+    lg = np.flatnonzero(rng.random(n_e) < cfg.multi_leg_share)
+    same = rng.random(len(lg)) < 0.5
+    lg_wallet = np.where(same, wallet[lg], rng.integers(0, n_w, len(lg))).astype(np.int32)
+    lg_size = np.maximum(_round_to(size[lg] * rng.uniform(0.2, 0.9, len(lg)), 0.01), 0.01)
+    lg_size = np.where(lg_size == size[lg], lg_size + 0.01, lg_size)
+
+    # ---- the tape, time-ordered; tx numbers: entries 0..n_e-1, legs share their entry's, exits after
+    n_x = len(ex)
+    all_wallet = np.concatenate([wallet, lg_wallet, wallet[ex]])
+    all_market = np.concatenate([market, market[lg], market[ex]])
+    all_ts = np.concatenate([ts, ts[lg], ex_ts])
+    all_tx = np.concatenate([np.arange(n_e), lg, n_e + np.arange(n_x)]).astype(np.int64)
+    order = np.lexsort((np.arange(len(all_ts)), all_ts))
+    n_f = len(order)
+    tape = Tape(
+        wallet=all_wallet[order],
+        market=all_market[order],
+        outcome_index=np.concatenate([outcome_index, outcome_index[lg], outcome_index[ex]])[order],
+        side=np.concatenate([np.zeros(n_e + len(lg), np.int8), np.ones(n_x, np.int8)])[order],
+        size=np.concatenate([size, lg_size, ex_size])[order],
+        price=np.concatenate([entry_price, entry_price[lg], ex_price])[order],
+        ts=all_ts[order],
+        is_maker=rng.random(n_f) < cfg.maker_share,
+        tx=all_tx[order],
+    )
+
+    # ---- the hidden truth per wallet
+    edge_entry = expected - entry_price
+    truth = wallets[["address", "wallet_type", "bankroll", "lookahead_hours", "decay_start_ts"]].copy()
+    agg = pd.DataFrame({"w": wallet, "edge": edge_entry, "notional": size * entry_price}).groupby("w")
+    truth["true_edge"] = agg["edge"].mean().reindex(range(n_w)).to_numpy()
+    truth["n_entries"] = agg.size().reindex(range(n_w), fill_value=0).to_numpy()
+    truth["entry_notional"] = agg["notional"].sum().reindex(range(n_w), fill_value=0.0).to_numpy()
+    truth["n_fills"] = np.bincount(tape.wallet, minlength=n_w)
+    truth["is_whale"] = truth["bankroll"] >= np.quantile(truth["bankroll"], 0.98)
+    truth.insert(0, "seed", cfg.seed)
+    truth["decay_start"] = pd.to_datetime(truth.pop("decay_start_ts"), unit="s", utc=True)
+    world = SimWorld(cfg, markets, grid, wallets, tape, truth)
+    world.tx_hash = _hex_ids(rng, n_e + n_x, 32)
+    return world
+
+
+def _yes(markets: Markets, grid: np.ndarray, market: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    k = np.clip((ts - markets.open_ts[market]) // HOUR, 0, markets.grid_len[market] - 1)
+    return grid[markets.grid_start[market] + k]
+
+
+@functools.lru_cache(maxsize=2)
+def cached_world(cfg: SimConfig) -> SimWorld:
+    """One world per config per process (the transport and the sim_truth asset share it)."""
+    return generate_world(cfg)

@@ -1,0 +1,88 @@
+"""The one place that reads the environment.
+
+Everything configurable from outside the process is read here, once, into a frozen dataclass. Other modules
+receive values (through Dagster resources and configs built in ``orchestration.definitions``); none of them
+reads ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SOURCES = ("sim", "live", "files")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings. Defaults are the documented values (README, docs/warehouse.md)."""
+
+    warehouse_path: Path = Path("data/warehouse.duckdb")
+    source: str = "sim"
+    # simulated Polymarket
+    sim_seed: int = 7
+    sim_scale: float = 1.0
+    sim_start: str = "2024-11-01"
+    sim_days: int = 730
+    # file source
+    trades_path: str | None = None
+    markets_path: str | None = None
+    # live APIs
+    data_api_url: str = "https://data-api.polymarket.com"
+    gamma_api_url: str = "https://gamma-api.polymarket.com"
+    clob_api_url: str = "https://clob.polymarket.com"
+    http_timeout_s: float = 30.0
+    http_max_attempts: int = 6
+    live_days: int = 30
+    # gates and costs
+    fee_rate: float = 0.02
+    quarantine_max_share: float = 0.05
+    partition_start: str = "2020-01-01"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        source = _env("WHALECOPY_SOURCE", "sim")
+        if source not in SOURCES:
+            raise ValueError(f"WHALECOPY_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
+        return cls(
+            warehouse_path=Path(_env("WAREHOUSE_PATH", "data/warehouse.duckdb")),
+            source=source,
+            sim_seed=_env_int("WHALECOPY_SIM_SEED", 7),
+            sim_scale=_env_float("WHALECOPY_SIM_SCALE", 1.0),
+            sim_start=_env("WHALECOPY_SIM_START", "2024-11-01"),
+            sim_days=_env_int("WHALECOPY_SIM_DAYS", 730),
+            trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
+            markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
+            data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),
+            gamma_api_url=_env("POLYMARKET_GAMMA_API_URL", "https://gamma-api.polymarket.com"),
+            clob_api_url=_env("POLYMARKET_CLOB_API_URL", "https://clob.polymarket.com"),
+            http_timeout_s=_env_float("WHALECOPY_HTTP_TIMEOUT_S", 30.0),
+            http_max_attempts=_env_int("WHALECOPY_HTTP_MAX_ATTEMPTS", 6),
+            live_days=_env_int("WHALECOPY_LIVE_DAYS", 30),
+            fee_rate=_env_float("WHALECOPY_FEE_RATE", 0.02),
+            quarantine_max_share=_env_float("WHALECOPY_QUARANTINE_MAX_SHARE", 0.05),
+            partition_start=_env("WHALECOPY_PARTITION_START", "2020-01-01"),
+        )
