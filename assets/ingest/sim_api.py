@@ -59,8 +59,17 @@ def _bool(value: str | None, default: bool) -> bool:
 class SimPolymarket(httpx.BaseTransport):
     """Answers Data API, Gamma and CLOB requests from a ``SimWorld``."""
 
-    def __init__(self, world: SimWorld, *, page_cap: int = 500, offset_cap: int = 3000, gamma_page_cap: int = 500):
+    def __init__(
+        self,
+        world: SimWorld,
+        *,
+        page_cap: int = 500,
+        offset_cap: int = 3000,
+        gamma_page_cap: int = 500,
+        dirty_share: float = 0.001,
+    ):
         self.world = world
+        self.dirty_share = dirty_share
         self.page_cap = page_cap
         self.offset_cap = offset_cap
         self.gamma_page_cap = gamma_page_cap
@@ -189,7 +198,23 @@ class SimPolymarket(httpx.BaseTransport):
                 "transactionHash": w.tx_hash[t.tx[rows]],
             }
         )
+        dirty = self.dirty_rows(rows)
+        if dirty.any():
+            kind = rows[dirty] % 3
+            sub = frame.loc[dirty]
+            frame.loc[dirty, "size"] = np.where(kind == 0, 0.0, sub["size"])  # a dust fill
+            frame.loc[dirty, "timestamp"] = np.where(kind == 1, sub["timestamp"] * 1000, sub["timestamp"])  # millis
+            upper = "0x" + sub["proxyWallet"].str[2:].str.upper()
+            frame.loc[dirty, "proxyWallet"] = np.where(kind == 2, upper, sub["proxyWallet"])  # mixed case
         return frame.to_json(orient="records", double_precision=15).encode()
+
+    def dirty_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The tape rows this server corrupts (a fixed set per seed: the same row is always served the same way):
+        a third are dust fills (size 0), a third have millisecond timestamps, a third a mixed-case wallet."""
+        if self.dirty_share <= 0:
+            return np.zeros(len(rows), dtype=bool)
+        mixed = (rows.astype(np.uint64) * np.uint64(2654435761) + np.uint64(self.world.config.seed)) % np.uint64(2**32)
+        return mixed < np.uint64(self.dirty_share * 2**32)
 
     def _leaderboard(self, params: httpx.QueryParams) -> httpx.Response:
         limit = int(params.get("limit", 25))

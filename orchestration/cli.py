@@ -1,0 +1,191 @@
+"""The ``whalecopy`` command.
+
+    whalecopy demo                         the main job on the simulated Polymarket, then a summary
+    whalecopy run --source sim|live|files  the same job on any source (files: --trades PATH --markets PATH)
+    whalecopy summary                      what the warehouse holds
+    whalecopy ui                           the Dagster web UI on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+import warnings
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from .settings import SOURCES, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="whalecopy", description="Copy Polymarket whales, honestly measured.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--warehouse", help="DuckDB file (default: WAREHOUSE_PATH or data/warehouse.duckdb)")
+        sp.add_argument("--seed", type=int, help="simulator seed (default 7)")
+        sp.add_argument("--scale", type=float, help="simulator scale: 1 = 2,000 markets, 5,000 wallets, ~1M fills")
+        sp.add_argument("--scope", choices=["markets", "wallets"], default=None,
+                        help="trades: every market's tape (default) or the whale universe's fills")  # fmt: skip
+        sp.add_argument("--refetch", action="store_true", help="fetch windows already covered again")
+
+    demo = sub.add_parser("demo", help="run everything on the simulated Polymarket and print a summary")
+    common(demo)
+    run = sub.add_parser("run", help="run the sync job on a source")
+    run.add_argument("--source", choices=SOURCES, default=None)
+    run.add_argument("--trades", help="file source: trades (.json, .jsonl[.gz] or .parquet)")
+    run.add_argument("--markets", help="file source: markets (.json, .jsonl[.gz] or .parquet)")
+    run.add_argument("--start", type=date.fromisoformat, help="first UTC day (default: the source's history)")
+    run.add_argument("--end", type=date.fromisoformat, help="last UTC day (inclusive)")
+    common(run)
+    summary = sub.add_parser("summary", help="print what the warehouse holds")
+    summary.add_argument("--warehouse")
+    ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
+    ui.add_argument("--port", type=int, default=3000)
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings.from_env()
+    changes: dict = {}
+    if getattr(args, "warehouse", None):
+        changes["warehouse_path"] = Path(args.warehouse)
+    if getattr(args, "seed", None) is not None:
+        changes["sim_seed"] = args.seed
+    if getattr(args, "scale", None) is not None:
+        changes["sim_scale"] = args.scale
+    if getattr(args, "source", None):
+        changes["source"] = args.source
+    if getattr(args, "trades", None):
+        changes["trades_path"] = args.trades
+    if getattr(args, "markets", None):
+        changes["markets_path"] = args.markets
+    return dataclasses.replace(s, **changes)
+
+
+class UsageError(SystemExit):
+    def __init__(self, message: str):
+        super().__init__(f"whalecopy: {message}")
+
+
+def _day(ts: int) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
+
+
+def partition_range(settings: Settings, start: date | None = None, end: date | None = None) -> tuple[date, date]:
+    """The days a run covers: the source's whole history unless --start/--end narrow it."""
+    from orchestration.resources import build_resources
+
+    pm = build_resources(settings)["polymarket"]
+    if settings.source == "live":
+        today = datetime.now(UTC).date()
+        lo, hi = today - timedelta(days=settings.live_days), today
+    else:
+        bounds = pm.history()
+        if bounds is None:
+            raise UsageError("the trades file holds no usable timestamp: nothing to load")
+        lo, hi = _day(bounds[0]), _day(bounds[1])
+    lo, hi = start or lo, end or hi
+    first = date.fromisoformat(settings.partition_start)
+    if lo < first:
+        raise UsageError(f"--start {lo} is before the first partition {first} (WHALECOPY_PARTITION_START)")
+    if hi < lo:
+        raise UsageError(f"--end {hi} is before --start {lo}")
+    return lo, hi
+
+
+def _check_inputs(settings: Settings) -> None:
+    if settings.source == "files":
+        for flag, path in (("--trades", settings.trades_path), ("--markets", settings.markets_path)):
+            if not path:
+                raise UsageError(f"--source files needs {flag} PATH")
+            if not Path(path).exists():
+                raise UsageError(f"{flag} {path}: no such file")
+
+
+def run_sync(settings: Settings, *, start: date | None = None, end: date | None = None, scope: str | None = None,
+             refetch: bool = False, out=sys.stdout):  # fmt: skip
+    """Run the ``sync`` job in this process over the source's history; returns the Dagster result."""
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from orchestration.definitions import build_definitions
+    from orchestration.jobs import SYNC_JOB
+
+    _check_inputs(settings)
+    lo, hi = partition_range(settings, start, end)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(SYNC_JOB)
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        instance = dg.DagsterInstance.get()
+    else:
+        instance = dg.DagsterInstance.ephemeral()
+    trades_cfg: dict = {"refetch": refetch}
+    if scope:
+        trades_cfg["scope"] = scope
+    run_config = {
+        "ops": {"raw__trades": {"config": trades_cfg}, "raw__price_history": {"config": {"refetch": refetch}}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+    print(
+        f"whalecopy: source={settings.source} days {lo}..{hi} warehouse={settings.warehouse_path}", file=out, flush=True
+    )
+    result = job.execute_in_process(
+        instance=instance,
+        run_config=run_config,
+        tags={ASSET_PARTITION_RANGE_START_TAG: lo.isoformat(), ASSET_PARTITION_RANGE_END_TAG: hi.isoformat()},
+        raise_on_error=False,
+    )
+    result.timings = step_timings(instance, result.run_id)
+    return result
+
+
+def step_timings(instance, run_id: str) -> list[tuple[str, float, str]]:
+    """(step, seconds, status) in the order the steps ran, from the run's event log."""
+    started: dict[str, float] = {}
+    rows: list[tuple[str, float, str]] = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        kind, step = event.event_type_value, event.step_key
+        if kind == "STEP_START":
+            started[step] = entry.timestamp
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in started:
+            rows.append((step, entry.timestamp - started[step], "ok" if kind == "STEP_SUCCESS" else "FAILED"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    args = _parser().parse_args(argv)
+    if args.command == "ui":
+        os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)])
+    settings = _settings(args)
+    if args.command == "summary":
+        from orchestration.summary import print_summary
+
+        print_summary(settings.warehouse_path)
+        return 0
+    if args.command == "demo":
+        settings = dataclasses.replace(settings, source="sim")
+    t0 = time.perf_counter()
+    result = run_sync(
+        settings,
+        start=getattr(args, "start", None),
+        end=getattr(args, "end", None),
+        scope=args.scope,
+        refetch=args.refetch,
+    )
+    from orchestration.summary import print_run_report
+
+    return print_run_report(result, settings, time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

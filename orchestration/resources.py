@@ -1,0 +1,30 @@
+"""Resources built from settings: the warehouse (DuckDB) and the Polymarket source."""
+
+from __future__ import annotations
+
+from dagster_duckdb import DuckDBResource
+
+from assets.ingest.resources import PolymarketResource
+
+from .settings import Settings
+
+
+def build_resources(settings: Settings) -> dict:
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "polymarket": PolymarketResource(
+            source=settings.source,
+            sim_seed=settings.sim_seed,
+            sim_scale=settings.sim_scale,
+            sim_start=settings.sim_start,
+            sim_days=settings.sim_days,
+            trades_path=settings.trades_path,
+            markets_path=settings.markets_path,
+            data_api_url=settings.data_api_url,
+            gamma_api_url=settings.gamma_api_url,
+            clob_api_url=settings.clob_api_url,
+            timeout_s=settings.http_timeout_s,
+            max_attempts=settings.http_max_attempts,
+        ),
+    }

@@ -1,0 +1,101 @@
+"""What a run did and what the warehouse holds, for the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from .settings import Settings
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+        ).fetchone()[0]
+    )
+
+
+def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    lines: list[str] = []
+    if _table_exists(con, "raw", "markets"):
+        n, resolved, pending, open_ = con.execute(
+            """SELECT count(*), count(*) FILTER (WHERE closed AND uma_resolution_status = 'resolved'),
+                      count(*) FILTER (WHERE closed AND coalesce(uma_resolution_status, '') <> 'resolved'),
+                      count(*) FILTER (WHERE NOT closed) FROM raw.markets"""
+        ).fetchone()
+        lines.append(f"  raw.markets          {n:>12,}  ({resolved:,} resolved, {pending:,} closed not resolved, {open_:,} open)")
+    if _table_exists(con, "raw", "trades"):
+        n, wallets, markets, lo, hi, notional = con.execute(
+            """SELECT count(*), count(DISTINCT proxy_wallet), count(DISTINCT condition_id), min(trade_date),
+                      max(trade_date), sum(size * price) FROM raw.trades"""
+        ).fetchone()
+        lines.append(
+            f"  raw.trades           {n:>12,}  fills, {wallets:,} wallets, {markets:,} markets, {lo} .. {hi}, "
+            f"${(notional or 0) / 1e6:,.1f}M notional"
+        )
+    if _table_exists(con, "raw", "price_history"):
+        n, tokens = con.execute("SELECT count(*), count(DISTINCT token_id) FROM raw.price_history").fetchone()
+        lines.append(f"  raw.price_history    {n:>12,}  points, {tokens:,} tokens")
+    if _table_exists(con, "raw", "leaderboard"):
+        (n,) = con.execute("SELECT count(*) FROM raw.leaderboard").fetchone()
+        lines.append(f"  raw.leaderboard      {n:>12,}  rows")
+    if _table_exists(con, "raw", "quarantine"):
+        (n,) = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()
+        lines.append(f"  raw.quarantine       {n:>12,}  rows")
+        for entity, reason, k in con.execute(
+            "SELECT entity, reason_code, count(*) FROM raw.quarantine GROUP BY ALL ORDER BY 3 DESC, 1, 2"
+        ).fetchall():
+            lines.append(f"      {entity}/{reason}: {k:,}")
+    if _table_exists(con, "evaluation", "sim_truth"):
+        rows = con.execute("SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        total = sum(k for _, k in rows)
+        detail = ", ".join(f"{t} {k:,}" for t, k in rows) or "no ground truth (real source)"
+        lines.append(f"  evaluation.sim_truth {total:>12,}  wallets ({detail})")
+    return lines
+
+
+def root_cause(error) -> str:
+    """The innermost error of a Dagster SerializableErrorInfo chain: what the user needs to read."""
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def print_summary(path: Path) -> None:
+    if not Path(path).exists():
+        raise SystemExit(f"whalecopy: no warehouse at {path} (run `make demo` first)")
+    with duckdb.connect(str(path), read_only=True) as con:
+        print(f"warehouse {path}:")
+        print("\n".join(warehouse_lines(con)))
+
+
+def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
+    status = "succeeded" if result.success else "FAILED"
+    print(f"\n== whalecopy sync {status} in {elapsed_s:.1f} s (source: {settings.source}) ==")
+    print("stages:")
+    for step, seconds, state in getattr(result, "timings", []):
+        print(f"  {step:<40} {seconds:>8.1f} s  {state}")
+    evaluations = result.get_asset_check_evaluations()
+    if evaluations:
+        print("gates:")
+        for ev in evaluations:
+            meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
+            verdict = "passed" if ev.passed else f"FAILED ({meta.get('failed_because', '')})"
+            rows, q, share = meta.get("rows"), meta.get("quarantined"), meta.get("quarantine_share")
+            detail = f" rows {rows:,}, quarantined {q:,} ({share:.3%})" if rows is not None else ""
+            print(f"  {ev.asset_check_key.name:<40} {verdict}{detail}")
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            print(f"\nstep {event.step_key} failed: {root_cause(event.step_failure_data.error)}")
+    if Path(settings.warehouse_path).exists():
+        from .resources import build_resources
+
+        # same process as the run: open it as the run did (DuckDB refuses a second configuration of one file)
+        with build_resources(settings)["warehouse"].get_connection() as con:
+            print(f"warehouse {settings.warehouse_path}:")
+            print("\n".join(warehouse_lines(con)))
+    return 0 if result.success else 1
