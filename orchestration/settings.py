@@ -8,7 +8,7 @@ reads ``os.environ`` itself.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SOURCES = ("sim", "live", "files")
@@ -46,6 +46,7 @@ class Settings:
     sim_scale: float = 1.0
     sim_start: str = "2024-11-01"
     sim_days: int = 730
+    sim_dirty_share: float = 0.001
     # file source
     trades_path: str | None = None
     markets_path: str | None = None
@@ -60,7 +61,6 @@ class Settings:
     fee_rate: float = 0.02
     quarantine_max_share: float = 0.05
     partition_start: str = "2020-01-01"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,6 +74,7 @@ class Settings:
             sim_scale=_env_float("WHALECOPY_SIM_SCALE", 1.0),
             sim_start=_env("WHALECOPY_SIM_START", "2024-11-01"),
             sim_days=_env_int("WHALECOPY_SIM_DAYS", 730),
+            sim_dirty_share=_env_float("WHALECOPY_SIM_DIRTY_SHARE", 0.001),
             trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),

@@ -89,18 +89,11 @@ def ingest_markets(con: duckdb.DuckDBPyConnection, source: ApiSource | FileSourc
         for page in source.market_pages():
             batch.add(page)
             report.pages += 1
-    parsed = parse_markets(_flag_bad_lines(batch), source=source.name)
+    parsed = parse_markets(batch, source=source.name)
     report.load = load_markets(con, parsed.accepted, parsed.rejected, source=source.name)
     report.seconds = time.perf_counter() - t0
     log(f"markets: {parsed.n_accepted} accepted ({report.load.inserted} new or changed), {parsed.n_rejected} quarantined")
     return report
-
-
-def _flag_bad_lines(batch: Batch) -> Batch:
-    """File lines that were not JSON arrive as {'__line__': text}: turn them into non-objects (quarantined)."""
-    if any(isinstance(r, dict) and "__line__" in r for r in batch.rows):
-        batch.rows = [r["__line__"] if isinstance(r, dict) and "__line__" in r else r for r in batch.rows]
-    return batch
 
 
 # ---------------------------------------------------------------------------------------------- trades
@@ -133,9 +126,25 @@ def universe_wallets(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _commit_trades(
-    con, batch: Batch, source: ApiSource | FileSource, cursors: dict, report: IngestReport, window: tuple[int, int]
+    con,
+    batch: Batch,
+    source: ApiSource | FileSource,
+    streams: Sequence[str],
+    report: IngestReport,
+    window: tuple[int, int],
+    *,
+    key_column: str | None,
+    prefix: str,
 ) -> None:
-    parsed = parse_trades(_flag_bad_lines(batch), source=source.name, now_ts=source.now_ts)
+    """Parse, then load rows, quarantine and the cursors of ``streams`` (completely fetched) in one transaction.
+    A stream's row count is its accepted rows, counted per ``key_column`` (condition id or wallet)."""
+    parsed = parse_trades(batch, source=source.name, now_ts=source.now_ts)
+    if key_column is None:
+        counts = {s: parsed.n_accepted for s in streams}
+    else:
+        agg = parsed.accepted.group_by(key_column).aggregate([([], "count_all")])
+        counts = {prefix + k: n for k, n in zip(agg.column(key_column).to_pylist(), agg.column("count_all").to_pylist(), strict=True)}
+    cursors = {s: (window[0], window[1], int(counts.get(s, 0))) for s in streams}
     report.load += load_trades(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
 
 
@@ -184,7 +193,8 @@ def ingest_trades(
     step = markets_per_request if scope == "markets" else 1
     groups = [todo[i : i + step] for i in range(0, len(todo), step)]
     log(f"trades: {len(todo)} {scope} to fetch in {len(groups)} queries, {report.streams_skipped} already covered")
-    batch, cursors = Batch(), {}
+    batch, streams = Batch(), []
+    key_column = "condition_id" if scope == "markets" else "proxy_wallet"
     last_log = time.perf_counter()
     for n, group in enumerate(groups, start=1):
         pages: Iterator[Page] = (
@@ -192,19 +202,14 @@ def ingest_trades(
             if scope == "markets"
             else source.trade_pages(start=start, end=end, user=group[0])
         )
-        fetched = 0
         for page in pages:
             batch.add(page)
             report.pages += 1
-            fetched += len(page.rows)
-        for key in group:
-            cursors[prefix + key] = (start, end, 0)
-        if group:
-            cursors[prefix + group[0]] = (start, end, fetched)
+        streams.extend(prefix + key for key in group)
         report.streams_done += len(group)
         if len(batch) >= COMMIT_ROWS or n == len(groups):
-            _commit_trades(con, batch, source, cursors, report, (start, end))
-            batch, cursors = Batch(), {}
+            _commit_trades(con, batch, source, streams, report, (start, end), key_column=key_column, prefix=prefix)
+            batch, streams = Batch(), []
         if time.perf_counter() - last_log > 10 or n == len(groups):
             last_log = time.perf_counter()
             log(
@@ -233,7 +238,7 @@ def _ingest_trade_file(con, source: FileSource, start: int, end: int, report: In
     batch.refs = list(refs[keep])
     report.pages = 1
     report.streams_done = 1
-    _commit_trades(con, batch, source, {stream: (start, end, len(keep))}, report, (start, end))
+    _commit_trades(con, batch, source, [stream], report, (start, end), key_column=None, prefix="")
 
 
 # ---------------------------------------------------------------------------------------------- leaderboard

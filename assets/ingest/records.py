@@ -115,6 +115,18 @@ LEADERBOARD_SCHEMA = pa.schema(
 )
 
 
+class NonJsonLine(str):
+    """A line of a file that did not parse as JSON (kept to be quarantined as ``non_json_body``)."""
+
+
+def _not_objects(reasons: "Reasons", rows: Sequence[Any], is_obj: np.ndarray) -> None:
+    if is_obj.all():
+        return
+    bad_json = np.fromiter((isinstance(r, NonJsonLine) for r in rows), dtype=bool, count=len(rows))
+    reasons.add("non_json_body", bad_json)
+    reasons.add("not_an_object", ~is_obj & ~bad_json)
+
+
 @dataclass
 class Batch:
     """Rows gathered from many pages, with where each came from. Parse in large batches: pandas has a fixed
@@ -284,7 +296,7 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     frame, is_obj = _frame(rows, TRADE_FIELDS)
     n = len(frame)
     reasons = Reasons(n)
-    reasons.add("not_an_object", ~is_obj)
+    _not_objects(reasons, rows, is_obj)
 
     wallet = _text(frame["proxyWallet"])
     condition = _text(frame["conditionId"])
@@ -401,7 +413,7 @@ def parse_markets(batch: Batch, *, source: str) -> Parsed:
     frame, is_obj = _frame(rows, MARKET_FIELDS)
     n = len(frame)
     reasons = Reasons(n)
-    reasons.add("not_an_object", ~is_obj)
+    _not_objects(reasons, rows, is_obj)
     condition = _text(frame["conditionId"])
     reasons.add("missing_value", is_obj & condition.isna().to_numpy())
     reasons.add("bad_condition_id", condition.notna().to_numpy() & ~_matches(condition, HEX64_RE))
@@ -484,7 +496,7 @@ def parse_price_history(pages: Sequence[Page], *, source: str, now_ts: int) -> P
     token = pd.Series(np.repeat(np.asarray(tokens, dtype=object), batch.counts), dtype="string")
     frame, is_obj = _frame(batch.rows, ["t", "p"])
     reasons = Reasons(len(frame))
-    reasons.add("not_an_object", ~is_obj)
+    _not_objects(reasons, batch.rows, is_obj)
     t = _number(frame["t"])
     p = _number(frame["p"])
     reasons.add("missing_value", is_obj & (~t.present | ~p.present))
@@ -516,7 +528,7 @@ def parse_price_history(pages: Sequence[Page], *, source: str, now_ts: int) -> P
 def parse_leaderboard(batch: Batch, *, source: str, category: str, time_period: str, order_by: str) -> Parsed:
     frame, is_obj = _frame(batch.rows, ["rank", "proxyWallet", "userName", "vol", "pnl"])
     reasons = Reasons(len(frame))
-    reasons.add("not_an_object", ~is_obj)
+    _not_objects(reasons, batch.rows, is_obj)
     wallet = _text(frame["proxyWallet"])
     reasons.add("missing_value", is_obj & wallet.isna().to_numpy())
     reasons.add("bad_wallet", wallet.notna().to_numpy() & ~_matches(wallet, WALLET_RE))

@@ -335,9 +335,11 @@ def generate_world(cfg: SimConfig) -> SimWorld:
 
     # ---- multi-leg transactions: an order filled in several pieces in one transaction (same time, market,
     # side and price; other sizes), by the same wallet or against another wallet's order
-    lg = np.flatnonzero(rng.random(n_e) < cfg.multi_leg_share)
+    # (never on wash traders' round trips, which stay exact round trips)
+    lg = np.flatnonzero((rng.random(n_e) < cfg.multi_leg_share) & ~wash)
     same = rng.random(len(lg)) < 0.5
-    lg_wallet = np.where(same, wallet[lg], rng.integers(0, n_w, len(lg))).astype(np.int32)
+    not_wash = np.flatnonzero(wtype != "wash")
+    lg_wallet = np.where(same, wallet[lg], not_wash[rng.integers(0, len(not_wash), len(lg))]).astype(np.int32)
     lg_size = np.maximum(_round_to(size[lg] * rng.uniform(0.2, 0.9, len(lg)), 0.01), 0.01)
     lg_size = np.where(lg_size == size[lg], lg_size + 0.01, lg_size)
 
@@ -371,7 +373,8 @@ def generate_world(cfg: SimConfig) -> SimWorld:
     truth["n_fills"] = np.bincount(tape.wallet, minlength=n_w)
     truth["is_whale"] = truth["bankroll"] >= np.quantile(truth["bankroll"], 0.98)
     truth.insert(0, "seed", cfg.seed)
-    truth["decay_start"] = pd.to_datetime(truth.pop("decay_start_ts"), unit="s", utc=True)
+    decay = pd.Series(truth.pop("decay_start_ts")).round().astype("Int64")  # NaN -> <NA>, no float overflow
+    truth["decay_start"] = pd.to_datetime(decay, unit="s", utc=True)
     world = SimWorld(cfg, markets, grid, wallets, tape, truth)
     world.tx_hash = _hex_ids(rng, n_e + n_x, 32)
     return world

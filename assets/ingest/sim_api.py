@@ -454,14 +454,14 @@ class FaultInjector(httpx.BaseTransport):
                 r -= prob
         if kind is None:
             return self.inner.handle_request(request)
-        self._note(kind)
         if kind == "429":
             headers = {"content-type": "application/json"}
             if self.rng.random() < p.retry_after_share:
                 headers["Retry-After"] = f"{p.retry_after_s:g}"
+                kind = "429_retry_after"
+            self._note(kind)
             return httpx.Response(429, content=b'{"error": "Too Many Requests"}', headers=headers)
-        if kind == "429-retry-after":
-            return httpx.Response(429, content=b"{}", headers={"Retry-After": f"{p.retry_after_s:g}"})
+        self._note(kind)
         if kind in ("500", "502", "503", "504"):
             return httpx.Response(int(kind), content=b'{"error": "upstream"}')
         if kind == "timeout":

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from .clients import ClobApi, DataApi, GammaApi, Page
 from .http import ApiClient
-from .records import Batch
+from .records import Batch, NonJsonLine
 
 
 @dataclass
@@ -112,8 +112,8 @@ class FileFormatError(ValueError):
 def read_records(path: str | Path) -> Batch:
     """Records from a JSON array (or an object holding one under data/trades/markets), JSONL (.gz) or Parquet.
 
-    JSONL lines that are not JSON are kept (as ``{"__line__": text}``) so the caller quarantines them with
-    ``non_json_body``; ``record_ref`` is ``path:line`` so identical lines stay distinct.
+    JSONL lines that are not JSON are kept (as ``NonJsonLine``) so they are quarantined with ``non_json_body``;
+    ``record_ref`` is ``path:line`` so identical lines stay distinct.
     """
     path = Path(path)
     if not path.exists():
@@ -135,7 +135,7 @@ def read_records(path: str | Path) -> Batch:
             try:
                 rows.append(orjson.loads(line))
             except orjson.JSONDecodeError:
-                rows.append({"__line__": line[:2000].decode("utf-8", "replace")})
+                rows.append(NonJsonLine(line[:2000].decode("utf-8", "replace")))
             refs.append(f"{path}:{i}")
         batch.rows, batch.refs = rows, refs
         batch.origins, batch.counts = [str(path)], [len(rows)]

@@ -94,8 +94,8 @@ CREATE TABLE IF NOT EXISTS raw.ingest_state (
     stream      VARCHAR PRIMARY KEY,   -- e.g. trades/market/<conditionId>, trades/user/<wallet>, prices/<token>
     start_ts    BIGINT NOT NULL,       -- [start_ts, cursor_ts] (epoch s, inclusive) is fetched completely
     cursor_ts   BIGINT NOT NULL,
-    rows_loaded BIGINT NOT NULL,
-    updated_at  TIMESTAMPTZ NOT NULL
+    last_rows   BIGINT NOT NULL,       -- accepted rows the latest complete fetch of the stream returned
+    updated_at  TIMESTAMPTZ NOT NULL   -- when the window or last_rows last changed
 );
 """
 
@@ -150,7 +150,8 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Non
 
 
 def _upsert_cursors(con: duckdb.DuckDBPyConnection, cursors: Mapping[str, tuple[int, int, int]]) -> None:
-    """``cursors``: stream -> (start_ts, cursor_ts, rows): the window [start_ts, cursor_ts] was fetched completely.
+    """``cursors``: stream -> (start_ts, cursor_ts, rows): the window [start_ts, cursor_ts] was fetched completely
+    and returned ``rows`` accepted rows.
     A window that overlaps or touches the stored one extends it; a disjoint one replaces it (so a later run
     refetches rather than skips: dedupe makes refetching safe, skipping would not be)."""
     if not cursors:
@@ -161,7 +162,7 @@ def _upsert_cursors(con: duckdb.DuckDBPyConnection, cursors: Mapping[str, tuple[
             "stream": pa.array(streams, pa.string()),
             "start_ts": pa.array([cursors[s][0] for s in streams], pa.int64()),
             "cursor_ts": pa.array([cursors[s][1] for s in streams], pa.int64()),
-            "rows_loaded": pa.array([cursors[s][2] for s in streams], pa.int64()),
+            "last_rows": pa.array([cursors[s][2] for s in streams], pa.int64()),
         }
     )
     _register(con, "_cursors_in", table)
@@ -169,15 +170,15 @@ def _upsert_cursors(con: duckdb.DuckDBPyConnection, cursors: Mapping[str, tuple[
         con.execute(
             """
             INSERT INTO raw.ingest_state AS s
-            SELECT stream, start_ts, cursor_ts, rows_loaded, now() FROM _cursors_in
+            SELECT stream, start_ts, cursor_ts, last_rows, now() FROM _cursors_in
             ON CONFLICT (stream) DO UPDATE SET
                 start_ts = CASE WHEN excluded.start_ts <= s.cursor_ts + 1 AND excluded.cursor_ts + 1 >= s.start_ts
                                 THEN least(s.start_ts, excluded.start_ts) ELSE excluded.start_ts END,
                 cursor_ts = CASE WHEN excluded.start_ts <= s.cursor_ts + 1 AND excluded.cursor_ts + 1 >= s.start_ts
                                  THEN greatest(s.cursor_ts, excluded.cursor_ts) ELSE excluded.cursor_ts END,
-                rows_loaded = s.rows_loaded + excluded.rows_loaded,
-                updated_at = CASE WHEN excluded.rows_loaded > 0 OR excluded.cursor_ts > s.cursor_ts
-                                    OR excluded.start_ts < s.start_ts
+                last_rows = excluded.last_rows,
+                updated_at = CASE WHEN excluded.last_rows <> s.last_rows OR excluded.cursor_ts > s.cursor_ts
+                                    OR excluded.start_ts < s.start_ts OR excluded.start_ts > s.cursor_ts + 1
                                   THEN excluded.updated_at ELSE s.updated_at END
             """
         )
