@@ -20,6 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	@mkdir -p $(DAGSTER_HOME) data
+	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	@touch $@
 
 demo: $(STAMP)

@@ -20,6 +20,7 @@ def build_resources(settings: Settings) -> dict:
             sim_start=settings.sim_start,
             sim_days=settings.sim_days,
             sim_dirty_share=settings.sim_dirty_share,
+            sim_throttle_share=settings.sim_throttle_share,
             trades_path=settings.trades_path,
             markets_path=settings.markets_path,
             data_api_url=settings.data_api_url,

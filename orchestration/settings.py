@@ -47,6 +47,7 @@ class Settings:
     sim_start: str = "2024-11-01"
     sim_days: int = 730
     sim_dirty_share: float = 0.001
+    sim_throttle_share: float = 0.0
     # file source
     trades_path: str | None = None
     markets_path: str | None = None
@@ -75,6 +76,7 @@ class Settings:
             sim_start=_env("WHALECOPY_SIM_START", "2024-11-01"),
             sim_days=_env_int("WHALECOPY_SIM_DAYS", 730),
             sim_dirty_share=_env_float("WHALECOPY_SIM_DIRTY_SHARE", 0.001),
+            sim_throttle_share=_env_float("WHALECOPY_SIM_THROTTLE_SHARE", 0.0),
             trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),

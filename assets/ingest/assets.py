@@ -13,7 +13,14 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from .http import NonJsonBodyError
-from .ingest import IngestReport, ingest_leaderboard, ingest_markets, ingest_prices, ingest_trades, record_body_error
+from .ingest import (
+    IngestReport,
+    ingest_leaderboard,
+    ingest_markets,
+    ingest_prices,
+    ingest_trades,
+    record_body_error,
+)
 from .resources import PolymarketResource
 from .sources import ApiSource
 from .store import Transaction, ensure_raw

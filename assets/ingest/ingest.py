@@ -8,7 +8,7 @@ run fetches again (exact repeats are dropped by the natural key).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,7 +19,15 @@ from .clients import Page
 from .http import NonJsonBodyError
 from .records import Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
 from .sources import ApiSource, FileSource
-from .store import LoadResult, Transaction, covered, load_leaderboard, load_markets, load_price_history, load_trades
+from .store import (
+    LoadResult,
+    Transaction,
+    covered,
+    load_leaderboard,
+    load_markets,
+    load_price_history,
+    load_trades,
+)
 
 Log = Callable[[str], None]
 COMMIT_ROWS = 200_000  # rows gathered before a parse + commit
@@ -302,13 +310,15 @@ def ingest_prices(
     report.streams_skipped = len(tokens) - len(todo)
     log(f"price_history: {len(todo)} tokens to fetch, {report.streams_skipped} already covered")
     pending: list[Page] = []
+    pending_rows = 0
     last_log = time.perf_counter()
     for i, page in enumerate(source.price_pages(todo, start=start, end=end, fidelity_min=fidelity_min), start=1):
         pending.append(page)
+        pending_rows += len(page.rows)
         report.pages += 1
-        if sum(len(p.rows) for p in pending) >= COMMIT_ROWS or i == len(todo):
+        if pending_rows >= COMMIT_ROWS:
             _commit_prices(con, pending, source, start, end, report)
-            pending = []
+            pending, pending_rows = [], 0
         if time.perf_counter() - last_log > 10:
             last_log = time.perf_counter()
             log(f"price_history: {i}/{len(todo)} tokens, {report.load.inserted:,} points")
@@ -325,7 +335,3 @@ def _commit_prices(con, pages: Sequence[Page], source, start: int, end: int, rep
     cursors = {f"prices/{(p.context or {}).get('token_id')}": (start, end, len(p.rows)) for p in pages}
     report.load += load_price_history(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
 
-
-def chunks(items: Sequence, n: int) -> Iterable[Sequence]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]

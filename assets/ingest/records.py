@@ -119,7 +119,7 @@ class NonJsonLine(str):
     """A line of a file that did not parse as JSON (kept to be quarantined as ``non_json_body``)."""
 
 
-def _not_objects(reasons: "Reasons", rows: Sequence[Any], is_obj: np.ndarray) -> None:
+def _not_objects(reasons: Reasons, rows: Sequence[Any], is_obj: np.ndarray) -> None:
     if is_obj.all():
         return
     bad_json = np.fromiter((isinstance(r, NonJsonLine) for r in rows), dtype=bool, count=len(rows))
@@ -242,8 +242,8 @@ class Reasons:
             return np.zeros(self.n, dtype=bool)
         return np.logical_or.reduce(self.masks)
 
-    def table(self, rows: Sequence[Any], idx: np.ndarray, entity: str, source: str, origins, refs) -> pa.Table:
-        """Quarantine rows for the rejected indices ``idx``."""
+    def table(self, rows, idx: np.ndarray, entity: str, source: str, origins, refs) -> pa.Table:
+        """Quarantine rows for the rejected indices ``idx`` (``rows`` is indexable by them)."""
         if len(idx) == 0:
             return empty_quarantine()
         stacked = np.vstack([m[idx] for m in self.masks])  # (codes, rejected rows)
@@ -520,8 +520,14 @@ def parse_price_history(pages: Sequence[Page], *, source: str, now_ts: int) -> P
         },
         schema=PRICES_SCHEMA,
     )
-    rows = [{"token_id": tok, **(r if isinstance(r, dict) else {"value": r})} for tok, r in zip(token.iloc[np.flatnonzero(bad)], [batch.rows[i] for i in np.flatnonzero(bad)], strict=True)]
-    rejected = reasons.table(rows, np.arange(len(rows)), "price_history", source, origins[bad], batch.ref_array()[bad]) if rows else empty_quarantine()
+    bad_idx = np.flatnonzero(bad)
+    # the token id lives in the request, not the point: put it into the quarantined record
+    records = [
+        {"token_id": token.iloc[i], **(batch.rows[i] if isinstance(batch.rows[i], dict) else {"value": batch.rows[i]})}
+        for i in bad_idx
+    ]
+    records_by_index = dict(zip(bad_idx.tolist(), records, strict=True))
+    rejected = reasons.table(records_by_index, bad_idx, "price_history", source, origins, batch.ref_array())
     return Parsed(accepted, rejected)
 
 

@@ -23,6 +23,7 @@ class PolymarketResource(dg.ConfigurableResource):
     sim_days: int = 730
     sim_offset_cap: int = 3000
     sim_dirty_share: float = 0.001  # share of fills the simulated API serves malformed (quarantined on ingest)
+    sim_throttle_share: float = 0.0  # share of simulated requests answered 429 (half with Retry-After: 0.05 s)
     trades_path: str | None = None
     markets_path: str | None = None
     data_api_url: str = "https://data-api.polymarket.com"
@@ -56,12 +57,18 @@ class PolymarketResource(dg.ConfigurableResource):
             from .sim_api import CLOB_URL, DATA_URL, GAMMA_URL, SimPolymarket
 
             world = self.world()
+            transport = SimPolymarket(world, offset_cap=self.sim_offset_cap, dirty_share=self.sim_dirty_share)
+            if self.sim_throttle_share > 0:
+                from .sim_api import FaultInjector, FaultPlan
+
+                plan = FaultPlan(p_429=self.sim_throttle_share, retry_after_s=0.05, seed=self.sim_seed)
+                transport = FaultInjector(transport, plan)
             src = build_api_source(
                 "sim",
                 data_url=DATA_URL,
                 gamma_url=GAMMA_URL,
                 clob_url=CLOB_URL,
-                transport=SimPolymarket(world, offset_cap=self.sim_offset_cap, dirty_share=self.sim_dirty_share),
+                transport=transport,
                 limits={},  # in process: no shared server to protect (the token buckets are tested apart)
                 timeout_s=self.timeout_s,
                 max_attempts=self.max_attempts,

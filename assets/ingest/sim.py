@@ -389,3 +389,48 @@ def _yes(markets: Markets, grid: np.ndarray, market: np.ndarray, ts: np.ndarray)
 def cached_world(cfg: SimConfig) -> SimWorld:
     """One world per config per process (the transport and the sim_truth asset share it)."""
     return generate_world(cfg)
+
+
+def tape_table(world: SimWorld, rows: np.ndarray | None = None):
+    """The tape as a ``raw.trades``-shaped Arrow table, built without Python objects per row (dictionary
+    arrays cast to strings in Arrow). The bulk path for benchmarks and tests; ingestion proper goes through the
+    HTTP API (``sim_api.SimPolymarket``)."""
+    import pyarrow as pa
+
+    from .records import TRADES_SCHEMA
+
+    t, m = world.tape, world.markets
+    idx = np.arange(len(t)) if rows is None else rows
+
+    def dict_col(indices: np.ndarray, values: np.ndarray) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), pa.array(values, pa.string())).cast(
+            pa.string()
+        )
+
+    tokens = np.concatenate([m.token_yes, m.token_no])
+    market = t.market[idx].astype(np.int64)
+    oi = t.outcome_index[idx].astype(np.int64)
+    titles = np.array([f"Will {c} question #{i} resolve YES?" for i, c in enumerate(m.category)], dtype=object)
+    slugs = np.array([f"sim-market-{i}" for i in range(len(m))], dtype=object)
+    events = np.array([f"sim-event-{e}" for e in m.event], dtype=object)
+    null_str = pa.nulls(len(idx), pa.string())
+    return pa.table(
+        {
+            "proxy_wallet": dict_col(t.wallet[idx], world.wallets["address"].to_numpy()),
+            "side": dict_col(t.side[idx], np.array(["BUY", "SELL"], dtype=object)),
+            "asset": dict_col(market + oi * len(m), tokens),
+            "condition_id": dict_col(market, m.condition_id),
+            "size": pa.array(t.size[idx]),
+            "price": pa.array(t.price[idx]),
+            "ts": pa.array(t.ts[idx]),
+            "outcome": dict_col(oi, np.array(["Yes", "No"], dtype=object)),
+            "outcome_index": pa.array(oi.astype(np.int32)),
+            "title": dict_col(market, titles),
+            "slug": dict_col(market, slugs),
+            "event_slug": dict_col(market, events),
+            "name": null_str,
+            "pseudonym": null_str,
+            "transaction_hash": dict_col(t.tx[idx], world.tx_hash),
+        },
+        schema=TRADES_SCHEMA,
+    )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from quality.quarantine import ensure_quarantine, write_quarantine
@@ -208,7 +209,10 @@ def load_trades(
     result = LoadResult(received=accepted.num_rows + rejected.num_rows)
     with Transaction(con):
         if accepted.num_rows:
-            _register(con, "_trades_in", accepted)
+            # Dedupe on the key alone (16 bytes + a row number per row), not on whole rows: the first row of each
+            # key is kept, then keys already stored are dropped. Memory stays small at 10M rows.
+            numbered = accepted.append_column("_rn", pa.array(np.arange(accepted.num_rows, dtype=np.int64)))
+            _register(con, "_trades_in", numbered)
             try:
                 (inserted,) = con.execute(
                     f"""
@@ -216,7 +220,9 @@ def load_trades(
                     SELECT fill_key, proxy_wallet, side, asset, condition_id, size, price, ts,
                            {UTC_DATE_SQL}, outcome, outcome_index, title, slug,
                            event_slug, name, pseudonym, transaction_hash, ?, now()
-                    FROM (SELECT DISTINCT ON (fill_key) * FROM (SELECT *, {FILL_KEY_SQL} AS fill_key FROM _trades_in)) i
+                    FROM (SELECT *, {FILL_KEY_SQL} AS fill_key FROM _trades_in) i
+                    SEMI JOIN (SELECT min(_rn) AS _rn FROM (SELECT {FILL_KEY_SQL} AS k, _rn FROM _trades_in) GROUP BY k)
+                        USING (_rn)
                     ANTI JOIN raw.trades t USING (fill_key)
                     """,
                     [source],

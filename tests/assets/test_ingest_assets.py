@@ -172,3 +172,22 @@ def test_wallet_scope_reads_the_whale_universe(tmp_path):
         "SELECT count(*) FROM raw.trades WHERE proxy_wallet IN (SELECT proxy_wallet FROM raw.leaderboard)"
     ).fetchone()
     assert got == expected
+
+
+def test_the_live_source_uses_the_real_hosts_and_documented_limits():
+    pm = PolymarketResource(source="live")
+    with pm.open() as src:
+        assert src.data.api.base_url == "https://data-api.polymarket.com"
+        assert src.gamma.api.base_url == "https://gamma-api.polymarket.com"
+        assert src.clob.api.base_url == "https://clob.polymarket.com"
+        assert src.data.api._bucket("/trades").capacity == 200  # per 10 s (polymarket_api.md §3)
+        assert src.gamma.api._bucket("/markets/keyset").capacity == 300
+        assert src.data.api._bucket("/v1/leaderboard").capacity == 1000
+
+
+def test_a_throttled_sim_still_loads_everything(tmp_path):
+    settings = small_settings(tmp_path / "t.duckdb", sim_throttle_share=0.05, sim_dirty_share=0.0)
+    result = sync(settings)
+    assert result.success
+    world = PolymarketResource(sim_scale=settings.sim_scale, sim_seed=settings.sim_seed).world()
+    assert collections.Counter(warehouse_keys(settings.warehouse_path)) == collections.Counter(tape_keys(world))

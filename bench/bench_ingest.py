@@ -1,0 +1,108 @@
+"""Ingest benchmarks (one case per process, so each peak memory is its own). Not part of `make test`.
+
+    python bench/bench_ingest.py sim_bulk --scale 10     simulate ~10M fills and bulk-load them (Arrow) into raw.trades
+    python bench/bench_ingest.py http --scale 1          the demo path: simulated API -> httpx clients -> parse -> load
+    python bench/bench_ingest.py loader --rows 100000    Arrow bulk load vs executemany, same rows, same table
+"""
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from assets.ingest import ingest
+from assets.ingest.sim import SimConfig, generate_world, tape_table
+from assets.ingest.sim_api import CLOB_URL, DATA_URL, GAMMA_URL, SimPolymarket
+from assets.ingest.sources import build_api_source
+from assets.ingest.store import ensure_raw, load_trades
+from quality.quarantine import QUARANTINE_SCHEMA
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sim_bulk(scale: float, db: Path) -> dict:
+    t0 = time.perf_counter()
+    world = generate_world(SimConfig.scaled(scale))
+    t_gen = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    table = tape_table(world)
+    t_arrow = time.perf_counter() - t1
+    con = duckdb.connect(str(db))
+    ensure_raw(con)
+    t2 = time.perf_counter()
+    result = load_trades(con, table, QUARANTINE_SCHEMA.empty_table(), source="sim")
+    t_load = time.perf_counter() - t2
+    (n,) = con.execute("SELECT count(*) FROM raw.trades").fetchone()
+    return {
+        "case": "sim_bulk", "scale": scale, "fills": len(world.tape), "rows_in_warehouse": n,
+        "markets": len(world.markets), "wallets": len(world.wallets), "inserted": result.inserted,
+        "generate_s": round(t_gen, 2), "to_arrow_s": round(t_arrow, 2), "load_s": round(t_load, 2),
+        "total_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_mb()),
+    }  # fmt: skip
+
+
+def http(scale: float, db: Path) -> dict:
+    t0 = time.perf_counter()
+    world = generate_world(SimConfig.scaled(scale))
+    t_gen = time.perf_counter() - t0
+    server = SimPolymarket(world)
+    src = build_api_source("sim", data_url=DATA_URL, gamma_url=GAMMA_URL, clob_url=CLOB_URL, transport=server,
+                           limits={}, now_ts=world.now, offset_cap=3000)  # fmt: skip
+    con = duckdb.connect(str(db))
+    ensure_raw(con)
+    t1 = time.perf_counter()
+    ingest.ingest_markets(con, src)
+    report = ingest.ingest_trades(con, src, start=world.config.start_ts, end=world.now - 1)
+    t_trades = time.perf_counter() - t1
+    return {
+        "case": "http", "scale": scale, "fills": len(world.tape), "rows_in_warehouse": report.load.inserted,
+        "quarantined": report.load.quarantined, "requests": server.requests, "generate_s": round(t_gen, 2),
+        "ingest_s": round(t_trades, 2), "fills_per_s": round(report.load.inserted / t_trades),
+        "total_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_mb()),
+    }  # fmt: skip
+
+
+def loader(rows: int, db: Path) -> dict:
+    world = generate_world(SimConfig(n_markets=200, n_wallets=500, n_trades=rows))
+    table = tape_table(world).slice(0, rows)
+    con = duckdb.connect(str(db))
+    ensure_raw(con)
+    t0 = time.perf_counter()
+    load_trades(con, table, QUARANTINE_SCHEMA.empty_table(), source="sim")
+    t_arrow = time.perf_counter() - t0
+    con.execute("CREATE TABLE many AS SELECT * EXCLUDE (fill_key, trade_date, source, ingested_at) FROM raw.trades LIMIT 0")
+    values = [tuple(r.values()) for r in table.to_pylist()]
+    t1 = time.perf_counter()
+    con.executemany(f"INSERT INTO many VALUES ({', '.join('?' * table.num_columns)})", values)
+    t_many = time.perf_counter() - t1
+    return {
+        "case": "loader", "rows": table.num_rows, "arrow_natural_key_load_s": round(t_arrow, 3),
+        "executemany_plain_insert_s": round(t_many, 3), "ratio": round(t_many / t_arrow, 1),
+        "peak_rss_mb": round(peak_mb()),
+    }  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("case", choices=["sim_bulk", "http", "loader"])
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--rows", type=int, default=100_000)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        out = {"sim_bulk": lambda: sim_bulk(args.scale, db), "http": lambda: http(args.scale, db),
+               "loader": lambda: loader(args.rows, db)}[args.case]()  # fmt: skip
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""`make bench`: run every benchmark case in its own process and write docs/benchmarks.md.
+
+Cases (see bench_ingest.py): the simulator generating ~10M fills bulk-loaded into raw.trades; the demo's HTTP
+path at ~1M fills; and the Arrow loader against executemany on the same rows. Timings are wall clock on this
+machine, peak memory is the process's maximum resident set.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = [
+    ("sim_bulk", ["--scale", "10"]),
+    ("http", ["--scale", "1"]),
+    ("loader", ["--rows", "20000"]),
+]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        mem = "unknown memory"
+    import duckdb
+
+    return f"{os.cpu_count()} cores ({cpu}), {mem}, Python {platform.python_version()}, DuckDB {duckdb.__version__}"
+
+
+def main() -> None:
+    results = []
+    for case, args in CASES:
+        print(f"bench: {case} {' '.join(args)} ...", flush=True)
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_ingest.py"), case, *args],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    by = {r["case"]: r for r in results}
+    s, h, ld = by["sim_bulk"], by["http"], by["loader"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.",
+        "Each case runs in its own process; peak memory is that process's maximum resident set size.",
+        "",
+        "## Ingest",
+        "",
+        "| case | rows | time | peak memory | notes |",
+        "|---|---|---|---|---|",
+        f"| simulate ~10M fills and bulk-load them into `raw.trades` | {s['rows_in_warehouse']:,} | "
+        f"{s['total_s']} s (generate {s['generate_s']} s, to Arrow {s['to_arrow_s']} s, natural-key load "
+        f"{s['load_s']} s) | {s['peak_rss_mb']:,} MB | {s['markets']:,} markets, {s['wallets']:,} wallets; target < 60 s |",
+        f"| the demo path: simulated API → httpx clients → validation → load (~1M fills) | {h['rows_in_warehouse']:,} | "
+        f"{h['ingest_s']} s ingest ({h['fills_per_s']:,} fills/s) + {h['generate_s']} s generate | {h['peak_rss_mb']:,} MB | "
+        f"{h['requests']:,} HTTP requests; {h['quarantined']:,} malformed fills quarantined |",
+        f"| Arrow bulk load with natural-key dedupe vs `executemany` (plain insert), same rows | {ld['rows']:,} | "
+        f"{ld['arrow_natural_key_load_s']} s vs {ld['executemany_plain_insert_s']} s | {ld['peak_rss_mb']:,} MB | "
+        f"Arrow is **{ld['ratio']}×** faster |",
+        "",
+        "Reading the figures: the bulk path shows what the simulator and the loader cost. The HTTP path is what",
+        f"`make demo` runs: at {h['fills_per_s']:,} fills/s, JSON encoding and decoding of every page, not the",
+        "generator or DuckDB, is the bound, so a 10M-fill world through the API takes about ten times its 1M time.",
+        "",
+        "Raw results:",
+        "",
+        "```json",
+        *[json.dumps(r) for r in results],
+        "```",
+        "",
+    ]
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
+    print(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The one Definitions object: loads, names assets after warehouse tables, gates are blocking."""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.cli import partition_range
+from orchestration.definitions import build_definitions
+from orchestration.settings import Settings
+
+
+@pytest.fixture
+def defs(tmp_path):
+    return build_definitions(Settings(warehouse_path=tmp_path / "w.duckdb"))
+
+
+def test_definitions_load_with_the_sync_job(defs):
+    job = defs.resolve_job_def("sync")
+    assert job is not None
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"raw/markets", "raw/leaderboard", "raw/trades", "raw/price_history", "evaluation/sim_truth"}
+
+
+def test_asset_keys_are_schema_and_table(defs):
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        assert len(key.path) == 2 and key.path[0] in {"raw", "staging", "intermediate", "marts", "analytics", "evaluation"}
+
+
+def test_every_raw_asset_has_a_blocking_gate(defs):
+    graph = defs.resolve_asset_graph()
+    checks = {ck.asset_key.to_user_string(): ck for ck in graph.asset_check_keys}
+    assert set(checks) == {"raw/markets", "raw/trades", "raw/price_history"}
+    specs = [spec for checks_def in defs.asset_checks for spec in checks_def.check_specs]
+    assert len(specs) == 3 and all(spec.blocking for spec in specs)
+
+
+def test_trades_and_prices_are_daily_partitioned(defs):
+    graph = defs.resolve_asset_graph()
+    for name in ("raw/trades", "raw/price_history"):
+        pd = graph.get(dg.AssetKey.from_user_string(name)).partitions_def
+        assert isinstance(pd, dg.DailyPartitionsDefinition)
+
+
+def test_settings_reject_a_bad_source(monkeypatch):
+    monkeypatch.setenv("WHALECOPY_SOURCE", "mainnet")
+    with pytest.raises(ValueError, match="WHALECOPY_SOURCE='mainnet'"):
+        Settings.from_env()
+    monkeypatch.setenv("WHALECOPY_SOURCE", "sim")
+    monkeypatch.setenv("WHALECOPY_SIM_SCALE", "big")
+    with pytest.raises(ValueError, match="WHALECOPY_SIM_SCALE='big' is not a number"):
+        Settings.from_env()
+
+
+def test_the_run_range_is_the_source_history():
+    s = Settings(warehouse_path=Path("unused.duckdb"))
+    lo, hi = partition_range(s)
+    assert (lo.isoformat(), hi.isoformat()) == ("2024-11-01", "2026-10-31")
+    with pytest.raises(SystemExit, match="before the first partition"):
+        partition_range(dataclasses.replace(s, partition_start="2025-01-01"))
+
+
+def test_workspace_points_at_the_definitions():
+    text = (Path(__file__).resolve().parents[2] / "workspace.yaml").read_text()
+    assert "orchestration.definitions" in text
