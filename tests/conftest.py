@@ -6,6 +6,8 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+# Tests run on ephemeral Dagster instances: never write test runs into the user's instance (make exports it).
+os.environ.pop("DAGSTER_HOME", None)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "polymarket"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "polymarket"
