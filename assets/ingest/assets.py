@@ -5,6 +5,7 @@ daily-partitioned (a run over a range of days is one run: ``BackfillPolicy.singl
 """
 
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -78,6 +79,16 @@ def _window(context: dg.AssetExecutionContext, pm: PolymarketResource) -> tuple[
     return (start, end) if end >= start else None
 
 
+@contextmanager
+def keeping_bad_bodies(con: duckdb.DuckDBPyConnection, entity: str, source: str):
+    """A body that is not JSON fails the run, but is first kept in raw.quarantine (non_json_body) to inspect."""
+    try:
+        yield
+    except NonJsonBodyError as exc:
+        record_body_error(con, entity, source, exc)
+        raise
+
+
 def _result(report: IngestReport, con: duckdb.DuckDBPyConnection, table: str) -> dg.MaterializeResult:
     (rows,) = con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()  # table names are constants here
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": int(rows)})
@@ -93,11 +104,8 @@ def raw_markets(context: dg.AssetExecutionContext, polymarket: PolymarketResourc
     with polymarket.open() as src, warehouse.get_connection() as con:
         ensure_raw(con)
         guard_source(con, src.name)
-        try:
+        with keeping_bad_bodies(con, "markets", src.name):
             report = ingest_markets(con, src, log=context.log.info)
-        except NonJsonBodyError as exc:
-            record_body_error(con, "markets", src.name, exc)
-            raise
         return _result(report, con, "markets")
 
 
@@ -141,7 +149,7 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             if window is None:
                 context.log.info("the partition range lies outside the source's history: nothing to fetch")
                 return dg.MaterializeResult(metadata={"skipped": "outside the source's history"})
-            try:
+            with keeping_bad_bodies(con, "trades", src.name):
                 report = ingest_trades(
                     con,
                     src,
@@ -153,9 +161,6 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                     refetch=config.refetch,
                     log=context.log.info,
                 )
-            except NonJsonBodyError as exc:
-                record_body_error(con, "trades", src.name, exc)
-                raise
             if isinstance(src, ApiSource):
                 context.log.info(f"HTTP: {src.call_stats()}")
             return _result(report, con, "trades")
@@ -180,14 +185,11 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                 return dg.MaterializeResult(metadata={"skipped": "file source has no price history"})
             if window is None:
                 return dg.MaterializeResult(metadata={"skipped": "outside the source's history"})
-            try:
+            with keeping_bad_bodies(con, "price_history", src.name):
                 report = ingest_prices(
                     con, src, start=window[0], end=window[1], fidelity_min=config.fidelity_minutes,
                     refetch=config.refetch, log=context.log.info,
                 )  # fmt: skip
-            except NonJsonBodyError as exc:
-                record_body_error(con, "price_history", src.name, exc)
-                raise
             return _result(report, con, "price_history")
 
     return [raw_trades, raw_price_history]

@@ -191,3 +191,22 @@ def test_a_throttled_sim_still_loads_everything(tmp_path):
     assert result.success
     world = PolymarketResource(sim_scale=settings.sim_scale, sim_seed=settings.sim_seed).world()
     assert collections.Counter(warehouse_keys(settings.warehouse_path)) == collections.Counter(tape_keys(world))
+
+
+def test_a_cloudflare_page_fails_the_run_naming_the_url_and_is_kept(tmp_path):
+    from assets.ingest.assets import keeping_bad_bodies
+    from assets.ingest.http import NonJsonBodyError
+
+    world = PolymarketResource(sim_scale=0.03, sim_seed=7).world()
+    faults = FaultInjector(SimPolymarket(world, dirty_share=0.0), FaultPlan(scripted={4: "html403"}))
+    src = _source(world, faults, [])
+    con = duckdb.connect(str(tmp_path / "cf.duckdb"))
+    ensure_raw(con)
+    ingest.ingest_markets(con, src)  # requests 1-2: open and closed markets
+    with pytest.raises(NonJsonBodyError, match=r"Cloudflare.*sim-data-api\.polymarket\.local/trades\?"):
+        with keeping_bad_bodies(con, "trades", "sim"):
+            ingest.ingest_trades(con, src, start=world.config.start_ts, end=world.now - 1)
+    kept = con.execute("SELECT reason_code, origin, record FROM raw.quarantine").fetchall()
+    assert len(kept) == 1 and kept[0][0] == "non_json_body"
+    assert "/trades?" in kept[0][1] and "Just a moment" in kept[0][2]
+    assert con.execute("SELECT count(*) FROM raw.ingest_state WHERE stream LIKE 'trades/%'").fetchone()[0] == 0
