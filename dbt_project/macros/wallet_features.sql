@@ -1,0 +1,75 @@
+{# Wallet features grouped by `keys` (wallet, or wallet and category): activity, resolved record, realised P&L
+   and market concentration (HHI of volume by market, 0-10,000). One definition for both marts. #}
+{% macro wallet_features(keys) -%}
+with fills as (
+    select f.*, m.category
+    from {{ ref('int_position_fills') }} f
+    left join {{ ref('dim_markets') }} m using (condition_id)
+),
+
+positions as (
+    select p.*, m.category
+    from {{ ref('fct_positions') }} p
+    left join {{ ref('dim_markets') }} m using (condition_id)
+),
+
+activity as (
+    select
+        {{ keys | join(', ') }},
+        count(*) as n_fills,
+        count(distinct condition_id) as n_markets,
+        sum(notional) as volume,
+        sum(fee) as fees_paid,
+        min(traded_at) as first_fill_at,
+        max(traded_at) as last_fill_at
+    from fills
+    group by {{ keys | join(', ') }}
+),
+
+by_market as (
+    select {{ keys | join(', ') }}, condition_id, sum(notional) as v
+    from fills
+    group by {{ keys | join(', ') }}, condition_id
+),
+
+concentration as (
+    select {{ keys | join(', ') }}, 10000.0 * sum(power(v / total, 2)) as market_hhi
+    from (select *, sum(v) over (partition by {{ keys | join(', ') }}) as total from by_market)
+    where total > 0
+    group by {{ keys | join(', ') }}
+),
+
+record as (
+    select
+        {{ keys | join(', ') }},
+        count(*) as n_positions,
+        count(*) filter (where is_resolved and is_scorable) as n_resolved_positions,
+        count(*) filter (where won and is_scorable) as wins,
+        count(*) filter (where is_resolved and is_scorable and pnl_gross < 0) as losses,
+        count(*) filter (where not is_scorable) as n_flagged_positions,
+        coalesce(sum(pnl_gross) filter (where is_scorable), 0.0) as pnl_gross,
+        coalesce(sum(pnl_net) filter (where is_scorable), 0.0) as pnl_net
+    from positions
+    group by {{ keys | join(', ') }}
+)
+
+select
+    {% for k in keys %}a.{{ k }},{% endfor %}
+    a.n_fills,
+    a.n_markets,
+    r.n_positions,
+    r.n_resolved_positions,
+    r.wins,
+    r.losses,
+    r.n_flagged_positions,
+    a.volume,
+    a.fees_paid,
+    r.pnl_gross,
+    r.pnl_net,
+    c.market_hhi,
+    a.first_fill_at,
+    a.last_fill_at
+from activity a
+left join record r using ({{ keys | join(', ') }})
+left join concentration c using ({{ keys | join(', ') }})
+{%- endmacro %}

@@ -1,0 +1,120 @@
+-- Every fill in the order its position (wallet x outcome token) saw it, with the position's running state under
+-- the average-cost method (docs/metrics.md#positions-average-cost):
+--   shares:  q_t = q_{t-1} + size (BUY) or - size (SELL)
+--   basis:   b_t = a_t * b_{t-1} + c_t, with c_t = notional of a BUY, a_t = q_t / q_{t-1} for a partial SELL
+--            (the basis of the shares sold leaves at the average cost), and b_t = 0 after a full exit.
+-- The recurrence is solved in closed form with window sums in log space inside each holding segment (a segment
+-- ends with a full exit): b_t = exp(L_t) * sum_{k<=t} c_k * exp(-L_k), L_t = sum_{j<=t} ln(a_j).
+-- A SELL realises proceeds minus the basis it removes. Sells beyond the shares held (splits the trades do not
+-- show) are flagged `oversold`; such positions are kept out of scores.
+{% set eps = var('share_epsilon') %}
+
+with fills as (
+    select
+        f.*,
+        t.outcome_index,
+        t.payout,
+        coalesce(t.is_resolved, false) as is_resolved,
+        coalesce(t.has_valid_payout, false) as has_valid_payout,
+        t.resolved_at
+    from {{ ref('stg_polymarket__trades') }} f
+    left join {{ ref('int_market_tokens') }} t using (token_id)
+),
+
+held as (
+    select
+        *,
+        sum(case when side = 'BUY' then size else -size end) over position_so_far as shares_after
+    from fills
+    window position_so_far as (
+        partition by wallet, token_id order by ts, fill_key rows between unbounded preceding and current row
+    )
+),
+
+steps as (
+    select
+        *,
+        shares_after - case when side = 'BUY' then size else -size end as shares_before,
+        side = 'SELL' and shares_after <= {{ eps }} as ends_segment,
+        side = 'SELL' and shares_after < -{{ eps }} as oversold,
+        case
+            when side = 'SELL' and shares_after > {{ eps }} then ln(shares_after / (shares_after + size))
+            else 0.0
+        end as log_a,
+        case when side = 'BUY' then notional else 0.0 end as c
+    from held
+),
+
+segmented as (
+    select
+        *,
+        coalesce(sum(ends_segment::INTEGER) over (
+            partition by wallet, token_id order by ts, fill_key rows between unbounded preceding and 1 preceding
+        ), 0) as segment
+    from steps
+),
+
+logs as (
+    select
+        *,
+        greatest(sum(log_a) over segment_so_far, -700.0) as cum_log
+    from segmented
+    window segment_so_far as (
+        partition by wallet, token_id, segment order by ts, fill_key rows between unbounded preceding and current row
+    )
+),
+
+based as (
+    select
+        *,
+        case
+            when ends_segment then 0.0
+            -- rounded to 1e-9 USDC (USDC has 6 decimals): removes the float noise of exp(ln(.))
+            else round(exp(cum_log) * sum(c * exp(-cum_log)) over (
+                partition by wallet, token_id, segment order by ts, fill_key
+                rows between unbounded preceding and current row
+            ), 9)
+        end as basis_after
+    from logs
+),
+
+final as (
+    select
+        *,
+        coalesce(lag(basis_after) over (partition by wallet, token_id order by ts, fill_key), 0.0) as basis_before
+    from based
+)
+
+select
+    fill_key,
+    wallet,
+    condition_id,
+    token_id,
+    outcome_index,
+    side,
+    size,
+    price,
+    notional,
+    notional * {{ var('fee_rate') }} as fee,
+    ts,
+    traded_at,
+    trade_date,
+    transaction_hash,
+    shares_before,
+    shares_after,
+    basis_before,
+    basis_after,
+    case when side = 'SELL' and shares_before > {{ eps }} then round(basis_before / shares_before, 9) end as avg_cost_before,
+    case when side = 'SELL' then basis_before - basis_after else 0.0 end as basis_removed,
+    case when side = 'SELL' then notional - (basis_before - basis_after) else 0.0 end as realised_on_sell,
+    oversold,
+    payout,
+    is_resolved,
+    has_valid_payout,
+    resolved_at,
+    -- per-fill attribution (polymarket_api.md §5), realised once the market resolves; order-independent
+    case
+        when has_valid_payout and side = 'BUY' then size * (payout - price)
+        when has_valid_payout and side = 'SELL' then size * (price - payout)
+    end as pnl_gross_at_resolution
+from final

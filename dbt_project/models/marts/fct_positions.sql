@@ -1,0 +1,67 @@
+-- One row per position (wallet x market x outcome): shares bought and sold, cost, proceeds, and average-cost
+-- realised P&L: sells realise at the sell time, the remaining shares at resolution (docs/metrics.md).
+-- A position whose shares went negative (splits or merges the trades do not show) is flagged and not scorable.
+{% set eps = var('share_epsilon') %}
+
+with agg as (
+    select
+        wallet,
+        condition_id,
+        token_id,
+        any_value(outcome_index) as outcome_index,
+        count(*) as n_fills,
+        coalesce(sum(size) filter (where side = 'BUY'), 0.0) as shares_bought,
+        coalesce(sum(size) filter (where side = 'SELL'), 0.0) as shares_sold,
+        coalesce(sum(notional) filter (where side = 'BUY'), 0.0) as cost,
+        coalesce(sum(notional) filter (where side = 'SELL'), 0.0) as proceeds,
+        sum(fee) as fees,
+        sum(realised_on_sell) as realised_at_sells,
+        max_by(shares_after, (ts, fill_key)) as final_shares,
+        max_by(basis_after, (ts, fill_key)) as final_basis,
+        bool_or(oversold) as has_negative_shares,
+        min(traded_at) as first_fill_at,
+        max(traded_at) as last_fill_at,
+        any_value(payout) as payout,
+        bool_or(is_resolved) as is_resolved,
+        bool_or(has_valid_payout) as has_valid_payout,
+        any_value(resolved_at) as resolved_at
+    from {{ ref('int_position_fills') }}
+    group by wallet, condition_id, token_id
+),
+
+resolved as (
+    select
+        *,
+        -- exact from the trades (polymarket_api.md §5): cash flow + payout x net shares, for every resolved position
+        case when has_valid_payout then proceeds - cost + payout * (shares_bought - shares_sold) end
+            as pnl_at_resolution
+    from agg
+)
+
+select
+    wallet,
+    condition_id,
+    token_id,
+    outcome_index,
+    n_fills,
+    shares_bought,
+    shares_sold,
+    shares_bought - shares_sold as net_shares,
+    cost,
+    proceeds,
+    case when final_shares > {{ eps }} then final_basis / final_shares end as avg_cost_open,
+    realised_at_sells,
+    coalesce(pnl_at_resolution - realised_at_sells, 0.0) as realised_at_resolution,
+    coalesce(pnl_at_resolution, realised_at_sells) as pnl_gross,
+    fees,
+    coalesce(pnl_at_resolution, realised_at_sells) - fees as pnl_net,
+    case when has_valid_payout then pnl_at_resolution > 0 end as won,
+    has_valid_payout as is_resolved,
+    payout,
+    resolved_at,
+    final_basis as open_basis,
+    has_negative_shares,
+    not has_negative_shares as is_scorable,
+    first_fill_at,
+    last_fill_at
+from resolved
