@@ -81,8 +81,8 @@ def partition_range(settings: Settings, start: date | None = None, end: date | N
 
     pm = build_resources(settings)["polymarket"]
     if settings.source == "live":
-        today = datetime.now(UTC).date()
-        lo, hi = today - timedelta(days=settings.live_days), today
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)  # the last complete day
+        lo, hi = yesterday - timedelta(days=settings.live_days - 1), yesterday
     else:
         bounds = pm.history()
         if bounds is None:

@@ -5,20 +5,25 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
+from assets.transform.assets import build_dbt_assets
 from quality.checks import build_raw_gates
 
-from .jobs import sync_job
+from .jobs import refresh_resolutions_job, sync_job
 from .partitions import daily_partitions
 from .resources import build_resources
+from .schedules import daily_sync_schedule, market_resolution_sensor
 from .settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
+    sync = sync_job(daily)
     return dg.Definitions(
-        assets=[raw_markets, raw_leaderboard, *build_ingest_assets(daily), sim_truth],
+        assets=[raw_markets, raw_leaderboard, *build_ingest_assets(daily), sim_truth, build_dbt_assets(settings.fee_rate)],
         asset_checks=build_raw_gates(settings.quarantine_max_share),
-        jobs=[sync_job(daily)],
+        jobs=[sync, refresh_resolutions_job()],
+        schedules=[daily_sync_schedule(sync)],
+        sensors=[market_resolution_sensor],
         resources=build_resources(settings),
         # DuckDB allows one writing process: every step runs in this process, one after another.
         executor=dg.in_process_executor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 SYNC_JOB = "sync"
+REFRESH_JOB = "refresh_resolutions"
 
 
 def sync_job(partitions: dg.PartitionsDefinition) -> dg.UnresolvedAssetJobDefinition:
@@ -13,4 +14,13 @@ def sync_job(partitions: dg.PartitionsDefinition) -> dg.UnresolvedAssetJobDefini
         selection=dg.AssetSelection.all(),
         partitions_def=partitions,
         description="Ingest (markets, leaderboard, trades, prices) and everything downstream of it, gated.",
+    )
+
+
+def refresh_resolutions_job() -> dg.UnresolvedAssetJobDefinition:
+    """Markets and the models built on them (no partitioned asset): what changes when markets resolve."""
+    return dg.define_asset_job(
+        REFRESH_JOB,
+        selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "markets"])) | dg.AssetSelection.groups("transform"),
+        description="Refetch markets and rebuild the dbt models (launched by market_resolution_sensor).",
     )

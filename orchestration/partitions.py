@@ -8,5 +8,6 @@ from .settings import Settings
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
-    # end_offset=1: today's partition exists (and fills in) while the day is still running.
-    return dg.DailyPartitionsDefinition(start_date=settings.partition_start, end_offset=1, timezone="UTC")
+    # The last partition is yesterday: a day is synced once it is complete (a partial day marked as fetched
+    # would never be fetched again).
+    return dg.DailyPartitionsDefinition(start_date=settings.partition_start, timezone="UTC")

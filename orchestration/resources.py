@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.resources import PolymarketResource
+from assets.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 from .settings import Settings
 
@@ -13,6 +15,9 @@ def build_resources(settings: Settings) -> dict:
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     return {
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
+        ),
         "polymarket": PolymarketResource(
             source=settings.source,
             sim_seed=settings.sim_seed,

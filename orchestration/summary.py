@@ -48,6 +48,25 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
             "SELECT entity, reason_code, count(*) FROM raw.quarantine GROUP BY ALL ORDER BY 3 DESC, 1, 2"
         ).fetchall():
             lines.append(f"      {entity}/{reason}: {k:,}")
+    if _table_exists(con, "marts", "dim_markets"):
+        n, resolved, anomalies = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_resolved), count(*) FILTER (WHERE is_resolution_anomaly) "
+            "FROM marts.dim_markets"
+        ).fetchone()
+        lines.append(f"  marts.dim_markets    {n:>12,}  ({resolved:,} resolved, {anomalies:,} resolution anomalies)")
+    if _table_exists(con, "marts", "fct_positions"):
+        n, resolved, flagged, pnl = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_resolved), count(*) FILTER (WHERE NOT is_scorable), "
+            "sum(pnl_net) FILTER (WHERE is_scorable) FROM marts.fct_positions"
+        ).fetchone()
+        lines.append(
+            f"  marts.fct_positions  {n:>12,}  ({resolved:,} resolved, {flagged:,} flagged: shares went negative; "
+            f"scorable net realised P&L ${(pnl or 0) / 1e6:,.2f}M)"
+        )
+    for table in ("fct_fills", "wallet_daily_returns", "wallet_features", "wallet_category_features"):
+        if _table_exists(con, "marts", table):
+            (n,) = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()  # constant table names
+            lines.append(f"  marts.{table:<15}{n:>12,}  rows" if len(table) <= 15 else f"  marts.{table} {n:,} rows")
     if _table_exists(con, "evaluation", "sim_truth"):
         rows = con.execute("SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 2 DESC").fetchall()
         total = sum(k for _, k in rows)
@@ -65,12 +84,32 @@ def root_cause(error) -> str:
     return error.message.strip()
 
 
+def top_wallets(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
+    """The wallets with the highest net realised P&L (scorable positions, fees at the configured rate)."""
+    if not _table_exists(con, "marts", "wallet_features"):
+        return []
+    rows = con.execute(
+        """
+        SELECT wallet, pnl_net, pnl_gross, volume, n_resolved_positions, wins, losses, market_hhi
+        FROM marts.wallet_features ORDER BY pnl_net DESC NULLS LAST, wallet LIMIT ?
+        """,
+        [n],
+    ).fetchall()
+    out = [f"top {n} wallets by net realised P&L:",
+           f"  {'wallet':<44}{'net P&L':>14}{'gross P&L':>14}{'volume':>14}{'resolved':>9}{'W-L':>10}{'HHI':>7}"]  # fmt: skip
+    for w, net, gross, vol, res, wins, losses, hhi in rows:
+        out.append(
+            f"  {w:<44}{net:>14,.0f}{gross:>14,.0f}{vol:>14,.0f}{res:>9,}{f'{wins}-{losses}':>10}{(hhi or 0):>7,.0f}"
+        )
+    return out
+
+
 def print_summary(path: Path) -> None:
     if not Path(path).exists():
         raise SystemExit(f"whalecopy: no warehouse at {path} (run `make demo` first)")
     with duckdb.connect(str(path), read_only=True) as con:
         print(f"warehouse {path}:")
-        print("\n".join(warehouse_lines(con)))
+        print("\n".join(warehouse_lines(con) + top_wallets(con)))
 
 
 def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
@@ -82,12 +121,24 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
     evaluations = result.get_asset_check_evaluations()
     if evaluations:
         print("gates:")
+        dbt_passed, dbt_failed = 0, []
         for ev in evaluations:
             meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
+            name = ev.asset_check_key.name
+            if not name.startswith("raw_"):  # dbt tests: counted, failures named
+                if ev.passed:
+                    dbt_passed += 1
+                else:
+                    dbt_failed.append(f"{ev.asset_check_key.asset_key.to_user_string()}:{name}")
+                continue
             verdict = "passed" if ev.passed else f"FAILED ({meta.get('failed_because', '')})"
             rows, q, share = meta.get("rows"), meta.get("quarantined"), meta.get("quarantine_share")
             detail = f" rows {rows:,}, quarantined {q:,} ({share:.3%})" if rows is not None else ""
-            print(f"  {ev.asset_check_key.name:<40} {verdict}{detail}")
+            print(f"  {name:<40} {verdict}{detail}")
+        if dbt_passed or dbt_failed:
+            print(f"  {'dbt tests':<40} {dbt_passed} passed, {len(dbt_failed)} failed")
+            for name in dbt_failed:
+                print(f"      FAILED {name}")
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             print(f"\nstep {event.step_key} failed: {root_cause(event.step_failure_data.error)}")
@@ -97,5 +148,5 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
         # same process as the run: open it as the run did (DuckDB refuses a second configuration of one file)
         with build_resources(settings)["warehouse"].get_connection() as con:
             print(f"warehouse {settings.warehouse_path}:")
-            print("\n".join(warehouse_lines(con)))
+            print("\n".join(warehouse_lines(con) + top_wallets(con)))
     return 0 if result.success else 1

@@ -180,6 +180,17 @@ class GammaApi:
                 raise
             yield from self._offset(closed=closed, **filters)
 
+    def markets_by_condition(self, condition_ids: list[str], *, closed: bool, batch: int = 50) -> Iterator[Page]:
+        """Markets by condition id (repeated ``condition_ids`` params, batched under Gamma's URL-length limit)."""
+        for i in range(0, len(condition_ids), batch):
+            ids = condition_ids[i : i + batch]
+            params = {"condition_ids": ids, "closed": closed, "limit": len(ids)}
+            url = self.api.url_for("/markets", params)
+            rows = self.api.get_json("/markets", params)
+            if not isinstance(rows, list):
+                raise PaginationError(f"expected a JSON array of markets, got {type(rows).__name__}", url)
+            yield Page(url, rows)
+
     def _keyset(self, **filters: Any) -> Iterator[Page]:
         cursor: str | None = None
         seen_cursors: set[str] = set()

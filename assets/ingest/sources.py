@@ -49,6 +49,16 @@ class ApiSource:
     ) -> Iterator[Page]:
         yield from self.data.trades(markets=markets, user=user, start=start, end=end, taker_only=False)
 
+    def resolved_among(self, condition_ids: Sequence[str]) -> list[str]:
+        """Which of these markets Gamma now reports closed and resolved (UMA status ``resolved``)."""
+        found = []
+        for page in self.gamma.markets_by_condition(list(condition_ids), closed=True):
+            found.extend(
+                m["conditionId"] for m in page.rows
+                if isinstance(m, dict) and m.get("closed") is True and m.get("umaResolutionStatus") == "resolved"
+            )  # fmt: skip
+        return sorted(set(found))
+
     def large_trade_pages(self, *, min_cash: float, start: int, end: int) -> Iterator[Page]:
         yield from self.data.trades(min_cash=min_cash, start=start, end=end, taker_only=False)
 
@@ -193,6 +203,15 @@ class FileSource:
 
     def close(self) -> None:
         pass
+
+    def resolved_among(self, condition_ids: Sequence[str]) -> list[str]:
+        wanted = set(condition_ids)
+        rows = self.market_batch().rows if self.markets_path else []
+        return sorted(
+            m["conditionId"] for m in rows
+            if isinstance(m, dict) and m.get("conditionId") in wanted and m.get("closed") is True
+            and m.get("umaResolutionStatus") == "resolved"
+        )  # fmt: skip
 
     def market_batch(self) -> Batch:
         if not self.markets_path:

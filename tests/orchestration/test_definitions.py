@@ -20,7 +20,9 @@ def test_definitions_load_with_the_sync_job(defs):
     job = defs.resolve_job_def("sync")
     assert job is not None
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"raw/markets", "raw/leaderboard", "raw/trades", "raw/price_history", "evaluation/sim_truth"}
+    assert {"raw/markets", "raw/leaderboard", "raw/trades", "raw/price_history", "evaluation/sim_truth"} <= keys
+    assert {"staging/stg_polymarket__trades", "marts/fct_fills", "marts/fct_positions", "marts/dim_markets",
+            "marts/wallet_daily_returns", "marts/wallet_features"} <= keys  # fmt: skip
 
 
 def test_asset_keys_are_schema_and_table(defs):
@@ -29,11 +31,17 @@ def test_asset_keys_are_schema_and_table(defs):
 
 
 def test_every_raw_asset_has_a_blocking_gate(defs):
-    graph = defs.resolve_asset_graph()
-    checks = {ck.asset_key.to_user_string(): ck for ck in graph.asset_check_keys}
-    assert set(checks) == {"raw/markets", "raw/trades", "raw/price_history"}
     specs = [spec for checks_def in defs.asset_checks for spec in checks_def.check_specs]
-    assert len(specs) == 3 and all(spec.blocking for spec in specs)
+    assert {s.asset_key.to_user_string() for s in specs} == {"raw/markets", "raw/trades", "raw/price_history"}
+    assert all(spec.blocking for spec in specs)
+
+
+def test_dbt_tests_are_blocking_checks_and_sources_join_the_lineage(defs):
+    graph = defs.resolve_asset_graph()
+    dbt_checks = [k for k in graph.asset_check_keys if k.asset_key.path[0] in ("staging", "intermediate", "marts")]
+    assert len(dbt_checks) >= 40
+    stg = graph.get(dg.AssetKey(["staging", "stg_polymarket__trades"]))
+    assert dg.AssetKey(["raw", "trades"]) in stg.parent_keys  # the dbt source is the ingest asset
 
 
 def test_trades_and_prices_are_daily_partitioned(defs):

@@ -1,0 +1,45 @@
+"""The dbt models as Dagster assets: asset key = [schema, model], dbt tests = asset checks (error = blocking)."""
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_duckdb import DuckDBResource
+
+from .project import dbt_project, prepare_manifest
+
+prepare_manifest()
+
+
+class WarehouseTranslator(DagsterDbtTranslator):
+    """Models are keyed by the relation they build (``marts/fct_positions`` is ``marts.fct_positions``);
+    sources by their ``meta.dagster.asset_key`` (the raw ingest assets), so the lineage joins up."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "transform"
+
+
+TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
+    """All dbt models, built with ``dbt build`` (models and their tests in DAG order; a failing error-severity
+    test stops the models and Python assets downstream of it)."""
+
+    @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR, name="transform")
+    def transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource):
+        # dbt runs as a subprocess on the same DuckDB file (profiles.yml reads this variable); Dagster holds no
+        # connection open meanwhile, so dbt is the one writer.
+        os.environ["WHALECOPY_DBT_DATABASE"] = str(Path(warehouse.database).resolve())
+        yield from dbt.cli(["build", "--vars", json.dumps({"fee_rate": fee_rate})], context=context).stream()
+
+    return transform
