@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
 from assets.transform.assets import build_dbt_assets
-from quality.checks import build_raw_gates
+from quality.checks import build_gates
 
 from .jobs import refresh_resolutions_job, sync_job
 from .partitions import daily_partitions
@@ -20,7 +20,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     sync = sync_job(daily)
     return dg.Definitions(
         assets=[raw_markets, raw_leaderboard, *build_ingest_assets(daily), sim_truth, build_dbt_assets(settings.fee_rate)],
-        asset_checks=build_raw_gates(settings.quarantine_max_share),
+        asset_checks=build_gates(settings.quarantine_max_share),
         jobs=[sync, refresh_resolutions_job()],
         schedules=[daily_sync_schedule(sync)],
         sensors=[market_resolution_sensor],

@@ -125,7 +125,7 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
         for ev in evaluations:
             meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
             name = ev.asset_check_key.name
-            if not name.startswith("raw_"):  # dbt tests: counted, failures named
+            if not (name.startswith("raw_") or name.endswith("_expectations")):  # dbt tests: counted, failures named
                 if ev.passed:
                     dbt_passed += 1
                 else:
@@ -133,7 +133,10 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
                 continue
             verdict = "passed" if ev.passed else f"FAILED ({meta.get('failed_because', '')})"
             rows, q, share = meta.get("rows"), meta.get("quarantined"), meta.get("quarantine_share")
-            detail = f" rows {rows:,}, quarantined {q:,} ({share:.3%})" if rows is not None else ""
+            n_exp = meta.get("expectations")
+            detail = f" rows {rows:,}" if rows is not None else ""
+            detail += f", {n_exp} expectations" if n_exp is not None else ""
+            detail += f", quarantined {q:,} ({share:.3%})" if q is not None else ""
             print(f"  {name:<40} {verdict}{detail}")
         if dbt_passed or dbt_failed:
             print(f"  {'dbt tests':<40} {dbt_passed} passed, {len(dbt_failed)} failed")

@@ -211,3 +211,17 @@ def test_a_cloudflare_page_fails_the_run_naming_the_url_and_is_kept(tmp_path):
     assert len(kept) == 1 and kept[0][0] == "non_json_body"
     assert "/trades?" in kept[0][1] and "Just a moment" in kept[0][2]
     assert con.execute("SELECT count(*) FROM raw.ingest_state WHERE stream LIKE 'trades/%'").fetchone()[0] == 0
+
+
+def test_a_gx_gate_catches_a_bad_row_written_behind_ingestions_back(tmp_path):
+    settings = small_settings(tmp_path / "w.duckdb", sim_dirty_share=0.0)
+    assert sync(settings).success
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("UPDATE raw.trades SET price = 1.5 WHERE fill_key = (SELECT min(fill_key) FROM raw.trades)")
+    result = sync(settings)  # every window covered: nothing new is fetched, the gate validates the table again
+    assert not result.success
+    gate = next(e for e in result.get_asset_check_evaluations() if e.asset_check_key.name == "raw_trades_gate")
+    assert not gate.passed
+    assert "price between 0 and 1" in gate.metadata["failed_because"].value
+    done = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert "transform" not in done and "raw__price_history" not in done

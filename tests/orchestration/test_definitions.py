@@ -30,9 +30,12 @@ def test_asset_keys_are_schema_and_table(defs):
         assert len(key.path) == 2 and key.path[0] in {"raw", "staging", "intermediate", "marts", "analytics", "evaluation"}
 
 
-def test_every_raw_asset_has_a_blocking_gate(defs):
+def test_every_raw_asset_and_python_read_mart_has_a_blocking_gx_gate(defs):
     specs = [spec for checks_def in defs.asset_checks for spec in checks_def.check_specs]
-    assert {s.asset_key.to_user_string() for s in specs} == {"raw/markets", "raw/trades", "raw/price_history"}
+    assert {s.asset_key.to_user_string() for s in specs} == {
+        "raw/markets", "raw/trades", "raw/price_history",
+        "marts/fct_fills", "marts/fct_positions", "marts/wallet_daily_returns", "marts/wallet_features",
+    }  # fmt: skip
     assert all(spec.blocking for spec in specs)
 
 

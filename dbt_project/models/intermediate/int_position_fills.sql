@@ -9,26 +9,19 @@
 -- show) are flagged `oversold`; such positions are kept out of scores.
 {% set eps = var('share_epsilon') %}
 
-with fills as (
-    select
-        f.*,
-        t.outcome_index,
-        t.payout,
-        coalesce(t.is_resolved, false) as is_resolved,
-        coalesce(t.has_valid_payout, false) as has_valid_payout,
-        t.resolved_at
-    from {{ ref('stg_polymarket__trades') }} f
-    left join {{ ref('int_market_tokens') }} t using (token_id)
+with narrow as (
+    -- the window machinery runs on narrow rows keyed by a 128-bit position id (sorting long text keys is slow)
+    select fill_key, md5_number(wallet || '|' || token_id) as position_id, ts, side, size, notional
+    from {{ ref('stg_polymarket__trades') }}
 ),
 
 held as (
     select
         *,
-        sum(case when side = 'BUY' then size else -size end) over position_so_far as shares_after
-    from fills
-    window position_so_far as (
-        partition by wallet, token_id order by ts, fill_key rows between unbounded preceding and current row
-    )
+        sum(case when side = 'BUY' then size else -size end) over (
+            partition by position_id order by ts, fill_key rows between unbounded preceding and current row
+        ) as shares_after
+    from narrow
 ),
 
 steps as (
@@ -49,7 +42,7 @@ segmented as (
     select
         *,
         coalesce(sum(ends_segment::INTEGER) over (
-            partition by wallet, token_id order by ts, fill_key rows between unbounded preceding and 1 preceding
+            partition by position_id order by ts, fill_key rows between unbounded preceding and 1 preceding
         ), 0) as segment
     from steps
 ),
@@ -57,11 +50,10 @@ segmented as (
 logs as (
     select
         *,
-        greatest(sum(log_a) over segment_so_far, -700.0) as cum_log
+        greatest(sum(log_a) over (
+            partition by position_id, segment order by ts, fill_key rows between unbounded preceding and current row
+        ), -700.0) as cum_log
     from segmented
-    window segment_so_far as (
-        partition by wallet, token_id, segment order by ts, fill_key rows between unbounded preceding and current row
-    )
 ),
 
 based as (
@@ -71,18 +63,28 @@ based as (
             when ends_segment then 0.0
             -- rounded to 1e-9 USDC (USDC has 6 decimals): removes the float noise of exp(ln(.))
             else round(exp(cum_log) * sum(c * exp(-cum_log)) over (
-                partition by wallet, token_id, segment order by ts, fill_key
+                partition by position_id, segment order by ts, fill_key
                 rows between unbounded preceding and current row
             ), 9)
         end as basis_after
     from logs
 ),
 
-final as (
+state as (
     select
-        *,
-        coalesce(lag(basis_after) over (partition by wallet, token_id order by ts, fill_key), 0.0) as basis_before
+        fill_key, shares_before, shares_after, basis_after, oversold,
+        coalesce(lag(basis_after) over (partition by position_id order by ts, fill_key), 0.0) as basis_before
     from based
+),
+
+final as (
+    select f.*, s.* exclude (fill_key), t.outcome_index, t.payout,
+        coalesce(t.is_resolved, false) as is_resolved,
+        coalesce(t.has_valid_payout, false) as has_valid_payout,
+        t.resolved_at
+    from state s
+    join {{ ref('stg_polymarket__trades') }} f using (fill_key)
+    left join {{ ref('int_market_tokens') }} t using (token_id)
 )
 
 select

@@ -1,3 +1,6 @@
+-- A view: a projection of intermediate.int_position_fills (no second copy of every fill).
+{{ config(materialized='view') }}
+
 -- One row per accepted fill with its notional, fee and, once its market resolved, its realised P&L.
 select
     fill_key,

@@ -7,10 +7,16 @@ with scorable as (
     select wallet, token_id from {{ ref('fct_positions') }} where is_scorable
 ),
 
+wallets as (
+    -- integer ids: the dense spine below is sorted and windowed by wallet, cheaper on an integer than on text
+    select wallet, cast(row_number() over (order by wallet) as INTEGER) as wallet_id
+    from (select distinct wallet from scorable)
+),
+
 fill_days as (
     select
         f.wallet,
-        f.trade_date as day,
+        cast(f.ts // 86400 as INTEGER) as d,
         count(*) as n_fills,
         sum(case when f.side = 'BUY' then f.notional else 0.0 end) as buys,
         sum(f.basis_removed) as basis_removed,
@@ -24,7 +30,7 @@ fill_days as (
 resolution_days as (
     select
         wallet,
-        cast(resolved_at as DATE) as day,
+        cast(epoch(resolved_at) // 86400 as INTEGER) as d,
         0 as n_fills,
         0.0 as buys,
         sum(open_basis) as basis_removed,
@@ -36,61 +42,52 @@ resolution_days as (
 ),
 
 events as (
-    select wallet, day, sum(n_fills) as n_fills, sum(buys) as buys, sum(basis_removed) as basis_removed,
+    select w.wallet_id, e.d, sum(n_fills) as n_fills, sum(buys) as buys, sum(basis_removed) as basis_removed,
            sum(realised) as realised, sum(fees) as fees
-    from (select * from fill_days union all select * from resolution_days)
+    from (select * from fill_days union all select * from resolution_days) e
+    join wallets w using (wallet)
     group by 1, 2
 ),
 
-last_day as (
-    select max(day) as day from events
-),
-
 spine as (
-    select wallet, cast(unnest(generate_series(min(day), (select day from last_day), interval 1 day)) as DATE) as day
+    select wallet_id, unnest(range(min(d), (select max(d) from events) + 1)) as d
     from events
-    group by wallet
-),
-
-dense as (
-    select
-        s.wallet,
-        s.day,
-        coalesce(e.n_fills, 0) as n_fills,
-        coalesce(e.buys, 0.0) as buys,
-        coalesce(e.basis_removed, 0.0) as basis_removed,
-        coalesce(e.realised, 0.0) as realised,
-        coalesce(e.fees, 0.0) as fees
-    from spine s
-    left join events e using (wallet, day)
+    group by wallet_id
 ),
 
 running as (
     select
-        *,
-        greatest(coalesce(sum(buys - basis_removed) over (
-            partition by wallet order by day rows between unbounded preceding and 1 preceding
+        s.wallet_id,
+        s.d,
+        coalesce(e.n_fills, 0) as n_fills,
+        coalesce(e.buys, 0.0) as buys,
+        coalesce(e.realised, 0.0) as realised,
+        coalesce(e.fees, 0.0) as fees,
+        greatest(coalesce(sum(coalesce(e.buys, 0.0) - coalesce(e.basis_removed, 0.0)) over (
+            partition by s.wallet_id order by s.d rows between unbounded preceding and 1 preceding
         ), 0.0), 0.0) as open_basis_start
-    from dense
+    from spine s
+    left join events e using (wallet_id, d)
 )
 
 select
-    wallet,
-    day,
-    cast(n_fills as BIGINT) as n_fills,
-    buys as buy_notional,
-    realised as pnl_gross,
-    fees,
-    realised - fees as pnl_net,
-    open_basis_start,
-    open_basis_start + buys as capital_base,
+    w.wallet,
+    cast(DATE '1970-01-01' + cast(r.d as INTEGER) as DATE) as day,
+    cast(r.n_fills as BIGINT) as n_fills,
+    r.buys as buy_notional,
+    r.realised as pnl_gross,
+    r.fees,
+    r.realised - r.fees as pnl_net,
+    r.open_basis_start,
+    r.open_basis_start + r.buys as capital_base,
     case
-        when open_basis_start + buys >= 0.01 then (realised - fees) / (open_basis_start + buys)
-        when abs(realised - fees) < 0.01 then 0.0
+        when r.open_basis_start + r.buys >= 0.01 then (r.realised - r.fees) / (r.open_basis_start + r.buys)
+        when abs(r.realised - r.fees) < 0.01 then 0.0
     end as daily_return,
     case
-        when open_basis_start + buys >= 0.01 then null
-        when abs(realised - fees) < 0.01 then 'no_capital'
+        when r.open_basis_start + r.buys >= 0.01 then null
+        when abs(r.realised - r.fees) < 0.01 then 'no_capital'
         else 'pnl_without_capital'
     end as return_reason
-from running
+from running r
+join wallets w using (wallet_id)
