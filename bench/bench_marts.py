@@ -45,7 +45,10 @@ def dbt(command: str, db: Path, target: Path) -> dict:
     if out.returncode != 0:
         raise SystemExit(f"dbt {command} failed:\n{out.stdout[-4000:]}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(max(peak, before) / 1024)}
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    slowest = sorted(((r["unique_id"].split(".")[-1], round(r["execution_time"], 2)) for r in results),
+                     key=lambda x: -x[1])[:6]  # fmt: skip
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(max(peak, before) / 1024), "slowest": dict(slowest)}
 
 
 def main() -> None:
@@ -71,7 +74,7 @@ def main() -> None:
                       for t in ("fct_fills", "fct_positions", "wallet_daily_returns", "wallet_features")}  # fmt: skip
     print(json.dumps({"case": "marts", "scale": args.scale, "fills": fills, "markets": len(world.markets),
                       "wallets": len(world.wallets), "dbt_run_s": build["seconds"], "dbt_run_peak_rss_mb": build["peak_rss_mb"],
-                      "dbt_test_s": tests["seconds"], "rows": counts}))  # fmt: skip
+                      "dbt_test_s": tests["seconds"], "slowest_models_s": build["slowest"], "rows": counts}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -72,9 +72,11 @@ based as (
 
 state as (
     select
-        fill_key, shares_before, shares_after, basis_after, oversold,
-        coalesce(lag(basis_after) over (partition by position_id order by ts, fill_key), 0.0) as basis_before
+        fill_key, position_id, shares_before, shares_after, basis_after, oversold,
+        coalesce(lag(basis_after) over position_order, 0.0) as basis_before,
+        lead(fill_key) over position_order is null as is_position_last
     from based
+    window position_order as (partition by position_id order by ts, fill_key)
 ),
 
 final as (
@@ -89,6 +91,8 @@ final as (
 
 select
     fill_key,
+    position_id,
+    is_position_last,
     wallet,
     condition_id,
     token_id,

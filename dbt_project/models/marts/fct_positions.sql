@@ -5,9 +5,10 @@
 
 with agg as (
     select
-        wallet,
-        condition_id,
-        token_id,
+        position_id,
+        any_value(wallet) as wallet,
+        any_value(condition_id) as condition_id,
+        any_value(token_id) as token_id,
         any_value(outcome_index) as outcome_index,
         count(*) as n_fills,
         coalesce(sum(size) filter (where side = 'BUY'), 0.0) as shares_bought,
@@ -16,8 +17,8 @@ with agg as (
         coalesce(sum(notional) filter (where side = 'SELL'), 0.0) as proceeds,
         sum(fee) as fees,
         sum(realised_on_sell) as realised_at_sells,
-        max_by(shares_after, (ts, fill_key)) as final_shares,
-        max_by(basis_after, (ts, fill_key)) as final_basis,
+        any_value(shares_after) filter (where is_position_last) as final_shares,
+        any_value(basis_after) filter (where is_position_last) as final_basis,
         bool_or(oversold) as has_negative_shares,
         min(traded_at) as first_fill_at,
         max(traded_at) as last_fill_at,
@@ -26,7 +27,7 @@ with agg as (
         bool_or(has_valid_payout) as has_valid_payout,
         any_value(resolved_at) as resolved_at
     from {{ ref('int_position_fills') }}
-    group by wallet, condition_id, token_id
+    group by position_id
 ),
 
 resolved as (
