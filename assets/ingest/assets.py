@@ -130,14 +130,18 @@ def raw_leaderboard(
 def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The raw assets, the partitioned ones on ``partitions`` (daily)."""
 
+    daily = {  # a range of days runs as one run
+        "partitions_def": partitions,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "group_name": "ingest",
+        "kinds": {"duckdb", "python"},
+    }
+
     @dg.asset(
         key=RAW_TRADES,
         deps=[RAW_MARKETS, RAW_LEADERBOARD],
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="ingest",
-        kinds={"duckdb", "python"},
         description="Data API /trades fills (takerOnly=false), validated; rejected rows go to raw.quarantine.",
+        **daily,
     )
     def raw_trades(
         context: dg.AssetExecutionContext, config: TradesConfig, polymarket: PolymarketResource, warehouse: DuckDBResource
@@ -168,11 +172,8 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
     @dg.asset(
         key=RAW_PRICES,
         deps=[RAW_TRADES],
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="ingest",
-        kinds={"duckdb", "python"},
         description="CLOB /prices-history of the tokens the whale universe trades (marks for positions).",
+        **daily,
     )
     def raw_price_history(
         context: dg.AssetExecutionContext, config: PricesConfig, polymarket: PolymarketResource, warehouse: DuckDBResource

@@ -27,15 +27,21 @@ def test_the_daily_schedule_syncs_the_day_that_just_ended(tmp_path):
     assert defs.resolve_job_def(schedule.job_name).name == "sync"
 
 
-@pytest.fixture
-def stale_warehouse(tmp_path):
-    """A warehouse whose copy of three resolved markets still says open (as before they resolved)."""
+def markets_warehouse(path):
+    """A warehouse holding the small simulated world's markets, and the resource that serves that world."""
     pm = PolymarketResource(sim_scale=0.03, sim_seed=7)
-    path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
     ensure_raw(con)
     with pm.open() as src:
         ingest.ingest_markets(con, src)
+    return pm, con
+
+
+@pytest.fixture
+def stale_warehouse(tmp_path):
+    """A warehouse whose copy of three resolved markets still says open (as before they resolved)."""
+    path = tmp_path / "w.duckdb"
+    pm, con = markets_warehouse(path)
     stale = [r[0] for r in con.execute(
         "SELECT condition_id FROM raw.markets WHERE uma_resolution_status = 'resolved' ORDER BY 1 LIMIT 3").fetchall()]  # fmt: skip
     con.execute("UPDATE raw.markets SET closed = false, uma_resolution_status = NULL WHERE condition_id IN (SELECT unnest(?))", [stale])
@@ -57,12 +63,8 @@ def test_the_sensor_requests_one_run_for_newly_resolved_markets_and_never_twice(
 
 
 def test_the_sensor_skips_when_nothing_resolved(tmp_path):
-    pm = PolymarketResource(sim_scale=0.03, sim_seed=7)
     path = tmp_path / "w.duckdb"
-    con = duckdb.connect(str(path))
-    ensure_raw(con)
-    with pm.open() as src:
-        ingest.ingest_markets(con, src)
+    pm, con = markets_warehouse(path)
     con.close()
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, resources={"polymarket": pm, "warehouse": DuckDBResource(database=str(path))})
