@@ -1,0 +1,696 @@
+"""Pure scoring kernels for the whale quality score (WQS). No Dagster, no DuckDB.
+
+Conventions (shared by every kernel here, in the style of ``empyrical``):
+
+- **Layout.** Return series are float arrays of shape ``(wallets, days)``: one row per wallet, one column per
+  UTC day, in day order. A 1-D array is read as a single wallet and gives a scalar-shaped (0-d) result.
+  Per-position inputs are long 1-D arrays with an integer group code (the wallet) per element.
+- **Missing data.** ``NaN`` marks a day with no return: the wallet did not exist yet, or
+  ``marts.wallet_daily_returns`` had a NULL (``pnl_without_capital``). Kernels skip NaN days; they never
+  fill them with 0 (a ``no_capital`` day is already an explicit 0 return in the mart).
+- **Annualisation.** ``ANNUALIZATION = 365`` periods a year, because prediction markets trade every day
+  (metrics.md, "Daily returns"). Sharpe and information ratio scale by ``sqrt(365)``; annual returns compound
+  over ``n_days / 365`` years. The risk-free rate is 0.
+- **Too little data.** A kernel returns ``NaN`` (never ``inf``) when a quantity is undefined: too few
+  observations, zero variance, no drawdown. Only the DataFrame layer (:func:`score_wallets`) turns ``NaN`` into
+  ``None`` with a reason string. Rankings put ``NaN``/``None`` last (:func:`rank_scores`).
+- **Vectorised.** Every kernel works on whole arrays (prefix sums, ``np.bincount``, broadcasting); there is no
+  Python loop over wallets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ANNUALIZATION = 365
+Z95 = float(stats.norm.ppf(0.975))  # 1.959963984540054
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Bayesian win rate
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Published base win rates of resolved positions per category, used as the Beta prior mean. Other categories
+#: use a base rate the caller measures from the data (``fallback`` of :func:`category_prior_mean`).
+CATEGORY_BASE_RATES: dict[str, float] = {"Politics": 0.521, "Crypto": 0.508, "Sports": 0.513}
+
+#: Prior strength (pseudo-positions) of the Beta prior: the prior counts as 20 resolved positions.
+WIN_RATE_PRIOR_STRENGTH = 20.0
+
+#: Confidence level by the width of the 95% credible interval of the win rate: the level is the first whose
+#: width is strictly below the cut-off. With a prior of 20 and a win rate near 0.5 the width is about
+#: 0.43 at n = 0, 0.27 at n = 30, 0.18 at n = 100, 0.10 at n = 380 and 0.05 at n = 1,500 positions.
+CONFIDENCE_CUTOFFS: tuple[tuple[float, str], ...] = (
+    (0.05, "VERY_HIGH"),
+    (0.10, "HIGH"),
+    (0.20, "MEDIUM"),
+    (0.30, "LOW"),
+)
+CONFIDENCE_FLOOR = "VERY_LOW"  # width >= 0.30
+
+
+class WinRatePosterior(NamedTuple):
+    """Beta(alpha, beta) posterior of a win rate and its equal-tailed 95% credible interval."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    width: np.ndarray
+
+
+def category_prior_mean(
+    categories: Sequence[str] | np.ndarray, fallback: float | Mapping[str, float]
+) -> np.ndarray:
+    """Prior mean win rate per element of ``categories``.
+
+    Politics 0.521, Crypto 0.508 and Sports 0.513 (:data:`CATEGORY_BASE_RATES`). Any other category takes
+    ``fallback``: one rate measured from the data (a null category takes it too), or a mapping category -> rate
+    (a category missing from the mapping, or a null one, gives NaN, which makes the posterior NaN).
+    """
+    cats = pd.Series(np.asarray(categories, dtype=object))
+    rates = cats.map(CATEGORY_BASE_RATES)
+    if isinstance(fallback, Mapping):
+        rates = rates.fillna(cats.map(dict(fallback)))
+    else:
+        rates = rates.fillna(float(fallback))
+    return rates.to_numpy(dtype=float)
+
+
+def bayesian_win_rate(
+    wins: np.ndarray | float,
+    n: np.ndarray | float,
+    prior_mean: np.ndarray | float,
+    prior_strength: np.ndarray | float = WIN_RATE_PRIOR_STRENGTH,
+) -> WinRatePosterior:
+    """Beta-binomial posterior of each wallet's win rate over its resolved positions.
+
+    Prior ``Beta(m k, (1 - m) k)`` with mean ``m = prior_mean`` and strength ``k = prior_strength``
+    (pseudo-positions). Posterior ``alpha = m k + wins``, ``beta = (1 - m) k + n - wins``, mean
+    ``alpha / (alpha + beta)``; the 95% credible interval is ``beta.ppf(0.025 | 0.975, alpha, beta)``.
+
+    Broadcasts over arrays of wallets. ``n = 0`` gives the prior. Invalid input (NaN, ``wins < 0``,
+    ``wins > n``, ``prior_mean`` outside (0, 1), ``prior_strength <= 0``) gives NaN in every field.
+    """
+    wins, n, m, k = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (wins, n, prior_mean, prior_strength))
+    )
+    with np.errstate(invalid="ignore"):
+        ok = (wins >= 0) & (wins <= n) & (m > 0) & (m < 1) & (k > 0)
+    alpha = np.where(ok, m * k + wins, np.nan)
+    beta = np.where(ok, (1 - m) * k + n - wins, np.nan)
+    mean = alpha / (alpha + beta)
+    lower = stats.beta.ppf(0.025, alpha, beta)
+    upper = stats.beta.ppf(0.975, alpha, beta)
+    return WinRatePosterior(alpha, beta, mean, lower, upper, upper - lower)
+
+
+def confidence_level(interval_width: np.ndarray | float) -> np.ndarray:
+    """Map 95%-interval widths to VERY_HIGH (< 0.05), HIGH (< 0.10), MEDIUM (< 0.20), LOW (< 0.30) or VERY_LOW.
+
+    Returns an object array of the same shape; a NaN width gives ``None`` (no interval, no level).
+    """
+    w = np.asarray(interval_width, dtype=float)
+    out = np.full(w.shape, CONFIDENCE_FLOOR, dtype=object)
+    # Fill from the widest cut-off to the narrowest, so the narrowest matching level wins.
+    for cutoff, label in reversed(CONFIDENCE_CUTOFFS):
+        out[w < cutoff] = label
+    out[np.isnan(w)] = None
+    return out
+
+
+class PredictiveWins(NamedTuple):
+    """Posterior predictive number of wins in the next ``n_next`` positions: Monte Carlo mean and 90% interval."""
+
+    mean: np.ndarray
+    lower: np.ndarray  # 5th percentile
+    upper: np.ndarray  # 95th percentile
+
+
+def posterior_predictive_wins(
+    alpha: np.ndarray | float,
+    beta: np.ndarray | float,
+    n_next: np.ndarray | int,
+    draws: int = 10_000,
+    rng: np.random.Generator | None = None,
+    max_block: int = 2_000_000,
+) -> PredictiveWins:
+    """Monte Carlo posterior predictive of wins in the next ``n_next`` resolved positions.
+
+    For each wallet: ``p ~ Beta(alpha, beta)`` (``draws`` times), then ``wins ~ Binomial(n_next, p)``; returns
+    the mean and the 5th/95th percentiles (a 90% predictive interval) of the draws. The exact distribution is
+    beta-binomial; the Monte Carlo mean converges to ``n_next * alpha / (alpha + beta)``.
+
+    Vectorised: one ``(wallets, draws)`` block of beta then binomial draws, split into blocks of whole rows of
+    at most ``max_block`` draws to bound memory. Rows with NaN or non-positive ``alpha``/``beta`` or a negative
+    or NaN ``n_next`` give NaN. Deterministic for a given ``rng``.
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    a, b, nn = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (alpha, beta, n_next)))
+    shape = a.shape
+    a, b, nn = a.ravel(), b.ravel(), nn.ravel()
+    with np.errstate(invalid="ignore"):
+        ok = (a > 0) & (b > 0) & (nn >= 0) & np.isfinite(a) & np.isfinite(b) & np.isfinite(nn)
+    idx = np.flatnonzero(ok)
+    mean = np.full(a.shape, np.nan)
+    lower = np.full(a.shape, np.nan)
+    upper = np.full(a.shape, np.nan)
+    rows_per_block = max(1, max_block // max(1, draws))
+    for start in range(0, idx.size, rows_per_block):  # blocks of rows, not one wallet at a time
+        sel = idx[start : start + rows_per_block]
+        p = rng.beta(a[sel, None], b[sel, None], size=(sel.size, draws))
+        k = rng.binomial(nn[sel, None].astype(np.int64), p)
+        mean[sel] = k.mean(axis=1)
+        lower[sel], upper[sel] = np.quantile(k, [0.05, 0.95], axis=1)
+    return PredictiveWins(mean.reshape(shape), lower.reshape(shape), upper.reshape(shape))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. Price-calibrated edge
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Prior strength k of the edge (pseudo-positions). The prior is edge ~ N(0, v / k), where v is the wallet's
+#: mean per-position variance p(1 - p); at p = 0.5 and k = 50 its sd is 0.5 / sqrt(50) = 0.071, the size of
+#: the edge of the simulator's informed wallets (median +0.068).
+EDGE_PRIOR_STRENGTH = 50.0
+
+
+class EdgePosterior(NamedTuple):
+    """Per-group price-calibrated edge: raw, posterior mean, posterior sd and 95% interval, and the count."""
+
+    n: np.ndarray
+    raw: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def price_calibrated_edge(
+    won: np.ndarray,
+    price_paid: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int | None = None,
+    prior_strength: float = EDGE_PRIOR_STRENGTH,
+) -> EdgePosterior:
+    """Realised win rate minus average price paid, per group (wallet), shrunk toward 0.
+
+    Inputs are long arrays over **resolved BUY positions**: ``won`` (1/0, or the payout 0 / 0.5 / 1),
+    ``price_paid`` (average cost per share, in (0, 1)) and ``groups``, integer codes ``0 .. n_groups - 1``.
+    Elements with a NaN ``won``/``price_paid`` or a negative group are ignored.
+
+    Model (normal-normal). A position bought at ``p`` pays ``won`` with mean ``p + edge`` and variance about
+    ``p (1 - p)``. The raw edge ``e = mean(won) - mean(p)`` over ``n`` positions has sampling variance
+    ``s^2 = sum p (1 - p) / n^2 = v / n``, with ``v = mean p (1 - p)``. With the prior ``edge ~ N(0, v / k)``,
+    ``k = prior_strength``, the posterior is::
+
+        mean = n / (n + k) * e          sd = sqrt(v / (n + k))          95% interval: mean -/+ 1.96 sd
+
+    A group with no positions gives NaN. Grouping uses ``np.bincount``.
+    """
+    won = np.asarray(won, dtype=float).ravel()
+    price = np.asarray(price_paid, dtype=float).ravel()
+    groups = np.asarray(groups).ravel().astype(np.int64)
+    if not (won.size == price.size == groups.size):
+        raise ValueError("won, price_paid and groups must have the same length")
+    keep = np.isfinite(won) & np.isfinite(price) & (groups >= 0)
+    won, price, groups = won[keep], price[keep], groups[keep]
+    size = int(n_groups) if n_groups is not None else (int(groups.max()) + 1 if groups.size else 0)
+    n = np.bincount(groups, minlength=size).astype(float)
+    sum_won = np.bincount(groups, weights=won, minlength=size)
+    sum_price = np.bincount(groups, weights=price, minlength=size)
+    sum_var = np.bincount(groups, weights=price * (1 - price), minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nan_n = np.where(n > 0, n, np.nan)
+        raw = (sum_won - sum_price) / nan_n
+        v = sum_var / nan_n
+        mean = n / (n + prior_strength) * raw
+        sd = np.sqrt(v / (n + prior_strength))
+    return EdgePosterior(n, raw, mean, sd, mean - Z95 * sd, mean + Z95 * sd)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3-5. Rolling Sharpe, consistency, regime
+# ---------------------------------------------------------------------------------------------------------------
+
+ROLLING_WINDOWS: tuple[int, ...] = (7, 14, 30, 60, 90)
+
+
+def _as_2d(returns: np.ndarray) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(returns, dtype=float)
+    if arr.ndim == 1:
+        return arr[None, :], True
+    if arr.ndim != 2:
+        raise ValueError(f"returns must be 1-D or 2-D (wallets x days), got {arr.ndim}-D")
+    return arr, False
+
+
+def _out(values: np.ndarray, was_1d: bool) -> np.ndarray:
+    return values[0] if was_1d else values
+
+
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """Mean of the non-NaN values along ``axis``; 0 where there are none (no warning)."""
+    valid = ~np.isnan(x)
+    return np.where(valid, x, 0.0).sum(axis=axis) / np.maximum(valid.sum(axis=axis), 1)
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    """Prefix sums along days with a leading zero column: window sum over (t-w, t] is P[t+1] - P[t+1-w]."""
+    out = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(values, axis=1, out=out[:, 1:])
+    return out
+
+
+def _run_length(x: np.ndarray) -> np.ndarray:
+    """Length of the run of equal values ending at each day (NaN never equals anything, so it breaks runs)."""
+    n_days = x.shape[1]
+    t = np.arange(n_days)
+    change = np.ones(x.shape, dtype=bool)
+    change[:, 1:] = x[:, 1:] != x[:, :-1]
+    last_change = np.maximum.accumulate(np.where(change, t, 0), axis=1)
+    return t - last_change + 1
+
+
+def rolling_sharpes(
+    returns: np.ndarray, windows: Sequence[int] = ROLLING_WINDOWS, annualization: int = ANNUALIZATION
+) -> dict[int, np.ndarray]:
+    """Trailing annualised Sharpe ratios for several windows at once: ``{window: array like returns}``.
+
+    Value at day ``t`` for window ``w``: ``mean / std * sqrt(annualization)`` of the returns of days
+    ``t - w + 1 .. t``, with the sample std (``ddof = 1``). It is NaN unless all ``w`` days of the window have a
+    return (so the first ``w - 1`` days of a wallet, and any window holding a NULL day, are NaN), and NaN when the
+    window's returns are all equal (zero variance gives NaN, never inf). ``w < 2`` is rejected.
+
+    Computed with prefix sums of x and x^2 and of the valid-day count, so the cost is O(wallets x days) per
+    window. Each row is centred on its own mean first, which keeps the ``sum x^2 - (sum x)^2 / w`` difference
+    accurate (it agrees with ``pandas.rolling(w).mean() / .std()`` to ~1e-12). Zero variance is detected exactly,
+    from run lengths of equal values, not from a rounding-sized residue.
+    """
+    x, was_1d = _as_2d(returns)
+    valid = ~np.isnan(x)
+    centre = _nanmean(x, axis=1)[:, None]
+    xc = np.where(valid, x - centre, 0.0)
+    p1, p2, pc = _prefix(xc), _prefix(xc * xc), _prefix(valid.astype(float))
+    run = _run_length(x)
+    n_days = x.shape[1]
+    out: dict[int, np.ndarray] = {}
+    for w in windows:  # a handful of windows, each fully vectorised
+        w = int(w)
+        if w < 2:
+            raise ValueError("a rolling Sharpe needs a window of at least 2 days")
+        res = np.full(x.shape, np.nan)
+        if n_days >= w:
+            s1 = p1[:, w:] - p1[:, :-w]
+            s2 = p2[:, w:] - p2[:, :-w]
+            cnt = pc[:, w:] - pc[:, :-w]
+            var = np.maximum((s2 - s1 * s1 / w) / (w - 1), 0.0)
+            mean = s1 / w + centre
+            full = np.rint(cnt) == w
+            constant = run[:, w - 1 :] >= w
+            ok = full & ~constant & (var > 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                res[:, w - 1 :] = np.where(ok, mean / np.sqrt(var) * np.sqrt(annualization), np.nan)
+        out[w] = _out(res, was_1d)
+    return out
+
+
+def rolling_sharpe(returns: np.ndarray, window: int, annualization: int = ANNUALIZATION) -> np.ndarray:
+    """Trailing annualised Sharpe over ``window`` days; see :func:`rolling_sharpes` for the convention."""
+    return rolling_sharpes(returns, (window,), annualization)[int(window)]
+
+
+#: Consistency = 100 * exp(-sd / CONSISTENCY_SCALE), sd = std (ddof 1) of a wallet's rolling 30-day Sharpes.
+#: An i.i.d. trader's 30-day annualised Sharpe has a sampling sd of about sqrt(365 / 30) = 3.5, which scores
+#: about 50; an sd of 0 scores 100 and an sd of 10 scores 14.
+CONSISTENCY_SCALE = 5.0
+#: Fewer valid rolling Sharpes than this (about two months of history for the 30-day window) gives NaN.
+CONSISTENCY_MIN_POINTS = 30
+
+
+def consistency_score(
+    rolling_sharpe_30: np.ndarray, scale: float = CONSISTENCY_SCALE, min_points: int = CONSISTENCY_MIN_POINTS
+) -> np.ndarray:
+    """0-100 score of how stable each wallet's rolling 30-day Sharpe is over its history (higher = steadier).
+
+    ``100 * exp(-sd / scale)``, where ``sd`` is the sample std (ddof 1) of the row's non-NaN rolling Sharpes.
+    Monotone decreasing in ``sd``. NaN when a row has fewer than ``min_points`` (>= 2) valid values.
+    """
+    x, was_1d = _as_2d(rolling_sharpe_30)
+    valid = np.isfinite(x)
+    cnt = valid.sum(axis=1)
+    xz = np.where(valid, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xz.sum(axis=1) / cnt
+        dev = np.where(valid, x - mean[:, None], 0.0)
+        sd = np.sqrt((dev * dev).sum(axis=1) / (cnt - 1))
+    score = np.where(cnt >= max(2, min_points), 100.0 * np.exp(-sd / scale), np.nan)
+    return _out(score, was_1d)
+
+
+REGIME_BAND = 0.25
+
+
+def regime(
+    short_sharpe: np.ndarray | float, long_sharpe: np.ndarray | float, band: float = REGIME_BAND
+) -> np.ndarray:
+    """IMPROVING if ``short > long + band``, DETERIORATING if ``short < long - band``, else STABLE.
+
+    Sharpes are annualised (e.g. the latest 14-day vs 90-day rolling Sharpe); ``band`` is in the same units.
+    Returns an object array; ``None`` where either input is NaN.
+    """
+    s, lg = np.broadcast_arrays(np.asarray(short_sharpe, dtype=float), np.asarray(long_sharpe, dtype=float))
+    out = np.full(s.shape, "STABLE", dtype=object)
+    with np.errstate(invalid="ignore"):
+        out[s > lg + band] = "IMPROVING"
+        out[s < lg - band] = "DETERIORATING"
+    out[np.isnan(s) | np.isnan(lg)] = None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. Whole-history metrics (empyrical conventions, annualisation 365)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def annualised_sharpe(
+    returns: np.ndarray, annualization: int = ANNUALIZATION, min_periods: int = 2
+) -> np.ndarray:
+    """``mean / std(ddof=1) * sqrt(annualization)`` of each row's non-NaN returns (risk-free 0).
+
+    Same as ``empyrical.sharpe_ratio(r, annualization=365)`` on a NaN-free series, except that zero variance
+    gives NaN here (empyrical gives +-inf). NaN with fewer than ``min_periods`` (>= 2) returns.
+    """
+    x, was_1d = _as_2d(returns)
+    valid = ~np.isnan(x)
+    cnt = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, x, 0.0).sum(axis=1) / cnt
+        dev = np.where(valid, x - mean[:, None], 0.0)
+        sd = np.sqrt((dev * dev).sum(axis=1) / (cnt - 1))
+        hi = np.max(np.where(valid, x, -np.inf), axis=1, initial=-np.inf)
+        constant = hi == np.min(np.where(valid, x, np.inf), axis=1, initial=np.inf)
+        out = np.where(
+            (cnt >= max(2, min_periods)) & ~constant & (sd > 0), mean / sd * np.sqrt(annualization), np.nan
+        )
+    return _out(out, was_1d)
+
+
+def _wealth(x: np.ndarray) -> np.ndarray:
+    """Compounded wealth from 1, a leading column of 1s; NaN days leave wealth unchanged; returns < -1 count as -1."""
+    growth = 1.0 + np.clip(np.nan_to_num(x, nan=0.0), -1.0, None)
+    wealth = np.ones((x.shape[0], x.shape[1] + 1))
+    np.cumprod(growth, axis=1, out=wealth[:, 1:])
+    return wealth
+
+
+def max_drawdown(returns: np.ndarray) -> np.ndarray:
+    """Largest peak-to-trough fall of compounded wealth, as a fraction <= 0 (empyrical's ``max_drawdown``).
+
+    Wealth starts at 1 (so a first-day loss is a drawdown) and compounds ``1 + r``; NaN days leave it unchanged,
+    and a return below -1 counts as -1 (total loss, drawdown -1). NaN for a row with no returns.
+    """
+    x, was_1d = _as_2d(returns)
+    wealth = _wealth(x)
+    peak = np.maximum.accumulate(wealth, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dd = ((wealth - peak) / peak).min(axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    out = np.where((~np.isnan(x)).any(axis=1), dd, np.nan)
+    return _out(out, was_1d)
+
+
+def annual_return(returns: np.ndarray, annualization: int = ANNUALIZATION) -> np.ndarray:
+    """Compound annual growth rate: ``wealth_end ** (annualization / n_days) - 1`` over the row's non-NaN days.
+
+    Equals ``empyrical.annual_return(r, annualization=365)`` on a NaN-free series (empyrical counts NaN days in
+    ``n_days``; here a NaN day is a day the wallet was not there). NaN for a row with no returns.
+    """
+    x, was_1d = _as_2d(returns)
+    cnt = (~np.isnan(x)).sum(axis=1)
+    end = _wealth(x)[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out = np.where(cnt > 0, end ** (annualization / np.where(cnt > 0, cnt, 1)) - 1.0, np.nan)
+    return _out(out, was_1d)
+
+
+def calmar(returns: np.ndarray, annualization: int = ANNUALIZATION, min_periods: int = 2) -> np.ndarray:
+    """Annual return / |max drawdown| (empyrical's ``calmar_ratio`` with ``annualization=365``).
+
+    NaN when there is no drawdown (``max_drawdown == 0``), when the ratio is not finite, or with fewer than
+    ``min_periods`` returns.
+    """
+    x, was_1d = _as_2d(returns)
+    mdd = max_drawdown(x)
+    ar = annual_return(x, annualization)
+    cnt = (~np.isnan(x)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ar / np.abs(mdd)
+    out = np.where((mdd < 0) & np.isfinite(ratio) & (cnt >= min_periods), ratio, np.nan)
+    return _out(out, was_1d)
+
+
+def information_ratio(
+    returns: np.ndarray, benchmark: np.ndarray, annualization: int = ANNUALIZATION, min_periods: int = 2
+) -> np.ndarray:
+    """Mean active return / tracking error, annualised: ``mean(r - b) / std(r - b, ddof=1) * sqrt(365)``.
+
+    ``benchmark`` is one series over the same days (1-D, broadcast to every wallet) or a ``(wallets, days)``
+    array. Days where either is NaN are skipped. This is ``empyrical.excess_sharpe(r, b) * sqrt(365)``.
+    NaN with fewer than ``min_periods`` common days or a constant active return (zero tracking error).
+    """
+    x, was_1d = _as_2d(returns)
+    b = np.broadcast_to(np.asarray(benchmark, dtype=float), x.shape)
+    return _out(annualised_sharpe(x - b, annualization, min_periods), was_1d)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. Whale quality score
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Logistic transforms ``100 / (1 + exp(-(x - centre) / scale))`` of the ratio factors: (centre, scale).
+#: Sharpe 1 scores 50, Sharpe 3 scores 88, Sharpe 0 scores 27. Information ratio 0.5 scores 50, 2 scores 88.
+#: Calmar 1 scores 50, Calmar 5 scores 88, Calmar -1 scores 27.
+SHARPE_LOGISTIC = (1.0, 1.0)
+IR_LOGISTIC = (0.5, 0.75)
+CALMAR_LOGISTIC = (1.0, 2.0)
+#: Volume score ``100 * (log10(volume) - 3) / (7 - 3)`` clipped to 0-100: $1k or less scores 0, $10M or more 100.
+VOLUME_LOG10_RANGE = (3.0, 7.0)
+
+#: WQS weights of the five 0-100 factor scores.
+WQS_WEIGHTS = {"sharpe": 0.30, "information_ratio": 0.25, "calmar": 0.20, "consistency": 0.15, "volume": 0.10}
+#: Sample-size penalty: multiplier 0.5 at 0 resolved positions rising linearly to 1.0 at 50 or more.
+FULL_CREDIT_POSITIONS = 50
+#: Concentration penalty: multiplier 0.9 when market HHI (0-10,000) is above 1,800.
+HHI_LIMIT = 1800.0
+HHI_PENALTY = 0.9
+
+#: Tiers, checked in order: MEGA needs WQS >= 80 and volume >= $100k; LARGE WQS >= 70; MID WQS >= 60; else WATCH.
+#: A WQS >= 80 wallet under $100k of volume is LARGE. A NaN WQS has no tier (None).
+MEGA_MIN_WQS, MEGA_MIN_VOLUME = 80.0, 100_000.0
+TIER_CUTOFFS: tuple[tuple[float, str], ...] = ((70.0, "LARGE"), (60.0, "MID"))
+TIER_FLOOR = "WATCH"
+
+
+class FactorScores(NamedTuple):
+    """The five WQS factors, each on 0-100 (NaN where the metric is NaN)."""
+
+    sharpe: np.ndarray
+    information_ratio: np.ndarray
+    calmar: np.ndarray
+    consistency: np.ndarray
+    volume: np.ndarray
+
+
+def _logistic(x: np.ndarray, centre: float, scale: float) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(over="ignore"):
+        return 100.0 / (1.0 + np.exp(-(x - centre) / scale))
+
+
+def volume_score(volume: np.ndarray | float) -> np.ndarray:
+    """``100 * (log10(volume) - 3) / 4`` clipped to [0, 100]: <= $1k scores 0, >= $10M scores 100; NaN stays NaN."""
+    v = np.asarray(volume, dtype=float)
+    lo, hi = VOLUME_LOG10_RANGE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = 100.0 * (np.log10(np.where(v > 0, v, 1.0)) - lo) / (hi - lo)
+    return np.where(np.isnan(v), np.nan, np.clip(np.where(v > 0, s, 0.0), 0.0, 100.0))
+
+
+def factor_scores(
+    sharpe: np.ndarray | float,
+    information_ratio: np.ndarray | float,
+    calmar: np.ndarray | float,
+    consistency: np.ndarray | float,
+    volume: np.ndarray | float,
+    max_drawdown: np.ndarray | float | None = None,
+) -> FactorScores:
+    """Map each metric to 0-100 (monotone increasing): logistic for Sharpe (centre 1, scale 1), information
+    ratio (centre 0.5, scale 0.75) and Calmar (centre 1, scale 2); consistency is already 0-100 (clipped);
+    volume by :func:`volume_score`.
+
+    Calmar is NaN when a wallet never had a drawdown; if ``max_drawdown`` is given, such a wallet
+    (``max_drawdown == 0``) gets the top Calmar score, 100, instead of NaN.
+    """
+    cal = _logistic(calmar, *CALMAR_LOGISTIC)
+    if max_drawdown is not None:
+        cal = np.where(np.isnan(cal) & (np.asarray(max_drawdown, dtype=float) == 0), 100.0, cal)
+    return FactorScores(
+        _logistic(sharpe, *SHARPE_LOGISTIC),
+        _logistic(information_ratio, *IR_LOGISTIC),
+        cal,
+        np.clip(np.asarray(consistency, dtype=float), 0.0, 100.0),
+        volume_score(volume),
+    )
+
+
+def sample_size_multiplier(n_resolved: np.ndarray | float) -> np.ndarray:
+    """``0.5 + 0.5 * min(n, 50) / 50``: 0.5 at 0 resolved positions, 1.0 at 50 or more; NaN stays NaN."""
+    n = np.asarray(n_resolved, dtype=float)
+    return 0.5 + 0.5 * np.clip(n, 0, FULL_CREDIT_POSITIONS) / FULL_CREDIT_POSITIONS
+
+
+def wqs(factors: FactorScores, n_resolved: np.ndarray | float, market_hhi: np.ndarray | float) -> np.ndarray:
+    """Whale quality score, 0-100.
+
+    ``(0.30 sharpe + 0.25 IR + 0.20 calmar + 0.15 consistency + 0.10 volume)`` (factor scores 0-100)
+    ``x sample_size_multiplier(n_resolved)`` (0.5 -> 1.0 over 0 -> 50 resolved positions)
+    ``x 0.9 if market_hhi > 1800``. NaN if any factor, ``n_resolved`` or ``market_hhi`` is NaN.
+    """
+    base = sum(WQS_WEIGHTS[name] * np.asarray(getattr(factors, name), dtype=float) for name in WQS_WEIGHTS)
+    hhi = np.asarray(market_hhi, dtype=float)
+    with np.errstate(invalid="ignore"):
+        conc = np.where(np.isnan(hhi), np.nan, np.where(hhi > HHI_LIMIT, HHI_PENALTY, 1.0))
+    return base * sample_size_multiplier(n_resolved) * conc
+
+
+def tier(score: np.ndarray | float, volume: np.ndarray | float) -> np.ndarray:
+    """MEGA (WQS >= 80 and volume >= $100k), LARGE (>= 70), MID (>= 60), else WATCH; None for a NaN WQS."""
+    s, v = np.broadcast_arrays(np.asarray(score, dtype=float), np.asarray(volume, dtype=float))
+    out = np.full(s.shape, TIER_FLOOR, dtype=object)
+    with np.errstate(invalid="ignore"):
+        for cutoff, label in reversed(TIER_CUTOFFS):
+            out[s >= cutoff] = label
+        out[(s >= MEGA_MIN_WQS) & (v >= MEGA_MIN_VOLUME)] = "MEGA"
+    out[np.isnan(s)] = None
+    return out
+
+
+def rank_scores(scores: np.ndarray | Sequence[float | None]) -> np.ndarray:
+    """Indices that sort ``scores`` best first (descending); NaN and None always go last; ties keep input order."""
+    s = pd.to_numeric(
+        pd.Series(list(scores) if not isinstance(scores, np.ndarray) else scores), errors="coerce"
+    )
+    s = s.to_numpy(dtype=float)
+    key = np.where(np.isnan(s), np.inf, -s)
+    return np.argsort(key, kind="stable")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Thin DataFrame layer
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Whole-history metrics need at least this many days of returns; fewer gives None with a reason.
+MIN_RETURN_DAYS = 30
+
+
+def returns_matrix(daily_returns: pd.DataFrame) -> tuple[pd.Index, pd.Index, np.ndarray]:
+    """Pivot long ``(wallet, day, daily_return)`` rows (``marts.wallet_daily_returns``) to wallets x days.
+
+    Returns ``(wallets, days, array)``; days are every calendar day from the first to the last, and a
+    (wallet, day) absent from the input, or a NULL return, is NaN.
+    """
+    wide = daily_returns.pivot_table(
+        index="wallet", columns="day", values="daily_return", aggfunc="first", dropna=False
+    )
+    if len(wide.columns):
+        days = pd.date_range(pd.Timestamp(wide.columns.min()), pd.Timestamp(wide.columns.max()), freq="D")
+        wide.columns = pd.DatetimeIndex(wide.columns)
+        wide = wide.reindex(columns=days)
+    return wide.index, wide.columns, wide.to_numpy(dtype=float)
+
+
+def _nullable(values: np.ndarray) -> pd.Series:
+    s = pd.Series(values, dtype=object)
+    return s.where(pd.notna(s), None)
+
+
+def score_wallets(
+    features: pd.DataFrame,
+    daily_returns: pd.DataFrame,
+    benchmark: pd.Series | None = None,
+    min_days: int = MIN_RETURN_DAYS,
+) -> pd.DataFrame:
+    """Score wallets from ``marts.wallet_features`` rows and ``marts.wallet_daily_returns`` rows.
+
+    ``features`` needs ``wallet, n_resolved_positions, volume, market_hhi``. ``benchmark`` is a daily return
+    series indexed by day; by default the cross-sectional mean return of all wallets that day. Metric columns
+    hold a float or ``None``; ``reason`` says why ``wqs`` is ``None`` (``"; "``-joined), else it is ``None``.
+    The frame is sorted best first, with ``None`` scores last, and ``rank`` is 1-based (``None`` when unscored).
+    """
+    wallets, days, r = returns_matrix(daily_returns)
+    feats = features.set_index("wallet").reindex(wallets.union(features["wallet"], sort=False))
+    r = pd.DataFrame(r, index=wallets, columns=days).reindex(feats.index).to_numpy(dtype=float)
+    if benchmark is None:
+        bench = _nanmean(r, axis=0)
+    else:
+        bench = pd.Series(benchmark).reindex(days).to_numpy(dtype=float)
+
+    n_days = (~np.isnan(r)).sum(axis=1)
+    enough = n_days >= min_days
+    nan = np.nan
+    sharpe = np.where(enough, annualised_sharpe(r), nan)
+    ir = np.where(enough, information_ratio(r, bench), nan)
+    mdd = np.where(enough, max_drawdown(r), nan)
+    cal = np.where(enough, calmar(r), nan)
+    rolls = rolling_sharpes(r, (14, 30, 90))
+    cons = consistency_score(rolls[30])
+    last = r.shape[1] - 1
+    reg = (
+        regime(rolls[14][:, last], rolls[90][:, last]) if r.shape[1] else np.full(len(r), None, dtype=object)
+    )
+    volume = feats["volume"].to_numpy(dtype=float)
+    n_res = feats["n_resolved_positions"].to_numpy(dtype=float)
+    hhi = feats["market_hhi"].to_numpy(dtype=float)
+    f = factor_scores(sharpe, ir, cal, cons, volume, max_drawdown=mdd)
+    score = wqs(f, n_res, hhi)
+
+    reasons = pd.Series("", index=range(len(r)))
+    for mask, text in (
+        (~enough, f"fewer than {min_days} days of returns"),
+        (enough & np.isnan(sharpe), "zero variance of returns"),
+        (enough & np.isnan(ir), "information ratio undefined (zero tracking error)"),
+        (enough & np.isnan(f.calmar), "calmar undefined"),
+        (np.isnan(cons), f"fewer than {CONSISTENCY_MIN_POINTS} rolling 30-day Sharpes"),
+        (np.isnan(volume), "no volume"),
+        (np.isnan(n_res), "no resolved-position count"),
+        (np.isnan(hhi), "no market concentration"),
+    ):
+        reasons = reasons.str.cat(pd.Series(np.where(mask, text, ""), index=reasons.index), sep="; ")
+    reasons = reasons.str.replace(r"^(; )+|(; )+$", "", regex=True).str.replace(r"(; )+", "; ", regex=True)
+    reasons = reasons.where(reasons != "", "score undefined").where(np.isnan(score), None)
+
+    out = pd.DataFrame(
+        {
+            "wallet": feats.index.to_numpy(),
+            "n_return_days": n_days,
+            "sharpe": _nullable(sharpe),
+            "information_ratio": _nullable(ir),
+            "max_drawdown": _nullable(mdd),
+            "calmar": _nullable(cal),
+            "consistency": _nullable(cons),
+            "regime": reg,
+            "wqs": _nullable(score),
+            "tier": tier(score, volume),
+            "reason": reasons.to_numpy(dtype=object),
+        }
+    )
+    order = rank_scores(score)
+    out = out.iloc[order].reset_index(drop=True)
+    ranked = out["wqs"].notna().to_numpy()
+    out["rank"] = _nullable(np.where(ranked, np.arange(1, len(out) + 1), np.nan))
+    return out
