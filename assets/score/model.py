@@ -21,6 +21,8 @@ Conventions (shared by every kernel here, in the style of ``empyrical``):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import NamedTuple
 
 import numpy as np
@@ -225,6 +227,19 @@ def price_calibrated_edge(
     sum_won = np.bincount(groups, weights=won, minlength=size)
     sum_price = np.bincount(groups, weights=price, minlength=size)
     sum_var = np.bincount(groups, weights=price * (1 - price), minlength=size)
+    return edge_posterior(n, sum_won, sum_price, sum_var, prior_strength)
+
+
+def edge_posterior(
+    n: np.ndarray,
+    sum_won: np.ndarray,
+    sum_price: np.ndarray,
+    sum_var: np.ndarray,
+    prior_strength: float = EDGE_PRIOR_STRENGTH,
+) -> EdgePosterior:
+    """The posterior of :func:`price_calibrated_edge` from its sufficient statistics (any array shape):
+    position count, sums of ``won``, of ``price_paid`` and of ``price_paid * (1 - price_paid)``."""
+    n, sum_won, sum_price, sum_var = (np.asarray(a, dtype=float) for a in (n, sum_won, sum_price, sum_var))
     with np.errstate(invalid="ignore", divide="ignore"):
         nan_n = np.where(n > 0, n, np.nan)
         raw = (sum_won - sum_price) / nan_n
@@ -254,17 +269,49 @@ def _out(values: np.ndarray, was_1d: bool) -> np.ndarray:
     return values[0] if was_1d else values
 
 
-def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
-    """Mean of the non-NaN values along ``axis``; 0 where there are none (no warning)."""
-    valid = ~np.isnan(x)
-    return np.where(valid, x, 0.0).sum(axis=axis) / np.maximum(valid.sum(axis=axis), 1)
-
-
 def _prefix(values: np.ndarray) -> np.ndarray:
     """Prefix sums along days with a leading zero column: window sum over (t-w, t] is P[t+1] - P[t+1-w]."""
     out = np.zeros((values.shape[0], values.shape[1] + 1))
     np.cumsum(values, axis=1, out=out[:, 1:])
     return out
+
+
+def _first_valid(x: np.ndarray) -> np.ndarray:
+    """Each row's first non-NaN value (0 for a row with none): a centre that reads no later day."""
+    if x.shape[1] == 0:
+        return np.zeros(x.shape[0])
+    valid = ~np.isnan(x)
+    first = valid.argmax(axis=1)
+    return np.where(valid.any(axis=1), x[np.arange(x.shape[0]), first], 0.0)
+
+
+def _ends(ends: Sequence[int] | np.ndarray, n_days: int) -> np.ndarray:
+    e = np.asarray(ends, dtype=np.int64).ravel()
+    if e.size and (e.min() < 0 or e.max() > n_days):
+        raise ValueError(f"as-of column ends must lie in 0..{n_days}")
+    return e
+
+
+def _constant_until(x: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Whether each row's valid values before each end are all equal (or there are none)."""
+    hi = np.fmax.accumulate(np.where(np.isnan(x), -np.inf, x), axis=1)
+    lo = np.fmin.accumulate(np.where(np.isnan(x), np.inf, x), axis=1)
+    hi = np.concatenate([np.full((x.shape[0], 1), -np.inf), hi], axis=1)[:, ends]
+    lo = np.concatenate([np.full((x.shape[0], 1), np.inf), lo], axis=1)[:, ends]
+    return ~(hi > lo)
+
+
+def _mean_sd_until(x: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean and sample sd (ddof 1) of each row's non-NaN values before each end: ``(rows, len(ends))``."""
+    valid = ~np.isnan(x)
+    centre = _first_valid(x)[:, None]
+    xc = np.where(valid, x - centre, 0.0)
+    cnt = _prefix(valid.astype(float))[:, ends]
+    s1, s2 = _prefix(xc)[:, ends], _prefix(xc * xc)[:, ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        sd = np.sqrt(np.maximum(s2 - s1 * mean, 0.0) / (cnt - 1))
+    return cnt, mean + centre, sd
 
 
 def _run_length(x: np.ndarray) -> np.ndarray:
@@ -288,13 +335,14 @@ def rolling_sharpes(
     window's returns are all equal (zero variance gives NaN, never inf). ``w < 2`` is rejected.
 
     Computed with prefix sums of x and x^2 and of the valid-day count, so the cost is O(wallets x days) per
-    window. Each row is centred on its own mean first, which keeps the ``sum x^2 - (sum x)^2 / w`` difference
-    accurate (it agrees with ``pandas.rolling(w).mean() / .std()`` to ~1e-12). Zero variance is detected exactly,
-    from run lengths of equal values, not from a rounding-sized residue.
+    window. Each row is centred on its first valid return (a centre that reads no later day, so a value at
+    ``t`` never depends on days after ``t``), which keeps the ``sum x^2 - (sum x)^2 / w`` difference accurate (it
+    agrees with ``pandas.rolling(w).mean() / .std()`` to ~1e-12). Zero variance is detected exactly, from run
+    lengths of equal values, not from a rounding-sized residue.
     """
     x, was_1d = _as_2d(returns)
     valid = ~np.isnan(x)
-    centre = _nanmean(x, axis=1)[:, None]
+    centre = _first_valid(x)[:, None]
     xc = np.where(valid, x - centre, 0.0)
     p1, p2, pc = _prefix(xc), _prefix(xc * xc), _prefix(valid.astype(float))
     run = _run_length(x)
@@ -333,6 +381,21 @@ CONSISTENCY_SCALE = 5.0
 CONSISTENCY_MIN_POINTS = 30
 
 
+def consistency_as_of(
+    rolling_sharpe_30: np.ndarray,
+    ends: Sequence[int],
+    scale: float = CONSISTENCY_SCALE,
+    min_points: int = CONSISTENCY_MIN_POINTS,
+) -> np.ndarray:
+    """:func:`consistency_score` of each row's rolling Sharpes before each end: ``(rows, len(ends))``."""
+    x, _ = _as_2d(rolling_sharpe_30)
+    x = np.where(np.isfinite(x), x, np.nan)
+    e = _ends(ends, x.shape[1])
+    cnt, _, sd = _mean_sd_until(x, e)
+    with np.errstate(invalid="ignore"):
+        return np.where(cnt >= max(2, min_points), 100.0 * np.exp(-sd / scale), np.nan)
+
+
 def consistency_score(
     rolling_sharpe_30: np.ndarray, scale: float = CONSISTENCY_SCALE, min_points: int = CONSISTENCY_MIN_POINTS
 ) -> np.ndarray:
@@ -342,15 +405,7 @@ def consistency_score(
     Monotone decreasing in ``sd``. NaN when a row has fewer than ``min_points`` (>= 2) valid values.
     """
     x, was_1d = _as_2d(rolling_sharpe_30)
-    valid = np.isfinite(x)
-    cnt = valid.sum(axis=1)
-    xz = np.where(valid, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = xz.sum(axis=1) / cnt
-        dev = np.where(valid, x - mean[:, None], 0.0)
-        sd = np.sqrt((dev * dev).sum(axis=1) / (cnt - 1))
-    score = np.where(cnt >= max(2, min_points), 100.0 * np.exp(-sd / scale), np.nan)
-    return _out(score, was_1d)
+    return _out(consistency_as_of(x, [x.shape[1]], scale, min_points)[:, 0], was_1d)
 
 
 REGIME_BAND = 0.25
@@ -374,8 +429,25 @@ def regime(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 6. Whole-history metrics (empyrical conventions, annualisation 365)
+# 6. History metrics (empyrical conventions, annualisation 365), as of any set of days
 # ---------------------------------------------------------------------------------------------------------------
+#
+# Each metric is computed "as of" column ends: the value at end ``e`` uses days ``0 .. e - 1`` only (the days
+# before ``as_of``), from prefix sums and running maxima, so a whole history of as-of dates costs one pass. The
+# whole-history functions are the special case ``ends = [n_days]``. Rows are centred on their *first* valid value
+# (not their mean), which keeps the prefix-sum variance accurate without reading any later day.
+
+
+def sharpe_as_of(
+    returns: np.ndarray, ends: Sequence[int], annualization: int = ANNUALIZATION, min_periods: int = 2
+) -> np.ndarray:
+    """Annualised Sharpe of each row's returns before each end (``(rows, len(ends))``); see :func:`annualised_sharpe`."""
+    x, _ = _as_2d(returns)
+    e = _ends(ends, x.shape[1])
+    cnt, mean, sd = _mean_sd_until(x, e)
+    ok = (cnt >= max(2, min_periods)) & ~_constant_until(x, e) & (sd > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, mean / sd * np.sqrt(annualization), np.nan)
 
 
 def annualised_sharpe(
@@ -387,18 +459,7 @@ def annualised_sharpe(
     gives NaN here (empyrical gives +-inf). NaN with fewer than ``min_periods`` (>= 2) returns.
     """
     x, was_1d = _as_2d(returns)
-    valid = ~np.isnan(x)
-    cnt = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid, x, 0.0).sum(axis=1) / cnt
-        dev = np.where(valid, x - mean[:, None], 0.0)
-        sd = np.sqrt((dev * dev).sum(axis=1) / (cnt - 1))
-        hi = np.max(np.where(valid, x, -np.inf), axis=1, initial=-np.inf)
-        constant = hi == np.min(np.where(valid, x, np.inf), axis=1, initial=np.inf)
-        out = np.where(
-            (cnt >= max(2, min_periods)) & ~constant & (sd > 0), mean / sd * np.sqrt(annualization), np.nan
-        )
-    return _out(out, was_1d)
+    return _out(sharpe_as_of(x, [x.shape[1]], annualization, min_periods)[:, 0], was_1d)
 
 
 def _wealth(x: np.ndarray) -> np.ndarray:
@@ -409,6 +470,27 @@ def _wealth(x: np.ndarray) -> np.ndarray:
     return wealth
 
 
+def drawdown_metrics_as_of(
+    returns: np.ndarray, ends: Sequence[int], annualization: int = ANNUALIZATION, min_periods: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(max_drawdown, annual_return, calmar)`` of each row's returns before each end, each ``(rows, len(ends))``.
+
+    Conventions of :func:`max_drawdown`, :func:`annual_return` and :func:`calmar`.
+    """
+    x, _ = _as_2d(returns)
+    e = _ends(ends, x.shape[1])
+    wealth = _wealth(x)
+    peak = np.maximum.accumulate(wealth, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        dd = np.minimum.accumulate((wealth - peak) / peak, axis=1)[:, e]
+        cnt = _prefix((~np.isnan(x)).astype(float))[:, e]
+        mdd = np.where(cnt > 0, dd, np.nan)
+        ar = np.where(cnt > 0, wealth[:, e] ** (annualization / np.where(cnt > 0, cnt, 1)) - 1.0, np.nan)
+        ratio = ar / np.abs(mdd)
+    cal = np.where((mdd < 0) & np.isfinite(ratio) & (cnt >= min_periods), ratio, np.nan)
+    return mdd, ar, cal
+
+
 def max_drawdown(returns: np.ndarray) -> np.ndarray:
     """Largest peak-to-trough fall of compounded wealth, as a fraction <= 0 (empyrical's ``max_drawdown``).
 
@@ -416,12 +498,7 @@ def max_drawdown(returns: np.ndarray) -> np.ndarray:
     and a return below -1 counts as -1 (total loss, drawdown -1). NaN for a row with no returns.
     """
     x, was_1d = _as_2d(returns)
-    wealth = _wealth(x)
-    peak = np.maximum.accumulate(wealth, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dd = ((wealth - peak) / peak).min(axis=1) if x.shape[1] else np.zeros(x.shape[0])
-    out = np.where((~np.isnan(x)).any(axis=1), dd, np.nan)
-    return _out(out, was_1d)
+    return _out(drawdown_metrics_as_of(x, [x.shape[1]])[0][:, 0], was_1d)
 
 
 def annual_return(returns: np.ndarray, annualization: int = ANNUALIZATION) -> np.ndarray:
@@ -431,11 +508,7 @@ def annual_return(returns: np.ndarray, annualization: int = ANNUALIZATION) -> np
     ``n_days``; here a NaN day is a day the wallet was not there). NaN for a row with no returns.
     """
     x, was_1d = _as_2d(returns)
-    cnt = (~np.isnan(x)).sum(axis=1)
-    end = _wealth(x)[:, -1]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        out = np.where(cnt > 0, end ** (annualization / np.where(cnt > 0, cnt, 1)) - 1.0, np.nan)
-    return _out(out, was_1d)
+    return _out(drawdown_metrics_as_of(x, [x.shape[1]], annualization)[1][:, 0], was_1d)
 
 
 def calmar(returns: np.ndarray, annualization: int = ANNUALIZATION, min_periods: int = 2) -> np.ndarray:
@@ -445,13 +518,7 @@ def calmar(returns: np.ndarray, annualization: int = ANNUALIZATION, min_periods:
     ``min_periods`` returns.
     """
     x, was_1d = _as_2d(returns)
-    mdd = max_drawdown(x)
-    ar = annual_return(x, annualization)
-    cnt = (~np.isnan(x)).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = ar / np.abs(mdd)
-    out = np.where((mdd < 0) & np.isfinite(ratio) & (cnt >= min_periods), ratio, np.nan)
-    return _out(out, was_1d)
+    return _out(drawdown_metrics_as_of(x, [x.shape[1]], annualization, min_periods)[2][:, 0], was_1d)
 
 
 def information_ratio(
@@ -619,78 +686,367 @@ def _nullable(values: np.ndarray) -> pd.Series:
     return s.where(pd.notna(s), None)
 
 
-def score_wallets(
-    features: pd.DataFrame,
-    daily_returns: pd.DataFrame,
-    benchmark: pd.Series | None = None,
+class Scored(NamedTuple):
+    """WQS with its tier and, where it is undefined, the reason (``None`` where the score exists)."""
+
+    wqs: np.ndarray
+    tier: np.ndarray
+    reason: np.ndarray
+
+
+def assemble_wqs(
+    n_return_days: np.ndarray,
+    sharpe: np.ndarray,
+    information_ratio: np.ndarray,
+    max_drawdown: np.ndarray,
+    calmar: np.ndarray,
+    consistency: np.ndarray,
+    volume: np.ndarray,
+    n_resolved: np.ndarray,
+    market_hhi: np.ndarray,
     min_days: int = MIN_RETURN_DAYS,
-) -> pd.DataFrame:
-    """Score wallets from ``marts.wallet_features`` rows and ``marts.wallet_daily_returns`` rows.
+    consistency_min_points: int = CONSISTENCY_MIN_POINTS,
+) -> Scored:
+    """WQS, tier and reason from per-wallet metrics (1-D arrays of one length; NaN = undefined).
 
-    ``features`` needs ``wallet, n_resolved_positions, volume, market_hhi``. ``benchmark`` is a daily return
-    series indexed by day; by default the cross-sectional mean return of all wallets that day. Metric columns
-    hold a float or ``None``; ``reason`` says why ``wqs`` is ``None`` (``"; "``-joined), else it is ``None``.
-    The frame is sorted best first, with ``None`` scores last, and ``rank`` is 1-based (``None`` when unscored).
+    Sharpe, information ratio, drawdown and Calmar count only with ``n_return_days >= min_days``. The reason
+    lists every cause, ``"; "``-joined: too few days, zero variance, undefined information ratio or Calmar, too
+    few rolling Sharpes, no volume, no resolved-position count, no market concentration.
     """
-    wallets, days, r = returns_matrix(daily_returns)
-    feats = features.set_index("wallet").reindex(wallets.union(features["wallet"], sort=False))
-    r = pd.DataFrame(r, index=wallets, columns=days).reindex(feats.index).to_numpy(dtype=float)
-    if benchmark is None:
-        bench = _nanmean(r, axis=0)
-    else:
-        bench = pd.Series(benchmark).reindex(days).to_numpy(dtype=float)
-
-    n_days = (~np.isnan(r)).sum(axis=1)
+    n_days = np.asarray(n_return_days, dtype=float)
     enough = n_days >= min_days
-    nan = np.nan
-    sharpe = np.where(enough, annualised_sharpe(r), nan)
-    ir = np.where(enough, information_ratio(r, bench), nan)
-    mdd = np.where(enough, max_drawdown(r), nan)
-    cal = np.where(enough, calmar(r), nan)
-    rolls = rolling_sharpes(r, (14, 30, 90))
-    cons = consistency_score(rolls[30])
-    last = r.shape[1] - 1
-    reg = (
-        regime(rolls[14][:, last], rolls[90][:, last]) if r.shape[1] else np.full(len(r), None, dtype=object)
+    sharpe, ir, mdd, cal = (
+        np.where(enough, np.asarray(a, dtype=float), np.nan)
+        for a in (sharpe, information_ratio, max_drawdown, calmar)
     )
-    volume = feats["volume"].to_numpy(dtype=float)
-    n_res = feats["n_resolved_positions"].to_numpy(dtype=float)
-    hhi = feats["market_hhi"].to_numpy(dtype=float)
+    cons, volume, n_res, hhi = (
+        np.asarray(a, dtype=float) for a in (consistency, volume, n_resolved, market_hhi)
+    )
     f = factor_scores(sharpe, ir, cal, cons, volume, max_drawdown=mdd)
     score = wqs(f, n_res, hhi)
-
-    reasons = pd.Series("", index=range(len(r)))
+    reasons = pd.Series("", index=range(len(n_days)))
     for mask, text in (
         (~enough, f"fewer than {min_days} days of returns"),
         (enough & np.isnan(sharpe), "zero variance of returns"),
         (enough & np.isnan(ir), "information ratio undefined (zero tracking error)"),
         (enough & np.isnan(f.calmar), "calmar undefined"),
-        (np.isnan(cons), f"fewer than {CONSISTENCY_MIN_POINTS} rolling 30-day Sharpes"),
-        (np.isnan(volume), "no volume"),
+        (np.isnan(cons), f"fewer than {consistency_min_points} rolling 30-day Sharpes"),
+        (np.isnan(volume) | (volume <= 0), "no volume"),
         (np.isnan(n_res), "no resolved-position count"),
         (np.isnan(hhi), "no market concentration"),
     ):
         reasons = reasons.str.cat(pd.Series(np.where(mask, text, ""), index=reasons.index), sep="; ")
     reasons = reasons.str.replace(r"^(; )+|(; )+$", "", regex=True).str.replace(r"(; )+", "; ", regex=True)
     reasons = reasons.where(reasons != "", "score undefined").where(np.isnan(score), None)
+    return Scored(score, tier(score, volume), reasons.to_numpy(dtype=object))
 
+
+def _cross_sectional_mean(r: np.ndarray) -> np.ndarray:
+    """Mean return of the wallets with a return each day (the default benchmark); NaN on a day with none."""
+    valid = ~np.isnan(r)
+    cnt = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, np.where(valid, r, 0.0).sum(axis=0) / cnt, np.nan)
+
+
+def score_wallets(
+    features: pd.DataFrame,
+    daily_returns: pd.DataFrame,
+    benchmark: pd.Series | None = None,
+    min_days: int = MIN_RETURN_DAYS,
+) -> pd.DataFrame:
+    """Score wallets over their whole history from ``marts.wallet_features`` and ``marts.wallet_daily_returns``.
+
+    ``features`` needs ``wallet, n_resolved_positions, volume, market_hhi``. ``benchmark`` is a daily return
+    series indexed by day; by default the cross-sectional mean return of all wallets that day. Metric columns
+    hold a float or ``None``; ``reason`` says why ``wqs`` is ``None`` (``"; "``-joined), else it is ``None``.
+    The frame is sorted best first, with ``None`` scores last, and ``rank`` is 1-based (``None`` when unscored).
+    (The point-in-time history of :func:`score_history` is what the pipeline stores; this is its last day.)
+    """
+    wallets, days, r = returns_matrix(daily_returns)
+    feats = features.set_index("wallet").reindex(wallets.union(features["wallet"], sort=False))
+    r = pd.DataFrame(r, index=wallets, columns=days).reindex(feats.index).to_numpy(dtype=float)
+    if benchmark is None:
+        bench = _cross_sectional_mean(r)
+    else:
+        bench = pd.Series(benchmark).reindex(days).to_numpy(dtype=float)
+
+    end = [r.shape[1]]
+    n_days = (~np.isnan(r)).sum(axis=1)
+    sharpe = annualised_sharpe(r)
+    ir = information_ratio(r, bench)
+    mdd, _, cal = (a[:, 0] for a in drawdown_metrics_as_of(r, end))
+    rolls = rolling_sharpes(r, (14, 30, 90))
+    cons = consistency_as_of(rolls[30], end)[:, 0]
+    last = r.shape[1] - 1
+    reg = (
+        regime(rolls[14][:, last], rolls[90][:, last]) if r.shape[1] else np.full(len(r), None, dtype=object)
+    )
+    volume = feats["volume"].to_numpy(dtype=float)
+    scored = assemble_wqs(
+        n_days, sharpe, ir, mdd, cal, cons, volume,
+        feats["n_resolved_positions"].to_numpy(dtype=float), feats["market_hhi"].to_numpy(dtype=float), min_days,
+    )  # fmt: skip
+    enough = n_days >= min_days
     out = pd.DataFrame(
         {
             "wallet": feats.index.to_numpy(),
             "n_return_days": n_days,
-            "sharpe": _nullable(sharpe),
-            "information_ratio": _nullable(ir),
-            "max_drawdown": _nullable(mdd),
-            "calmar": _nullable(cal),
+            "sharpe": _nullable(np.where(enough, sharpe, np.nan)),
+            "information_ratio": _nullable(np.where(enough, ir, np.nan)),
+            "max_drawdown": _nullable(np.where(enough, mdd, np.nan)),
+            "calmar": _nullable(np.where(enough, cal, np.nan)),
             "consistency": _nullable(cons),
             "regime": reg,
-            "wqs": _nullable(score),
-            "tier": tier(score, volume),
-            "reason": reasons.to_numpy(dtype=object),
+            "wqs": _nullable(scored.wqs),
+            "tier": scored.tier,
+            "reason": scored.reason,
         }
     )
-    order = rank_scores(score)
+    order = rank_scores(scored.wqs)
     out = out.iloc[order].reset_index(drop=True)
     ranked = out["wqs"].notna().to_numpy()
     out["rank"] = _nullable(np.where(ranked, np.arange(1, len(out) + 1), np.nan))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 8. Point-in-time score history
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """The scoring constants a run may override (defaults: the documented values)."""
+
+    win_rate_prior_strength: float = WIN_RATE_PRIOR_STRENGTH
+    edge_prior_strength: float = EDGE_PRIOR_STRENGTH
+    min_return_days: int = MIN_RETURN_DAYS
+    consistency_scale: float = CONSISTENCY_SCALE
+    consistency_min_points: int = CONSISTENCY_MIN_POINTS
+    regime_band: float = REGIME_BAND
+
+
+#: 1970-01-05, a Monday: weekly as-of dates fall on Mondays.
+_ANCHOR = date(1970, 1, 5)
+
+
+def as_of_dates(first_day: date, last_day: date, every_days: int = 7) -> list[date]:
+    """Scoring dates over a history whose data runs from ``first_day`` to ``last_day`` (inclusive).
+
+    An as-of date ``t`` means "UTC midnight starting day t": scores at ``t`` use data strictly before it. Dates
+    fall every ``every_days`` days on a fixed grid (``7``: Mondays; ``1``: every day), after ``first_day`` and
+    up to ``last_day + 1`` (the first date that sees the whole last day), which is always included: the current
+    scores use every day the warehouse holds.
+    """
+    if every_days < 1:
+        raise ValueError("every_days must be at least 1")
+    lo, hi = first_day + timedelta(days=1), last_day + timedelta(days=1)
+    offset = (lo - _ANCHOR).days % every_days
+    first = lo + timedelta(days=(every_days - offset) % every_days)
+    n = (hi - first).days // every_days + 1 if first <= hi else 0
+    grid = [first + timedelta(days=every_days * i) for i in range(max(n, 0))]
+    return grid if (grid and grid[-1] == hi) or hi < lo else [*grid, hi]
+
+
+def interval_sums(
+    groups: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    n_groups: int,
+    n_cols: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(n_groups, n_cols)`` sums where element ``i`` adds ``weights[i]`` (default 1) to columns
+    ``start[i] <= k < end[i]`` of row ``groups[i]``: a difference array (two ``np.bincount``) and a cumulative sum."""
+    g = np.asarray(groups, dtype=np.int64)
+    lo = np.clip(np.asarray(start, dtype=np.int64), 0, n_cols)
+    hi = np.clip(np.asarray(end, dtype=np.int64), 0, n_cols)
+    w = np.ones(g.size) if weights is None else np.asarray(weights, dtype=float)
+    keep = hi > lo
+    width = n_cols + 1
+    size = n_groups * width
+    diff = np.bincount(g[keep] * width + lo[keep], weights=w[keep], minlength=size)
+    diff -= np.bincount(g[keep] * width + hi[keep], weights=w[keep], minlength=size)
+    return np.cumsum(diff.reshape(n_groups, width), axis=1)[:, :n_cols]
+
+
+HISTORY_COLUMNS = [
+    "as_of", "wallet", "rank", "wqs", "tier", "reason", "n_return_days", "sharpe", "information_ratio",
+    "max_drawdown", "calmar", "consistency", "regime", "rolling_sharpe_7", "rolling_sharpe_14", "rolling_sharpe_30",
+    "rolling_sharpe_60", "rolling_sharpe_90", "volume", "market_hhi", "pnl_net_to_date", "n_resolved_positions",
+    "wins", "raw_win_rate", "win_rate_prior", "win_rate_mean", "win_rate_lower", "win_rate_upper",
+    "win_rate_confidence", "n_edge_positions", "edge_raw", "edge_mean", "edge_lower", "edge_upper",
+]  # fmt: skip
+
+
+def _day_index(days: pd.Series, d0: np.datetime64) -> np.ndarray:
+    return ((pd.to_datetime(days).to_numpy(dtype="datetime64[D]") - d0) // np.timedelta64(1, "D")).astype(
+        np.int64
+    )
+
+
+def score_history(
+    daily_returns: pd.DataFrame,
+    activity: pd.DataFrame,
+    positions: pd.DataFrame,
+    as_of: Sequence[date],
+    params: ScoreParams = ScoreParams(),
+) -> pd.DataFrame:
+    """Every wallet's WQS and its components as of each date in ``as_of``, from data known before that date.
+
+    Inputs (long frames, as the warehouse holds them):
+
+    - ``daily_returns``: ``wallet, day, daily_return, pnl_net`` (``marts.wallet_daily_returns``; causal rows).
+    - ``activity``: ``wallet, day, volume, volume_sq``: a day's traded notional and the day's increase of the
+      sum over markets of the squared cumulative notional (so ``HHI = 10,000 * sum_sq / volume^2`` as of any day).
+    - ``positions``: resolved positions ``wallet, category, resolved_ts, cut_ts, won, payout, price_paid``
+      (epoch seconds; ``cut_ts`` the first oversold fill or NaN, after which the position no longer counts).
+
+    At as-of ``t`` a return day counts if ``day < t``, a position if ``resolved_ts < t <= cut_ts``. Nothing at or
+    after ``t`` is read, so changing it leaves every row at ``t`` unchanged. One row per (as-of, wallet) for the
+    wallets with a fill or a return before ``t``; floats are NaN where undefined (stored as NULL) and ``reason``
+    says why ``wqs`` is missing. ``rank`` is 1-based within an as-of date, NaN scores last and unranked.
+    """
+    dates = np.array(
+        sorted(set(pd.to_datetime(list(as_of)).to_numpy(dtype="datetime64[D]"))), dtype="datetime64[D]"
+    )
+    days_all = pd.concat([daily_returns["day"], activity["day"]])
+    if dates.size == 0 or days_all.empty:
+        return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
+    d0 = pd.to_datetime(days_all).min().to_datetime64().astype("datetime64[D]")
+    n_days = max(int((dates[-1] - d0) // np.timedelta64(1, "D")), 0)
+    ends = np.clip((dates - d0) // np.timedelta64(1, "D"), 0, n_days).astype(np.int64)
+    n_k = dates.size
+    wallets = np.unique(
+        np.concatenate(
+            [f["wallet"].to_numpy(dtype=object) for f in (daily_returns, activity, positions)]
+        ).astype(str)
+    )
+    n_w = wallets.size
+
+    def dense(frame: pd.DataFrame, column: str, sparse_as_nan: bool) -> np.ndarray:
+        """Wallets x days matrix of ``column``: NaN (or 0, summed per cell) where the frame has no row."""
+        d = _day_index(frame["day"], d0)
+        keep = d < n_days
+        flat = np.searchsorted(wallets, frame["wallet"].to_numpy(dtype=str)[keep]) * n_days + d[keep]
+        values = (
+            np.nan_to_num(frame[column].to_numpy(dtype=float)[keep])
+            if not sparse_as_nan
+            else frame[column].to_numpy(dtype=float)[keep]
+        )
+        if not sparse_as_nan:
+            return np.bincount(flat, weights=values, minlength=n_w * n_days).reshape(n_w, n_days)
+        out = np.full(n_w * n_days, np.nan)
+        out[flat] = values  # one row per (wallet, day)
+        return out.reshape(n_w, n_days)
+
+    # returns-based metrics: prefix sums over the days before each as-of date
+    r = dense(daily_returns, "daily_return", True)
+    valid = ~np.isnan(r)
+    n_ret = _prefix(valid.astype(float))[:, ends]
+    sharpe = sharpe_as_of(r, ends)
+    ir = sharpe_as_of(r - _cross_sectional_mean(r), ends)
+    mdd, _, cal = drawdown_metrics_as_of(r, ends)
+    rolls = rolling_sharpes(r, ROLLING_WINDOWS)
+    last = np.maximum(ends - 1, 0)
+    roll_at = {
+        w: np.where(ends > 0, v[:, last], np.nan) if n_days else np.full((n_w, n_k), np.nan)
+        for w, v in rolls.items()
+    }
+    cons = consistency_as_of(rolls[30], ends, params.consistency_scale, params.consistency_min_points)
+    reg = regime(roll_at[14], roll_at[90], params.regime_band)
+    pnl = _prefix(dense(daily_returns, "pnl_net", False))[:, ends]
+
+    # activity: volume and market concentration
+    vol = _prefix(dense(activity, "volume", False))[:, ends]
+    sq = _prefix(dense(activity, "volume_sq", False))[:, ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hhi = np.where(vol > 0, np.clip(10_000.0 * sq / (vol * vol), 0.0, 10_000.0), np.nan)
+
+    # resolved positions: counted from resolution until a first oversold fill
+    t_k = (dates - np.datetime64("1970-01-01", "D")).astype(np.int64) * 86_400
+    g = np.searchsorted(wallets, positions["wallet"].to_numpy(dtype=str))
+    start = np.searchsorted(t_k, positions["resolved_ts"].to_numpy(dtype=float), side="right")
+    cut = positions["cut_ts"].to_numpy(dtype=float)
+    end = np.where(np.isnan(cut), n_k, np.searchsorted(t_k, np.nan_to_num(cut), side="right"))
+    won = positions["won"].to_numpy(dtype=float)
+    n_res = interval_sums(g, start, end, n_w, n_k)
+    wins = interval_sums(g, start, end, n_w, n_k, np.nan_to_num(won))
+    cats, c = np.unique(positions["category"].fillna("Unknown").to_numpy(dtype=str), return_inverse=True)
+    n_c = max(cats.size, 1)
+    cat_n = interval_sums(c, start, end, n_c, n_k)
+    cat_wins = interval_sums(c, start, end, n_c, n_k, np.nan_to_num(won))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        measured = np.clip(cat_wins / cat_n, 0.01, 0.99)
+        overall = np.clip(cat_wins.sum(axis=0) / cat_n.sum(axis=0), 0.01, 0.99)
+    overall = np.where(np.isnan(overall), 0.5, overall)
+    published = np.array([CATEGORY_BASE_RATES.get(str(x), np.nan) for x in cats])[:, None]
+    rate = np.where(np.isnan(published), measured, published) if cats.size else np.zeros((1, n_k))
+    wallet_cat_n = interval_sums(g * n_c + c, start, end, n_w * n_c, n_k).reshape(n_w, n_c, n_k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prior = np.einsum("wck,ck->wk", wallet_cat_n, np.nan_to_num(rate)) / n_res
+    prior = np.where(n_res > 0, prior, overall[None, :])
+    post = bayesian_win_rate(wins, n_res, prior, params.win_rate_prior_strength)
+
+    price = positions["price_paid"].to_numpy(dtype=float)
+    payout = positions["payout"].to_numpy(dtype=float)
+    ok = np.isfinite(price) & np.isfinite(payout) & (price > 0) & (price < 1)
+    stat = [
+        interval_sums(g[ok], start[ok], end[ok], n_w, n_k, w)
+        for w in (None, payout[ok], price[ok], price[ok] * (1 - price[ok]))
+    ]
+    edge = edge_posterior(*stat, prior_strength=params.edge_prior_strength)
+
+    # one row per (as-of, wallet) that had traded before the date
+    present = (vol > 0) | (n_ret > 0)
+    ki, wi = np.nonzero(present.T)  # ordered by as-of, then wallet
+    pick = lambda a: a[wi, ki]  # noqa: E731
+    scored = assemble_wqs(
+        pick(n_ret), pick(sharpe), pick(ir), pick(mdd), pick(cal), pick(cons), pick(vol), pick(n_res), pick(hhi),
+        params.min_return_days, params.consistency_min_points,
+    )  # fmt: skip
+    enough = pick(n_ret) >= params.min_return_days
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw_wr = np.where(pick(n_res) > 0, pick(wins) / pick(n_res), np.nan)
+    key = np.where(np.isnan(scored.wqs), np.inf, -scored.wqs)
+    order = np.lexsort((key, ki))
+    first_of_group = np.r_[0, np.flatnonzero(np.diff(ki[order])) + 1]
+    pos = np.arange(order.size) - np.repeat(first_of_group, np.diff(np.r_[first_of_group, order.size]))
+    rank = np.empty(order.size)
+    rank[order] = pos + 1
+    out = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(dates[ki]).date,
+            "wallet": wallets[wi],
+            "rank": np.where(np.isnan(scored.wqs), np.nan, rank),
+            "wqs": scored.wqs,
+            "tier": scored.tier,
+            "reason": scored.reason,
+            "n_return_days": pick(n_ret).astype(np.int64),
+            "sharpe": np.where(enough, pick(sharpe), np.nan),
+            "information_ratio": np.where(enough, pick(ir), np.nan),
+            "max_drawdown": np.where(enough, pick(mdd), np.nan),
+            "calmar": np.where(enough, pick(cal), np.nan),
+            "consistency": pick(cons),
+            "regime": pick(reg),
+            **{f"rolling_sharpe_{w}": pick(v) for w, v in roll_at.items()},
+            "volume": pick(vol),
+            "market_hhi": pick(hhi),
+            "pnl_net_to_date": pick(pnl),
+            "n_resolved_positions": np.rint(pick(n_res)).astype(np.int64),
+            "wins": np.rint(pick(wins)).astype(np.int64),
+            "raw_win_rate": raw_wr,
+            "win_rate_prior": pick(prior),
+            "win_rate_mean": pick(post.mean),
+            "win_rate_lower": pick(post.lower),
+            "win_rate_upper": pick(post.upper),
+            "win_rate_confidence": confidence_level(pick(post.width)),
+            "n_edge_positions": np.rint(pick(edge.n)).astype(np.int64),
+            "edge_raw": pick(edge.raw),
+            "edge_mean": pick(edge.mean),
+            "edge_lower": pick(edge.lower),
+            "edge_upper": pick(edge.upper),
+        }
+    )
+    return out.iloc[order].reset_index(drop=True)[HISTORY_COLUMNS]

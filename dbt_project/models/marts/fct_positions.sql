@@ -20,6 +20,7 @@ with agg as (
         any_value(shares_after) filter (where is_position_last) as final_shares,
         any_value(basis_after) filter (where is_position_last) as final_basis,
         bool_or(oversold) as has_negative_shares,
+        min(traded_at) filter (where oversold) as oversold_at,
         min(traded_at) as first_fill_at,
         max(traded_at) as last_fill_at,
         any_value(payout) as payout,
@@ -62,6 +63,7 @@ select
     resolved_at,
     final_basis as open_basis,
     has_negative_shares,
+    oversold_at,
     not has_negative_shares as is_scorable,
     first_fill_at,
     last_fill_at

@@ -2,15 +2,28 @@
 -- net of fees, the capital base and the daily return (docs/metrics.md#daily-returns).
 --   capital_base = cost basis of open positions at the start of the day + the day's buys
 --   daily_return = pnl_net / capital_base; 0 on a day with no capital and no P&L (return_reason 'no_capital').
--- Flagged (not scorable) positions are left out.
-with scorable as (
-    select wallet, token_id from {{ ref('fct_positions') }} where is_scorable
+-- Causal (docs/metrics.md#point-in-time): a day depends only on fills and resolutions up to that day. A position
+-- that goes short of shares (an oversold fill: splits or merges the trades do not show) counts until that fill;
+-- there its remaining cost basis is written off without P&L, and its later fills and its resolution are left out.
+with oversold as (
+    -- the first oversold fill of each position, in the position's own order
+    select position_id, ts as cut_ts, fill_key as cut_key, wallet, basis_before as written_off
+    from {{ ref('int_position_fills') }}
+    where oversold
+    qualify row_number() over (partition by position_id order by ts, fill_key) = 1
+),
+
+counted_fills as (
+    select f.*
+    from {{ ref('int_position_fills') }} f
+    left join oversold o using (position_id)
+    where o.cut_ts is null or f.ts < o.cut_ts or (f.ts = o.cut_ts and f.fill_key < o.cut_key)
 ),
 
 wallets as (
     -- integer ids: the dense spine below is sorted and windowed by wallet, cheaper on an integer than on text
     select wallet, cast(row_number() over (order by wallet) as INTEGER) as wallet_id
-    from (select distinct wallet from scorable)
+    from (select distinct wallet from {{ ref('int_position_fills') }})
 ),
 
 fill_days as (
@@ -22,15 +35,21 @@ fill_days as (
         sum(f.basis_removed) as basis_removed,
         sum(f.realised_on_sell) as realised,
         sum(f.fee) as fees
-    from {{ ref('int_position_fills') }} f
-    semi join scorable s using (wallet, token_id)
+    from counted_fills f
+    group by 1, 2
+),
+
+write_offs as (
+    select wallet, cast(cut_ts // 86400 as INTEGER) as d, 0 as n_fills, 0.0 as buys,
+           sum(written_off) as basis_removed, 0.0 as realised, 0.0 as fees
+    from oversold
     group by 1, 2
 ),
 
 resolution_days as (
     select
         wallet,
-        cast(epoch(resolved_at) // 86400 as INTEGER) as d,
+        cast(floor(epoch(resolved_at) / 86400) as INTEGER) as d,  -- DuckDB: // on a DOUBLE does not floor
         0 as n_fills,
         0.0 as buys,
         sum(open_basis) as basis_removed,
@@ -44,7 +63,7 @@ resolution_days as (
 events as (
     select w.wallet_id, e.d, sum(n_fills) as n_fills, sum(buys) as buys, sum(basis_removed) as basis_removed,
            sum(realised) as realised, sum(fees) as fees
-    from (select * from fill_days union all select * from resolution_days) e
+    from (select * from fill_days union all select * from write_offs union all select * from resolution_days) e
     join wallets w using (wallet)
     group by 1, 2
 ),

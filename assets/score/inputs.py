@@ -1,0 +1,81 @@
+"""The warehouse reads behind the scores: three long frames for :func:`assets.score.model.score_history`.
+
+Each query reads only the marts and aggregates in DuckDB; the frames are small (a row per wallet-day or per
+resolved position) and come out through Arrow. Nothing here filters by date: the point-in-time cut is the
+model's (rows carry their day or their timestamps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+#: a wallet-day's return and net P&L (causal rows: docs/metrics.md#daily-returns)
+DAILY_RETURNS_SQL = """
+SELECT wallet, day, daily_return, pnl_net
+FROM marts.wallet_daily_returns
+"""
+
+#: a wallet-day's traded notional, and the day's increase of sum over markets of (cumulative notional)^2:
+#: with c the market's cumulative notional after the day and v the day's notional, c^2 - (c - v)^2 = v (2c - v).
+ACTIVITY_SQL = """
+WITH by_day AS (
+    SELECT wallet, condition_id, CAST(floor(epoch(traded_at) / 86400) AS INTEGER) AS d, sum(notional) AS v
+    FROM marts.fct_fills
+    GROUP BY ALL
+), cumulative AS (
+    SELECT *, sum(v) OVER (PARTITION BY wallet, condition_id ORDER BY d
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c
+    FROM by_day
+)
+SELECT wallet, CAST(DATE '1970-01-01' + d AS DATE) AS day, sum(v) AS volume, sum(v * (2 * c - v)) AS volume_sq
+FROM cumulative
+GROUP BY wallet, d
+"""
+
+#: resolved positions: when they resolved, when (if ever) they were first oversold, the outcome and price paid
+POSITIONS_SQL = """
+SELECT
+    p.wallet,
+    m.category,
+    epoch(p.resolved_at) AS resolved_ts,
+    epoch(p.oversold_at) AS cut_ts,
+    CASE WHEN p.won THEN 1.0 ELSE 0.0 END AS won,
+    p.payout,
+    CASE WHEN p.shares_bought > 1e-9 THEN p.cost / p.shares_bought END AS price_paid
+FROM marts.fct_positions p
+LEFT JOIN marts.dim_markets m USING (condition_id)
+WHERE p.is_resolved
+"""
+
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    daily_returns: pd.DataFrame
+    activity: pd.DataFrame
+    positions: pd.DataFrame
+
+    @property
+    def last_day(self) -> date | None:
+        """The last day with a return row (the marts' spine runs every wallet to it)."""
+        if self.daily_returns.empty:
+            return None
+        return pd.Timestamp(self.daily_returns["day"].max()).date()
+
+    @property
+    def first_day(self) -> date | None:
+        if self.daily_returns.empty:
+            return None
+        return pd.Timestamp(self.daily_returns["day"].min()).date()
+
+
+def load_score_inputs(con: duckdb.DuckDBPyConnection) -> ScoreInputs:
+    """Read the three frames from the marts."""
+    return ScoreInputs(
+        daily_returns=con.sql(DAILY_RETURNS_SQL).arrow().read_all().to_pandas(),
+        activity=con.sql(ACTIVITY_SQL).arrow().read_all().to_pandas(),
+        positions=con.sql(POSITIONS_SQL).arrow().read_all().to_pandas(),
+    )
