@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.evaluate.assets import score_ic
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
+from assets.score.assets import whale_scores, whale_scores_integrity, whale_universe
 from assets.transform.assets import build_dbt_assets
 from quality.checks import build_gates
 
@@ -19,8 +21,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
     sync = sync_job(daily)
     return dg.Definitions(
-        assets=[raw_markets, raw_leaderboard, *build_ingest_assets(daily), sim_truth, build_dbt_assets(settings.fee_rate)],
-        asset_checks=build_gates(settings.quarantine_max_share),
+        assets=[
+            raw_markets,
+            raw_leaderboard,
+            *build_ingest_assets(daily),
+            sim_truth,
+            build_dbt_assets(settings.fee_rate),
+            whale_scores,
+            whale_universe,
+            score_ic,
+        ],
+        asset_checks=[*build_gates(settings.quarantine_max_share), whale_scores_integrity],
         jobs=[sync, refresh_resolutions_job()],
         schedules=[daily_sync_schedule(sync)],
         sensors=[market_resolution_sensor],

@@ -30,6 +30,9 @@ GATES = [
     Gate("fct_positions_expectations", "marts.fct_positions"),
     Gate("wallet_daily_returns_expectations", "marts.wallet_daily_returns"),
     Gate("wallet_features_expectations", "marts.wallet_features"),
+    Gate("whale_scores_expectations", "analytics.whale_scores"),
+    Gate("whale_universe_expectations", "analytics.whale_universe"),
+    Gate("score_ic_expectations", "evaluation.score_ic"),
 ]
 
 

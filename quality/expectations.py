@@ -410,6 +410,69 @@ SUITES.update(
     )
 )
 
+TIERS = ["MEGA", "LARGE", "MID", "WATCH"]
+CONFIDENCE = ["VERY_HIGH", "HIGH", "MEDIUM", "LOW", "VERY_LOW"]
+MAX_RATIO = 1e300  # Sharpe, IR, Calmar: finite (Calmar annualises short histories and can be very large)
+
+SUITES.update(
+    _suites(
+        TableSuite(
+            "analytics.whale_scores",
+            (
+                not_null("as_of"),
+                not_null("wallet"),
+                compound_unique("as_of", "wallet"),
+                between("wqs", 0, 100),
+                between("rank", 1, None),
+                in_set("tier", TIERS),
+                in_set("regime", ["IMPROVING", "STABLE", "DETERIORATING"]),
+                in_set("win_rate_confidence", CONFIDENCE),
+                *(between(c, -MAX_RATIO, MAX_RATIO) for c in ("sharpe", "information_ratio", "calmar")),
+                *(between(f"rolling_sharpe_{w}", -MAX_RATIO, MAX_RATIO) for w in (7, 14, 30, 60, 90)),
+                between("max_drawdown", -1, 0),
+                between("consistency", 0, 100),
+                between("volume", 0, MAX_MONEY),
+                between("market_hhi", 0, 10_000.000001),
+                between("pnl_net_to_date", -MAX_MONEY, MAX_MONEY),
+                *(
+                    between(c, 0, 1)
+                    for c in (
+                        "raw_win_rate",
+                        "win_rate_prior",
+                        "win_rate_mean",
+                        "win_rate_lower",
+                        "win_rate_upper",
+                    )
+                ),
+                *(between(c, -1, 1) for c in ("edge_raw", "edge_mean")),
+                *(between(c, -2, 2) for c in ("edge_lower", "edge_upper")),
+            ),
+        ),
+        TableSuite(
+            "analytics.whale_universe",
+            (
+                not_null("wallet"),
+                unique("wallet"),
+                not_null("wqs"),
+                between("wqs", 0, 100),
+                in_set("tier", TIERS),
+                between("predicted_wins_mean", 0, 1e6),
+                not_null("predicted_wins_mean"),
+            ),
+        ),
+        TableSuite(
+            "evaluation.score_ic",
+            (
+                not_null("predictor"),
+                compound_unique("universe", "predictor"),
+                between("mean_ic", -1, 1),
+                not_null("mean_ic"),
+                between("true_edge_spearman", -1, 1),
+            ),
+        ),
+    )
+)
+
 
 def _suite_spec(table: str) -> TableSuite:
     try:

@@ -254,6 +254,10 @@ def edge_posterior(
 # ---------------------------------------------------------------------------------------------------------------
 
 ROLLING_WINDOWS: tuple[int, ...] = (7, 14, 30, 60, 90)
+#: A return series whose sample sd is at most this fraction of its |mean| counts as constant (zero variance):
+#: float noise around a constant return would otherwise give a Sharpe near 1e9. It caps |Sharpe| at about
+#: sqrt(365) / 1e-6 = 1.9e7.
+SD_FLOOR_RELATIVE = 1e-6
 
 
 def _as_2d(returns: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -332,7 +336,8 @@ def rolling_sharpes(
     Value at day ``t`` for window ``w``: ``mean / std * sqrt(annualization)`` of the returns of days
     ``t - w + 1 .. t``, with the sample std (``ddof = 1``). It is NaN unless all ``w`` days of the window have a
     return (so the first ``w - 1`` days of a wallet, and any window holding a NULL day, are NaN), and NaN when the
-    window's returns are all equal (zero variance gives NaN, never inf). ``w < 2`` is rejected.
+    window's returns are all equal (zero variance gives NaN, never inf; so does an sd at most
+    :data:`SD_FLOOR_RELATIVE` of the mean, float noise around a constant). ``w < 2`` is rejected.
 
     Computed with prefix sums of x and x^2 and of the valid-day count, so the cost is O(wallets x days) per
     window. Each row is centred on its first valid return (a centre that reads no later day, so a value at
@@ -361,7 +366,7 @@ def rolling_sharpes(
             mean = s1 / w + centre
             full = np.rint(cnt) == w
             constant = run[:, w - 1 :] >= w
-            ok = full & ~constant & (var > 0)
+            ok = full & ~constant & (var > 0) & (np.sqrt(var) > SD_FLOOR_RELATIVE * np.abs(mean))
             with np.errstate(invalid="ignore", divide="ignore"):
                 res[:, w - 1 :] = np.where(ok, mean / np.sqrt(var) * np.sqrt(annualization), np.nan)
         out[w] = _out(res, was_1d)
@@ -445,7 +450,13 @@ def sharpe_as_of(
     x, _ = _as_2d(returns)
     e = _ends(ends, x.shape[1])
     cnt, mean, sd = _mean_sd_until(x, e)
-    ok = (cnt >= max(2, min_periods)) & ~_constant_until(x, e) & (sd > 0)
+    with np.errstate(invalid="ignore"):
+        ok = (
+            (cnt >= max(2, min_periods))
+            & ~_constant_until(x, e)
+            & (sd > SD_FLOOR_RELATIVE * np.abs(mean))
+            & (sd > 0)
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, mean / sd * np.sqrt(annualization), np.nan)
 
@@ -456,7 +467,8 @@ def annualised_sharpe(
     """``mean / std(ddof=1) * sqrt(annualization)`` of each row's non-NaN returns (risk-free 0).
 
     Same as ``empyrical.sharpe_ratio(r, annualization=365)`` on a NaN-free series, except that zero variance
-    gives NaN here (empyrical gives +-inf). NaN with fewer than ``min_periods`` (>= 2) returns.
+    gives NaN here (empyrical gives +-inf), as does an sd at most :data:`SD_FLOOR_RELATIVE` of ``|mean|``.
+    NaN with fewer than ``min_periods`` (>= 2) returns.
     """
     x, was_1d = _as_2d(returns)
     return _out(sharpe_as_of(x, [x.shape[1]], annualization, min_periods)[:, 0], was_1d)

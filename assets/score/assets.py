@@ -1,0 +1,218 @@
+"""Score assets: the point-in-time WQS history and the whale universe.
+
+Thin: the warehouse reads are in ``inputs.py``, the math in ``model.py``. ``analytics.whale_scores`` is an
+immutable history: a run scores only the as-of dates it does not hold yet (``rebuild_scores`` starts over), so a
+backtest at date t reads the score that existed at t.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from assets.ingest.store import Transaction
+from assets.strategy import StrategyConfig
+
+from . import model
+from .inputs import load_score_inputs
+
+WHALE_SCORES = dg.AssetKey(["analytics", "whale_scores"])
+WHALE_UNIVERSE = dg.AssetKey(["analytics", "whale_universe"])
+SCORE_INPUTS = [
+    dg.AssetKey(["marts", name])
+    for name in ("wallet_daily_returns", "fct_fills", "fct_positions", "dim_markets")
+]
+
+_FLOAT = "DOUBLE"
+WHALE_SCORES_COLUMNS: dict[str, str] = {
+    "as_of": "DATE NOT NULL",
+    "wallet": "VARCHAR NOT NULL",
+    "rank": "INTEGER",
+    "wqs": _FLOAT,
+    "tier": "VARCHAR",
+    "reason": "VARCHAR",
+    "n_return_days": "INTEGER NOT NULL",
+    **{c: _FLOAT for c in ("sharpe", "information_ratio", "max_drawdown", "calmar", "consistency")},
+    "regime": "VARCHAR",
+    **{f"rolling_sharpe_{w}": _FLOAT for w in model.ROLLING_WINDOWS},
+    "volume": _FLOAT,
+    "market_hhi": _FLOAT,
+    "pnl_net_to_date": _FLOAT,
+    "n_resolved_positions": "INTEGER NOT NULL",
+    "wins": "INTEGER NOT NULL",
+    **{
+        c: _FLOAT
+        for c in ("raw_win_rate", "win_rate_prior", "win_rate_mean", "win_rate_lower", "win_rate_upper")
+    },
+    "win_rate_confidence": "VARCHAR",
+    "n_edge_positions": "INTEGER NOT NULL",
+    **{c: _FLOAT for c in ("edge_raw", "edge_mean", "edge_lower", "edge_upper")},
+    "scored_at": "TIMESTAMPTZ NOT NULL",
+}
+assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
+
+
+def _ddl(table: str, columns: dict[str, str], key: str | None = None) -> str:
+    body = ",\n    ".join(f"{name} {kind}" for name, kind in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n    {body}{f', PRIMARY KEY ({key})' if key else ''}\n)"
+
+
+def _insert(con, table: str, frame: pd.DataFrame) -> None:
+    """Append ``frame`` through Arrow (NaN in a float column becomes NULL)."""
+    con.register("_rows", pa.Table.from_pandas(frame, preserve_index=False))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
+
+
+@dg.asset(
+    key=WHALE_SCORES,
+    deps=SCORE_INPUTS,
+    group_name="score",
+    kinds={"duckdb", "python"},
+    description="WQS and its components per (wallet, as_of), from data known before as_of: an immutable, "
+    "append-only history (docs/metrics.md#point-in-time-scores).",
+)
+def whale_scores(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
+    with warehouse.get_connection() as con:
+        inputs = load_score_inputs(con)
+        con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+        if config.rebuild_scores:
+            with Transaction(con):
+                con.execute("DROP TABLE IF EXISTS analytics.whale_scores")
+        con.execute(_ddl("analytics.whale_scores", WHALE_SCORES_COLUMNS, key="as_of, wallet"))
+        held = {r[0] for r in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores").fetchall()}
+        if inputs.last_day is None:
+            context.log.info("whale_scores: the marts hold no daily returns yet; nothing to score")
+            return dg.MaterializeResult(metadata={"new_as_of_dates": 0, "rows_written": 0})
+        grid = model.as_of_dates(inputs.first_day, inputs.last_day, config.score_every_days)
+        todo = [d for d in grid if d not in held]
+        context.log.info(
+            f"whale_scores: {len(grid)} as-of dates from {grid[0] if grid else '-'} to {grid[-1] if grid else '-'}; "
+            f"{len(held)} already held, scoring {len(todo)}"
+        )
+        history = model.score_history(
+            inputs.daily_returns, inputs.activity, inputs.positions, todo, config.score_params()
+        )
+        history["scored_at"] = pd.Timestamp(datetime.now(UTC))
+        with Transaction(con):
+            if len(history):
+                _insert(con, "analytics.whale_scores", history)
+        latest = con.execute(
+            "SELECT max(as_of), count(*) FILTER (WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores)) "
+            "FROM analytics.whale_scores"
+        ).fetchall()[0]
+        tiers = dict(
+            con.execute(
+                "SELECT coalesce(tier, 'unscored'), count(*) FROM analytics.whale_scores "
+                "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        top = con.execute(
+            "SELECT wallet, round(wqs, 1) FROM analytics.whale_scores "
+            "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND rank <= 5 ORDER BY rank"
+        ).fetchall()
+    return dg.MaterializeResult(
+        metadata={
+            "new_as_of_dates": len(todo),
+            "rows_written": len(history),
+            "latest_as_of": str(latest[0]),
+            "wallets_at_latest": int(latest[1]),
+            "tiers_at_latest": dg.MetadataValue.json(tiers),
+            "top_5": dg.MetadataValue.json([{"wallet": w, "wqs": s} for w, s in top]),
+        }
+    )
+
+
+@dg.asset_check(asset=WHALE_SCORES, name="whale_scores_integrity", blocking=True,
+                description="Unscored rows carry a reason and no rank; ranks start at 1 on a scored row; "
+                "every credible interval holds its mean.")  # fmt: skip
+def whale_scores_integrity(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
+        counts = con.execute(
+            """
+            SELECT
+                count(*) FILTER (WHERE (wqs IS NULL) <> (reason IS NOT NULL)) AS reason_mismatch,
+                count(*) FILTER (WHERE (wqs IS NULL) <> (rank IS NULL)) AS rank_mismatch,
+                count(*) FILTER (WHERE NOT (win_rate_lower <= win_rate_mean AND win_rate_mean <= win_rate_upper))
+                    AS win_rate_interval_broken,
+                count(*) FILTER (WHERE NOT (edge_lower <= edge_mean AND edge_mean <= edge_upper))
+                    AS edge_interval_broken,
+                count(*) AS rows
+            FROM analytics.whale_scores
+            """
+        ).fetchall()[0]
+        unranked_first = con.execute(
+            "SELECT count(*) FROM (SELECT as_of, min(rank) AS r FROM analytics.whale_scores GROUP BY as_of) "
+            "WHERE r IS NOT NULL AND r <> 1"
+        ).fetchall()[0][0]
+    names = ["reason_mismatch", "rank_mismatch", "win_rate_interval_broken", "edge_interval_broken"]
+    meta = dict(zip([*names, "rows"], map(int, counts), strict=True)) | {
+        "dates_not_ranked_from_1": int(unranked_first)
+    }
+    failed = [n for n in [*names, "dates_not_ranked_from_1"] if meta[n]]
+    if failed:
+        meta["failed_because"] = ", ".join(failed)
+    return dg.AssetCheckResult(passed=not failed, severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
+
+
+WHALE_UNIVERSE_COLUMNS: dict[str, str] = {
+    **{c: WHALE_SCORES_COLUMNS[c] for c in ("as_of", "rank", "wallet", "wqs", "tier", "regime", "volume",
+                                            "n_resolved_positions", "win_rate_mean", "win_rate_lower",
+                                            "win_rate_upper", "win_rate_confidence", "edge_mean", "edge_lower",
+                                            "edge_upper")},
+    "predictive_positions": "INTEGER NOT NULL",
+    **{c: _FLOAT for c in ("predicted_wins_mean", "predicted_wins_lower", "predicted_wins_upper")},
+}  # fmt: skip
+
+
+@dg.asset(
+    key=WHALE_UNIVERSE,
+    deps=[WHALE_SCORES],
+    group_name="score",
+    kinds={"duckdb", "python"},
+    description="Discovery: the wallets worth following as of the latest date (WQS >= universe_min_wqs, best "
+    "first), with their win-rate and edge intervals and a Monte Carlo forecast of wins in their next positions.",
+)
+def whale_universe(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
+    with warehouse.get_connection() as con:
+        latest = con.execute(
+            "SELECT * FROM analytics.whale_scores "
+            "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND wqs >= ? ORDER BY rank",
+            [config.universe_min_wqs],
+        ).df()
+        k = config.win_rate_prior_strength
+        alpha = latest["win_rate_prior"].to_numpy(dtype=float) * k + latest["wins"].to_numpy(dtype=float)
+        beta = (1 - latest["win_rate_prior"].to_numpy(dtype=float)) * k + (
+            latest["n_resolved_positions"].to_numpy(dtype=float) - latest["wins"].to_numpy(dtype=float)
+        )
+        pred = model.posterior_predictive_wins(
+            alpha, beta, config.predictive_positions, config.predictive_draws, rng=np.random.default_rng(0)
+        )
+        universe = latest.assign(
+            predictive_positions=config.predictive_positions,
+            predicted_wins_mean=pred.mean,
+            predicted_wins_lower=pred.lower,
+            predicted_wins_upper=pred.upper,
+        )[list(WHALE_UNIVERSE_COLUMNS)]
+        with Transaction(con):
+            con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+            con.execute("DROP TABLE IF EXISTS analytics.whale_universe")
+            con.execute(_ddl("analytics.whale_universe", WHALE_UNIVERSE_COLUMNS))
+            if len(universe):
+                _insert(con, "analytics.whale_universe", universe)
+    tiers = universe["tier"].value_counts().to_dict()
+    context.log.info(
+        f"whale_universe: {len(universe)} wallets with WQS >= {config.universe_min_wqs}: {tiers}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "wallets": len(universe),
+            "as_of": str(universe["as_of"].iloc[0]) if len(universe) else "-",
+            "tiers": dg.MetadataValue.json(tiers),
+        }
+    )

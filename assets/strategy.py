@@ -1,0 +1,40 @@
+"""The strategy's thresholds in one typed config (docs/metrics.md): defaults are the documented values, shown
+in the Dagster launchpad and overridable per run (``ops: {<asset>: {config: {...}}}``). Later stages add their
+fields here, so one object carries every threshold of a run."""
+
+import dagster as dg
+
+from assets.score import model as score
+
+
+class StrategyConfig(dg.Config):
+    # scoring (assets/score): docs/metrics.md#scoring-kernels and #point-in-time-scores
+    score_every_days: int = (
+        7  # as-of dates on a fixed grid (7: Mondays), plus the day after the last data day
+    )
+    win_rate_prior_strength: float = score.WIN_RATE_PRIOR_STRENGTH
+    edge_prior_strength: float = score.EDGE_PRIOR_STRENGTH
+    min_return_days: int = score.MIN_RETURN_DAYS
+    consistency_scale: float = score.CONSISTENCY_SCALE
+    consistency_min_points: int = score.CONSISTENCY_MIN_POINTS
+    regime_band: float = score.REGIME_BAND
+    rebuild_scores: bool = (
+        False  # drop the stored history and score every date again (the history is immutable otherwise)
+    )
+    # discovery (analytics.whale_universe)
+    universe_min_wqs: float = 60.0  # MID tier and above
+    predictive_positions: int = 20  # posterior-predictive wins in the next N resolved positions
+    predictive_draws: int = 10_000
+    # evaluation (evaluation.score_ic)
+    ic_horizon_days: int = 30
+    ic_min_forward_days: int = 20  # a forward window needs this many return days
+
+    def score_params(self) -> score.ScoreParams:
+        return score.ScoreParams(
+            win_rate_prior_strength=self.win_rate_prior_strength,
+            edge_prior_strength=self.edge_prior_strength,
+            min_return_days=self.min_return_days,
+            consistency_scale=self.consistency_scale,
+            consistency_min_points=self.consistency_min_points,
+            regime_band=self.regime_band,
+        )
