@@ -1,9 +1,10 @@
 """The ``whalecopy`` command.
 
-    whalecopy demo                         the main job on the simulated Polymarket, then a summary
-    whalecopy run --source sim|live|files  the same job on any source (files: --trades PATH --markets PATH)
-    whalecopy summary                      what the warehouse holds
-    whalecopy ui                           the Dagster web UI on 127.0.0.1
+whalecopy demo                         the main job on the simulated Polymarket, then a summary
+whalecopy run --source sim|live|files  the same job on any source (files: --trades PATH --markets PATH)
+whalecopy summary                      what the warehouse holds
+whalecopy tune-score --seed 11         tune the scoring constants on another simulated seed
+whalecopy ui                           the Dagster web UI on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--warehouse", help="DuckDB file (default: WAREHOUSE_PATH or data/warehouse.duckdb)")
         sp.add_argument("--seed", type=int, help="simulator seed (default 7)")
-        sp.add_argument("--scale", type=float, help="simulator scale: 1 = 2,000 markets, 5,000 wallets, ~1M fills")
+        sp.add_argument(
+            "--scale", type=float, help="simulator scale: 1 = 2,000 markets, 5,000 wallets, ~1M fills"
+        )
         sp.add_argument("--scope", choices=["markets", "wallets"], default=None,
                         help="trades: every market's tape (default) or the whale universe's fills")  # fmt: skip
         sp.add_argument("--refetch", action="store_true", help="fetch windows already covered again")
+        sp.add_argument("--rebuild-scores", action="store_true",
+                        help="drop the stored score history and score every as-of date again")  # fmt: skip
 
     demo = sub.add_parser("demo", help="run everything on the simulated Polymarket and print a summary")
     common(demo)
@@ -43,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     summary = sub.add_parser("summary", help="print what the warehouse holds")
     summary.add_argument("--warehouse")
+    tune = sub.add_parser(
+        "tune-score", help="tune the scoring constants on a simulated seed (not the demo's)"
+    )
+    tune.add_argument("--seed", type=int, default=11, help="tuning seed (default 11; the demo reports on 7)")
+    tune.add_argument("--scale", type=float, default=1.0, help="simulator scale (default 1)")
+    tune.add_argument("--warehouse", default=None, help="tuning warehouse (default data/tune-seed<N>.duckdb)")
     ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
     ui.add_argument("--port", type=int, default=3000)
     return p
@@ -75,7 +86,9 @@ def _day(ts: int) -> date:
     return datetime.fromtimestamp(ts, UTC).date()
 
 
-def partition_range(settings: Settings, start: date | None = None, end: date | None = None) -> tuple[date, date]:
+def partition_range(
+    settings: Settings, start: date | None = None, end: date | None = None
+) -> tuple[date, date]:
     """The days a run covers: the source's whole history unless --start/--end narrow it."""
     from orchestration.resources import build_resources
 
@@ -107,7 +120,7 @@ def _check_inputs(settings: Settings) -> None:
 
 
 def run_sync(settings: Settings, *, start: date | None = None, end: date | None = None, scope: str | None = None,
-             refetch: bool = False, out=sys.stdout):  # fmt: skip
+             refetch: bool = False, rebuild_scores: bool = False, out=sys.stdout):  # fmt: skip
     """Run the ``sync`` job in this process over the source's history; returns the Dagster result."""
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -129,11 +142,17 @@ def run_sync(settings: Settings, *, start: date | None = None, end: date | None 
     if scope:
         trades_cfg["scope"] = scope
     run_config = {
-        "ops": {"raw__trades": {"config": trades_cfg}, "raw__price_history": {"config": {"refetch": refetch}}},
+        "ops": {
+            "raw__trades": {"config": trades_cfg},
+            "raw__price_history": {"config": {"refetch": refetch}},
+            "analytics__whale_scores": {"config": {"rebuild_scores": rebuild_scores}},
+        },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
     print(
-        f"whalecopy: source={settings.source} days {lo}..{hi} warehouse={settings.warehouse_path}", file=out, flush=True
+        f"whalecopy: source={settings.source} days {lo}..{hi} warehouse={settings.warehouse_path}",
+        file=out,
+        flush=True,
     )
     result = job.execute_in_process(
         instance=instance,
@@ -161,17 +180,49 @@ def step_timings(instance, run_id: str) -> list[tuple[str, float, str]]:
     return rows
 
 
+def tune_score(args: argparse.Namespace, settings: Settings) -> int:
+    """Build (or reuse) a simulated warehouse for the tuning seed, then grid-search the scoring constants."""
+    import duckdb
+
+    from assets.evaluate.tuning import tune
+
+    if args.seed == Settings().sim_seed:
+        raise UsageError(f"tune on a seed other than the demo's ({args.seed}): the demo reports on it")
+    path = Path(args.warehouse or f"data/tune-seed{args.seed}.duckdb")
+    settings = dataclasses.replace(
+        settings, source="sim", sim_seed=args.seed, sim_scale=args.scale, warehouse_path=path
+    )
+    if not path.exists():
+        result = run_sync(settings)
+        if not result.success:
+            from orchestration.summary import print_run_report
+
+            return print_run_report(result, settings, 0.0)
+    print(f"tuning on seed {args.seed} ({path}):", flush=True)
+    with duckdb.connect(str(path)) as con:
+        table = tune(con)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    best = table.iloc[0]
+    print(f"best: consistency_scale={best['consistency_scale']}, min_return_days={int(best['min_return_days'])} "
+          f"(mean IC {best['mean_ic']:+.4f})")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = _parser().parse_args(argv)
     if args.command == "ui":
-        os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)])
+        os.execvp(
+            "dagster", ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)]
+        )
     settings = _settings(args)
     if args.command == "summary":
         from orchestration.summary import print_summary
 
         print_summary(settings.warehouse_path)
         return 0
+    if args.command == "tune-score":
+        return tune_score(args, settings)
     if args.command == "demo":
         settings = dataclasses.replace(settings, source="sim")
     t0 = time.perf_counter()
@@ -181,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         end=getattr(args, "end", None),
         scope=args.scope,
         refetch=args.refetch,
+        rebuild_scores=args.rebuild_scores,
     )
     from orchestration.summary import print_run_report
 

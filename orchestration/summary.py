@@ -6,13 +6,20 @@ from pathlib import Path
 
 import duckdb
 
+from assets.score.assets import whale_scores_integrity
+from quality.checks import GATES
+
 from .settings import Settings
+
+#: the gates written in Python (each printed); every other check is a dbt test (counted)
+PYTHON_GATES = {g.name for g in GATES} | {next(iter(whale_scores_integrity.check_keys)).name}
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
         con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
         ).fetchone()[0]
     )
 
@@ -25,7 +32,9 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
                       count(*) FILTER (WHERE closed AND coalesce(uma_resolution_status, '') <> 'resolved'),
                       count(*) FILTER (WHERE NOT closed) FROM raw.markets"""
         ).fetchone()
-        lines.append(f"  raw.markets          {n:>12,}  ({resolved:,} resolved, {pending:,} closed not resolved, {open_:,} open)")
+        lines.append(
+            f"  raw.markets          {n:>12,}  ({resolved:,} resolved, {pending:,} closed not resolved, {open_:,} open)"
+        )
     if _table_exists(con, "raw", "trades"):
         n, wallets, markets, lo, hi, notional = con.execute(
             """SELECT count(*), count(DISTINCT proxy_wallet), count(DISTINCT condition_id), min(trade_date),
@@ -53,7 +62,9 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
             "SELECT count(*), count(*) FILTER (WHERE is_resolved), count(*) FILTER (WHERE is_resolution_anomaly) "
             "FROM marts.dim_markets"
         ).fetchone()
-        lines.append(f"  marts.dim_markets    {n:>12,}  ({resolved:,} resolved, {anomalies:,} resolution anomalies)")
+        lines.append(
+            f"  marts.dim_markets    {n:>12,}  ({resolved:,} resolved, {anomalies:,} resolution anomalies)"
+        )
     if _table_exists(con, "marts", "fct_positions"):
         n, resolved, flagged, pnl = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE is_resolved), count(*) FILTER (WHERE NOT is_scorable), "
@@ -66,12 +77,31 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     for table in ("fct_fills", "wallet_daily_returns", "wallet_features", "wallet_category_features"):
         if _table_exists(con, "marts", table):
             (n,) = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()  # constant table names
-            lines.append(f"  marts.{table:<15}{n:>12,}  rows" if len(table) <= 15 else f"  marts.{table} {n:,} rows")
+            lines.append(
+                f"  marts.{table:<15}{n:>12,}  rows" if len(table) <= 15 else f"  marts.{table} {n:,} rows"
+            )
     if _table_exists(con, "evaluation", "sim_truth"):
-        rows = con.execute("SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        rows = con.execute(
+            "SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
         total = sum(k for _, k in rows)
         detail = ", ".join(f"{t} {k:,}" for t, k in rows) or "no ground truth (real source)"
         lines.append(f"  evaluation.sim_truth {total:>12,}  wallets ({detail})")
+    if _table_exists(con, "analytics", "whale_scores"):
+        n, dates, lo, hi = con.execute(
+            "SELECT count(*), count(DISTINCT as_of), min(as_of), max(as_of) FROM analytics.whale_scores"
+        ).fetchall()[0]
+        scored, unscored = con.execute(
+            "SELECT count(wqs), count(*) - count(wqs) FROM analytics.whale_scores "
+            "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores)"
+        ).fetchall()[0]
+        lines.append(
+            f"  analytics.whale_scores {n:>10,}  rows, {dates:,} as-of dates {lo} .. {hi}; latest: {scored:,} scored, "
+            f"{unscored:,} unscored (NULL with a reason)"
+        )
+    if _table_exists(con, "analytics", "whale_universe"):
+        (n,) = con.execute("SELECT count(*) FROM analytics.whale_universe").fetchall()[0]
+        lines.append(f"  analytics.whale_universe {n:>8,}  wallets")
     return lines
 
 
@@ -104,12 +134,77 @@ def top_wallets(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
     return out
 
 
+def _interval(mean, lo, hi, digits: int = 2) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def top_whales(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
+    """The best-scored wallets as of the latest date, with their Bayesian win rate and price-calibrated edge."""
+    if not _table_exists(con, "analytics", "whale_universe"):
+        return []
+    rows = con.execute(
+        """
+        SELECT as_of, wallet, wqs, tier, regime, win_rate_mean, win_rate_lower, win_rate_upper, win_rate_confidence,
+               edge_mean, edge_lower, edge_upper, predictive_positions, predicted_wins_mean, predicted_wins_lower,
+               predicted_wins_upper, volume
+        FROM analytics.whale_universe ORDER BY rank LIMIT ?
+        """,
+        [n],
+    ).fetchall()
+    if not rows:
+        return ["whale universe: empty (no wallet reaches the minimum WQS yet)"]
+    out = [f"top {len(rows)} whales by WQS as of {rows[0][0]} (95% intervals; wins: 90% predictive interval):",
+           f"  {'wallet':<44}{'WQS':>6} {'tier':<6}{'regime':<14}{'win rate':<22}{'conf':<10}{'edge':<24}"
+           f"{'wins/' + str(rows[0][12]):>13}{'volume':>13}"]  # fmt: skip
+    for r in rows:
+        wins = f"{r[13]:.1f} [{r[14]:.0f}-{r[15]:.0f}]"
+        out.append(
+            f"  {r[1]:<44}{r[2]:>6.1f} {r[3]:<6}{r[4] or '-':<14}{_interval(r[5], r[6], r[7], 3):<22}"
+            f"{r[8] or '-':<10}{_interval(r[9], r[10], r[11], 3):<24}{wins:>13}{r[16]:>13,.0f}"
+        )
+    return out
+
+
+def ic_table(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """evaluation.score_ic as a table: does the score predict next-month returns, out of sample?"""
+    if not _table_exists(con, "evaluation", "score_ic"):
+        return []
+    rows = con.execute(
+        """
+        SELECT universe, predictor, mean_ic, t_stat, ci_low, ci_high, n_months, mean_wallets, true_edge_spearman,
+               diff_vs_raw_win_rate, diff_t_stat, horizon_days, target_ic, first_as_of, last_as_of
+        FROM evaluation.score_ic
+        """
+    ).fetchall()
+    if not rows:
+        return ["score IC: not enough history yet for a forward window (see evaluation.score_ic)"]
+    h, target, lo, hi = rows[0][11], rows[0][12], rows[0][13], rows[0][14]
+    out = [f"score IC (Spearman of score at t vs realised return over the next {h} days; as-of {lo} .. {hi}; "
+           f"month-clustered; target {target}):",
+           f"  {'universe':<9}{'predictor':<23}{'mean IC':>8}{'t':>7}{'95% CI':>18}{'months':>7}{'wallets':>8}"
+           f"{'vs raw win rate (t)':>22}{'rho true edge':>15}"]  # fmt: skip
+
+    def f(x, spec):
+        return "-" if x is None or x != x else format(x, spec)
+
+    for u, p, m, t, a, b, months, wallets, truth, d, dt, *_ in rows:
+        ci = f"[{f(a, '+.3f')}, {f(b, '+.3f')}]"
+        diff = f"{f(d, '+.3f')} ({f(dt, '+.1f')})" if p != "raw_win_rate" else "-"
+        out.append(
+            f"  {u:<9}{p:<23}{f(m, '+.3f'):>8}{f(t, '.1f'):>7}{ci:>18}{months:>7}{f(wallets, ',.0f'):>8}"
+            f"{diff:>22}{f(truth, '+.3f'):>15}"
+        )
+    return out
+
+
 def print_summary(path: Path) -> None:
     if not Path(path).exists():
         raise SystemExit(f"whalecopy: no warehouse at {path} (run `make demo` first)")
     with duckdb.connect(str(path), read_only=True) as con:
         print(f"warehouse {path}:")
-        print("\n".join(warehouse_lines(con) + top_wallets(con)))
+        print("\n".join(warehouse_lines(con) + top_wallets(con) + top_whales(con) + ic_table(con)))
 
 
 def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
@@ -125,7 +220,7 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
         for ev in evaluations:
             meta = {k: getattr(v, "value", v) for k, v in ev.metadata.items()}
             name = ev.asset_check_key.name
-            if not (name.startswith("raw_") or name.endswith("_expectations")):  # dbt tests: counted, failures named
+            if name not in PYTHON_GATES:  # dbt tests: counted, failures named
                 if ev.passed:
                     dbt_passed += 1
                 else:
@@ -151,5 +246,5 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
         # same process as the run: open it as the run did (DuckDB refuses a second configuration of one file)
         with build_resources(settings)["warehouse"].get_connection() as con:
             print(f"warehouse {settings.warehouse_path}:")
-            print("\n".join(warehouse_lines(con) + top_wallets(con)))
+            print("\n".join(warehouse_lines(con) + top_wallets(con) + top_whales(con) + ic_table(con)))
     return 0 if result.success else 1

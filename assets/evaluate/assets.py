@@ -5,12 +5,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.assets import SIM_TRUTH
 from assets.ingest.store import Transaction
-from assets.score.assets import WHALE_SCORES
+from assets.score.assets import WHALE_SCORES, append_frame, create_table_sql
 from assets.strategy import StrategyConfig
 
 from . import model
@@ -28,12 +27,38 @@ PREDICTORS: dict[str, str] = {
     "raw_win_rate": "raw_win_rate",
     "raw_pnl": "pnl_net_to_date",
 }
+SCORE_IC_COLUMNS: dict[str, str] = {
+    "universe": "VARCHAR NOT NULL",
+    "predictor": "VARCHAR NOT NULL",
+    **{c: "DOUBLE" for c in ("mean_ic", "t_stat", "ci_low", "ci_high")},
+    "n_months": "INTEGER",
+    "n_as_of": "INTEGER",
+    "mean_wallets": "DOUBLE",
+    "share_positive_months": "DOUBLE",
+    "diff_vs_raw_win_rate": "DOUBLE",
+    "diff_t_stat": "DOUBLE",
+    "true_edge_spearman": "DOUBLE",
+    "horizon_days": "INTEGER",
+    "target_ic": "DOUBLE",
+    "first_as_of": "DATE",
+    "last_as_of": "DATE",
+    "computed_at": "TIMESTAMPTZ",
+}
+SCORE_IC_MONTHLY_COLUMNS: dict[str, str] = {
+    "universe": "VARCHAR NOT NULL",
+    "predictor": "VARCHAR NOT NULL",
+    "month": "DATE NOT NULL",
+    "ic": "DOUBLE",
+    "n_as_of": "INTEGER",
+    "mean_wallets": "DOUBLE",
+}
+
 #: universes of wallets an IC is measured over: every scored wallet, or those that trade in the forward window
 UNIVERSES: dict[str, str] = {"all": "TRUE", "active": "fwd_fills > 0"}
 
 
-def forward_sql(horizon_days: int, min_forward_days: int) -> str:
-    """Each stored (as_of, wallet) row with its predictors and the sum of its daily returns over
+def forward_sql(horizon_days: int, min_forward_days: int, scores: str = "analytics.whale_scores") -> str:
+    """Each (as_of, wallet) row of ``scores`` with its predictors and the sum of its daily returns over
     ``[as_of, as_of + horizon)``; only as-of dates whose whole window lies inside the data."""
     h, m = int(horizon_days), int(min_forward_days)
     cols = ", ".join(f"s.{c} AS {name}" for name, c in PREDICTORS.items())
@@ -42,14 +67,14 @@ def forward_sql(horizon_days: int, min_forward_days: int) -> str:
     fwd AS (
         SELECT s.as_of, s.wallet, sum(r.daily_return) AS fwd_return, count(r.daily_return) AS fwd_days,
                sum(r.n_fills) AS fwd_fills
-        FROM analytics.whale_scores s
+        FROM {scores} s
         JOIN marts.wallet_daily_returns r
           ON r.wallet = s.wallet AND r.day >= s.as_of AND r.day < s.as_of + {h}
         WHERE s.as_of + {h} <= (SELECT data_end FROM bounds)
         GROUP BY ALL
     )
     SELECT s.as_of, s.wallet, {cols}, f.fwd_return, f.fwd_days, f.fwd_fills
-    FROM analytics.whale_scores s JOIN fwd f USING (as_of, wallet)
+    FROM {scores} s JOIN fwd f USING (as_of, wallet)
     WHERE f.fwd_days >= {m}
     """
 
@@ -106,23 +131,29 @@ def score_ic(context: dg.AssetExecutionContext, config: StrategyConfig, warehous
         summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
         if len(summary):
             common = latest.dropna() if len(latest) else latest
-            truth = {p: model.spearman(common[p], common["true_edge"]) for p in PREDICTORS} if len(common) else {}
+            truth = (
+                {p: model.spearman(common[p], common["true_edge"]) for p in PREDICTORS} if len(common) else {}
+            )
             summary["true_edge_spearman"] = summary["predictor"].map(truth).astype(float)
             summary["horizon_days"] = config.ic_horizon_days
             summary["target_ic"] = model.TARGET_IC
-            summary["first_as_of"] = frame["as_of"].min()
-            summary["last_as_of"] = frame["as_of"].max()
+            summary["first_as_of"] = pd.Timestamp(frame["as_of"].min()).date()
+            summary["last_as_of"] = pd.Timestamp(frame["as_of"].max()).date()
             summary["computed_at"] = pd.Timestamp(datetime.now(UTC))
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
-            for table, data in (("score_ic", summary), ("score_ic_monthly", pd.concat(monthly) if monthly else None)):
-                con.execute(f"DROP TABLE IF EXISTS evaluation.{table}")
+            for table, columns, data in (
+                ("evaluation.score_ic", SCORE_IC_COLUMNS, summary),
+                (
+                    "evaluation.score_ic_monthly",
+                    SCORE_IC_MONTHLY_COLUMNS,
+                    pd.concat(monthly) if monthly else None,
+                ),
+            ):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+                con.execute(create_table_sql(table, columns))
                 if data is not None and len(data):
-                    con.register("_rows", pa.Table.from_pandas(data, preserve_index=False))
-                    con.execute(f"CREATE TABLE evaluation.{table} AS SELECT * FROM _rows")
-                    con.unregister("_rows")
-                else:
-                    con.execute(f"CREATE TABLE evaluation.{table} (universe VARCHAR, predictor VARCHAR)")
+                    append_frame(con, table, data)
     shown = summary[summary["universe"] == "all"] if len(summary) else summary
     table = {r.predictor: round(float(r.mean_ic), 4) for r in shown.itertuples()} if len(shown) else {}
     context.log.info(f"score_ic (all wallets, {config.ic_horizon_days}-day horizon): {table}")

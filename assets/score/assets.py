@@ -55,12 +55,12 @@ WHALE_SCORES_COLUMNS: dict[str, str] = {
 assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
 
 
-def _ddl(table: str, columns: dict[str, str], key: str | None = None) -> str:
+def create_table_sql(table: str, columns: dict[str, str], key: str | None = None) -> str:
     body = ",\n    ".join(f"{name} {kind}" for name, kind in columns.items())
     return f"CREATE TABLE IF NOT EXISTS {table} (\n    {body}{f', PRIMARY KEY ({key})' if key else ''}\n)"
 
 
-def _insert(con, table: str, frame: pd.DataFrame) -> None:
+def append_frame(con, table: str, frame: pd.DataFrame) -> None:
     """Append ``frame`` through Arrow (NaN in a float column becomes NULL)."""
     con.register("_rows", pa.Table.from_pandas(frame, preserve_index=False))
     try:
@@ -84,7 +84,7 @@ def whale_scores(context: dg.AssetExecutionContext, config: StrategyConfig, ware
         if config.rebuild_scores:
             with Transaction(con):
                 con.execute("DROP TABLE IF EXISTS analytics.whale_scores")
-        con.execute(_ddl("analytics.whale_scores", WHALE_SCORES_COLUMNS, key="as_of, wallet"))
+        con.execute(create_table_sql("analytics.whale_scores", WHALE_SCORES_COLUMNS, key="as_of, wallet"))
         held = {r[0] for r in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores").fetchall()}
         if inputs.last_day is None:
             context.log.info("whale_scores: the marts hold no daily returns yet; nothing to score")
@@ -101,7 +101,7 @@ def whale_scores(context: dg.AssetExecutionContext, config: StrategyConfig, ware
         history["scored_at"] = pd.Timestamp(datetime.now(UTC))
         with Transaction(con):
             if len(history):
-                _insert(con, "analytics.whale_scores", history)
+                append_frame(con, "analytics.whale_scores", history)
         latest = con.execute(
             "SELECT max(as_of), count(*) FILTER (WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores)) "
             "FROM analytics.whale_scores"
@@ -202,9 +202,9 @@ def whale_universe(context: dg.AssetExecutionContext, config: StrategyConfig, wa
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
             con.execute("DROP TABLE IF EXISTS analytics.whale_universe")
-            con.execute(_ddl("analytics.whale_universe", WHALE_UNIVERSE_COLUMNS))
+            con.execute(create_table_sql("analytics.whale_universe", WHALE_UNIVERSE_COLUMNS))
             if len(universe):
-                _insert(con, "analytics.whale_universe", universe)
+                append_frame(con, "analytics.whale_universe", universe)
     tiers = universe["tier"].value_counts().to_dict()
     context.log.info(
         f"whale_universe: {len(universe)} wallets with WQS >= {config.universe_min_wqs}: {tiers}"

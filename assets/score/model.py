@@ -380,8 +380,9 @@ def rolling_sharpe(returns: np.ndarray, window: int, annualization: int = ANNUAL
 
 #: Consistency = 100 * exp(-sd / CONSISTENCY_SCALE), sd = std (ddof 1) of a wallet's rolling 30-day Sharpes.
 #: An i.i.d. trader's 30-day annualised Sharpe has a sampling sd of about sqrt(365 / 30) = 3.5, which scores
-#: about 50; an sd of 0 scores 100 and an sd of 10 scores 14.
-CONSISTENCY_SCALE = 5.0
+#: about 25; an sd of 0 scores 100 and an sd of 10 scores 2. Tuned on simulator seed 11 over {2.5, 5, 10}
+#: (``whalecopy tune-score``; docs/metrics.md#tuning): 2.5 had the best WQS IC, by less than its noise.
+CONSISTENCY_SCALE = 2.5
 #: Fewer valid rolling Sharpes than this (about two months of history for the 30-day window) gives NaN.
 CONSISTENCY_MIN_POINTS = 30
 
@@ -673,8 +674,9 @@ def rank_scores(scores: np.ndarray | Sequence[float | None]) -> np.ndarray:
 # Thin DataFrame layer
 # ---------------------------------------------------------------------------------------------------------------
 
-#: Whole-history metrics need at least this many days of returns; fewer gives None with a reason.
-MIN_RETURN_DAYS = 30
+#: Whole-history metrics need at least this many days of returns; fewer gives None with a reason. Tuned on
+#: simulator seed 11 over {30, 60, 90} (docs/metrics.md#tuning).
+MIN_RETURN_DAYS = 60
 
 
 def returns_matrix(daily_returns: pd.DataFrame) -> tuple[pd.Index, pd.Index, np.ndarray]:
@@ -736,8 +738,7 @@ def assemble_wqs(
     )
     f = factor_scores(sharpe, ir, cal, cons, volume, max_drawdown=mdd)
     score = wqs(f, n_res, hhi)
-    reasons = pd.Series("", index=range(len(n_days)))
-    for mask, text in (
+    causes = (
         (~enough, f"fewer than {min_days} days of returns"),
         (enough & np.isnan(sharpe), "zero variance of returns"),
         (enough & np.isnan(ir), "information ratio undefined (zero tracking error)"),
@@ -746,11 +747,19 @@ def assemble_wqs(
         (np.isnan(volume) | (volume <= 0), "no volume"),
         (np.isnan(n_res), "no resolved-position count"),
         (np.isnan(hhi), "no market concentration"),
-    ):
-        reasons = reasons.str.cat(pd.Series(np.where(mask, text, ""), index=reasons.index), sep="; ")
-    reasons = reasons.str.replace(r"^(; )+|(; )+$", "", regex=True).str.replace(r"(; )+", "; ", regex=True)
-    reasons = reasons.where(reasons != "", "score undefined").where(np.isnan(score), None)
-    return Scored(score, tier(score, volume), reasons.to_numpy(dtype=object))
+    )
+    # each row's set of causes as a bit mask; one string per distinct mask (a few), not one per row
+    bits = sum(np.asarray(mask, dtype=np.int64) << i for i, (mask, _) in enumerate(causes))
+    distinct, inverse = np.unique(bits, return_inverse=True)
+    text = np.array(
+        [
+            "; ".join(t for i, (_, t) in enumerate(causes) if b >> i & 1) or "score undefined"
+            for b in distinct
+        ],
+        dtype=object,
+    )
+    reasons = np.where(np.isnan(score), text[inverse.ravel()] if len(distinct) else None, None)
+    return Scored(score, tier(score, volume), reasons.astype(object))
 
 
 def _cross_sectional_mean(r: np.ndarray) -> np.ndarray:
@@ -930,18 +939,18 @@ def score_history(
     n_days = max(int((dates[-1] - d0) // np.timedelta64(1, "D")), 0)
     ends = np.clip((dates - d0) // np.timedelta64(1, "D"), 0, n_days).astype(np.int64)
     n_k = dates.size
-    wallets = np.unique(
-        np.concatenate(
-            [f["wallet"].to_numpy(dtype=object) for f in (daily_returns, activity, positions)]
-        ).astype(str)
-    )
+    # wallet codes by hashing (sorting millions of address strings is the slow way)
+    index = pd.Index(
+        pd.unique(pd.concat([f["wallet"] for f in (daily_returns, activity, positions)], ignore_index=True))
+    ).sort_values()
+    wallets = index.to_numpy(dtype=object)
     n_w = wallets.size
 
     def dense(frame: pd.DataFrame, column: str, sparse_as_nan: bool) -> np.ndarray:
         """Wallets x days matrix of ``column``: NaN (or 0, summed per cell) where the frame has no row."""
         d = _day_index(frame["day"], d0)
         keep = d < n_days
-        flat = np.searchsorted(wallets, frame["wallet"].to_numpy(dtype=str)[keep]) * n_days + d[keep]
+        flat = index.get_indexer(frame["wallet"])[keep] * n_days + d[keep]
         values = (
             np.nan_to_num(frame[column].to_numpy(dtype=float)[keep])
             if not sparse_as_nan
@@ -978,14 +987,14 @@ def score_history(
 
     # resolved positions: counted from resolution until a first oversold fill
     t_k = (dates - np.datetime64("1970-01-01", "D")).astype(np.int64) * 86_400
-    g = np.searchsorted(wallets, positions["wallet"].to_numpy(dtype=str))
+    g = index.get_indexer(positions["wallet"])
     start = np.searchsorted(t_k, positions["resolved_ts"].to_numpy(dtype=float), side="right")
     cut = positions["cut_ts"].to_numpy(dtype=float)
     end = np.where(np.isnan(cut), n_k, np.searchsorted(t_k, np.nan_to_num(cut), side="right"))
     won = positions["won"].to_numpy(dtype=float)
     n_res = interval_sums(g, start, end, n_w, n_k)
     wins = interval_sums(g, start, end, n_w, n_k, np.nan_to_num(won))
-    cats, c = np.unique(positions["category"].fillna("Unknown").to_numpy(dtype=str), return_inverse=True)
+    c, cats = pd.factorize(positions["category"].fillna("Unknown"), sort=True)
     n_c = max(cats.size, 1)
     cat_n = interval_sums(c, start, end, n_c, n_k)
     cat_wins = interval_sums(c, start, end, n_c, n_k, np.nan_to_num(won))

@@ -30,11 +30,12 @@ def test_asset_keys_are_schema_and_table(defs):
         assert len(key.path) == 2 and key.path[0] in {"raw", "staging", "intermediate", "marts", "analytics", "evaluation"}
 
 
-def test_every_raw_asset_and_python_read_mart_has_a_blocking_gx_gate(defs):
+def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(defs):
     specs = [spec for checks_def in defs.asset_checks for spec in checks_def.check_specs]
     assert {s.asset_key.to_user_string() for s in specs} == {
         "raw/markets", "raw/trades", "raw/price_history",
         "marts/fct_fills", "marts/fct_positions", "marts/wallet_daily_returns", "marts/wallet_features",
+        "analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
     }  # fmt: skip
     assert all(spec.blocking for spec in specs)
 
@@ -45,6 +46,16 @@ def test_dbt_tests_are_blocking_checks_and_sources_join_the_lineage(defs):
     assert len(dbt_checks) >= 40
     stg = graph.get(dg.AssetKey(["staging", "stg_polymarket__trades"]))
     assert dg.AssetKey(["raw", "trades"]) in stg.parent_keys  # the dbt source is the ingest asset
+
+
+def test_score_and_evaluation_assets_are_keyed_like_their_tables(defs):
+    graph = defs.resolve_asset_graph()
+    for key in ("analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
+                "evaluation/score_ic_monthly"):  # fmt: skip
+        assert graph.has(dg.AssetKey.from_user_string(key))
+    scores = graph.get(dg.AssetKey(["analytics", "whale_scores"]))
+    assert dg.AssetKey(["marts", "wallet_daily_returns"]) in scores.parent_keys
+    assert dg.AssetKey(["evaluation", "sim_truth"]) not in scores.parent_keys  # scoring never reads the truth
 
 
 def test_trades_and_prices_are_daily_partitioned(defs):

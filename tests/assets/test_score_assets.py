@@ -1,0 +1,113 @@
+"""The score and evaluation assets on a small simulated market: a clean, immutable, point-in-time history."""
+
+import io
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.evaluate.assets import PREDICTORS
+from assets.score.assets import WHALE_SCORES_COLUMNS, whale_scores
+from assets.transform.assets import build_dbt_assets
+from orchestration.cli import run_sync
+from orchestration.resources import build_resources
+from tests.assets.helpers import content_hash, small_settings
+
+FLOATS = [c for c, kind in WHALE_SCORES_COLUMNS.items() if kind == "DOUBLE"]
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    path = tmp_path_factory.mktemp("score") / "w.duckdb"
+    settings = small_settings(path)
+    result = run_sync(settings, out=io.StringIO())
+    assert result.success
+    return settings
+
+
+def test_whale_scores_are_clean(scored):
+    with duckdb.connect(str(scored.warehouse_path), read_only=True) as con:
+        not_finite = " + ".join(f"count(*) FILTER (WHERE isnan({c}) OR isinf({c}))" for c in FLOATS)
+        assert con.execute(f"SELECT {not_finite} FROM analytics.whale_scores").fetchall()[0][0] == 0
+        rows, dates, scored_rows, unscored_with_reason, unscored = con.execute(
+            """SELECT count(*), count(DISTINCT as_of), count(wqs),
+                      count(*) FILTER (WHERE wqs IS NULL AND reason IS NOT NULL), count(*) FILTER (WHERE wqs IS NULL)
+               FROM analytics.whale_scores"""
+        ).fetchall()[0]
+        assert dates > 50 and scored_rows > 0 and unscored > 0
+        assert unscored_with_reason == unscored
+        # NaN never ranks first: at every date the rank-1 row has a score
+        (bad_first,) = con.execute(
+            "SELECT count(*) FROM analytics.whale_scores WHERE rank = 1 AND wqs IS NULL"
+        ).fetchall()[0]
+        assert bad_first == 0
+        # the universe is the latest date's wallets with WQS >= 60, best first
+        universe = con.execute("SELECT wallet, wqs FROM analytics.whale_universe ORDER BY rank").fetchall()
+        expected = con.execute(
+            "SELECT wallet, wqs FROM analytics.whale_scores WHERE as_of = (SELECT max(as_of) FROM "
+            "analytics.whale_scores) AND wqs >= 60 ORDER BY rank"
+        ).fetchall()
+        assert universe == expected
+        ic = con.execute("SELECT universe, predictor, mean_ic FROM evaluation.score_ic").fetchall()
+        assert {(u, p) for u, p, _ in ic} == {(u, p) for u in ("all", "active") for p in PREDICTORS}
+        assert all(-1 <= v <= 1 for *_, v in ic)
+
+
+def test_a_second_run_appends_nothing_and_rewrites_nothing(scored, tmp_path):
+    path = tmp_path / "again.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    before = content_hash(path, "analytics.whale_scores", "as_of, wallet")
+    assert run_sync(small_settings(path), out=io.StringIO()).success
+    assert content_hash(path, "analytics.whale_scores", "as_of, wallet") == before
+
+
+def test_rewriting_fills_and_outcomes_after_as_of_leaves_the_stored_scores_at_as_of_unchanged(
+    scored, tmp_path
+):
+    """End to end through dbt: fills from t on are resized and repriced, every market resolving from t on has its
+    outcome flipped, the marts are rebuilt and the history is scored again from scratch. Every row at or before t
+    is identical; the latest date changes (the rewrite reached the scores)."""
+    path = tmp_path / "rewritten.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    with duckdb.connect(str(path)) as con:
+        dates = [
+            r[0]
+            for r in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores ORDER BY 1").fetchall()
+        ]
+        t = dates[len(dates) // 2]
+        con.execute(
+            "UPDATE raw.trades SET size = size * 2, price = least(price * 1.1, 0.99) "
+            "WHERE ts >= epoch(CAST(? AS TIMESTAMP))",
+            [t],
+        )
+        (flipped,) = con.execute(
+            """UPDATE raw.markets SET outcome_prices = CASE outcome_prices WHEN '["1","0"]' THEN '["0","1"]'
+                                                                    WHEN '["0","1"]' THEN '["1","0"]' END
+               WHERE outcome_prices IN ('["1","0"]', '["0","1"]') AND condition_id IN (
+                   SELECT condition_id FROM intermediate.int_market_resolutions
+                   WHERE resolved_at >= CAST(? AS TIMESTAMP) AT TIME ZONE 'UTC')""",
+            [t],
+        ).fetchall()[0]
+        assert flipped > 0
+    settings = small_settings(path)
+    result = dg.materialize(
+        [build_dbt_assets(settings.fee_rate), whale_scores],
+        resources=build_resources(settings),
+        run_config={"ops": {"analytics__whale_scores": {"config": {"rebuild_scores": True}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    cols = ", ".join(c for c in WHALE_SCORES_COLUMNS if c != "scored_at")
+    query = f"SELECT {cols} FROM analytics.whale_scores WHERE as_of {{}} ? ORDER BY as_of, wallet"
+    with (
+        duckdb.connect(str(scored.warehouse_path), read_only=True) as a,
+        duckdb.connect(str(path), read_only=True) as b,
+    ):
+        early_a = a.execute(query.format("<="), [t]).fetchall()
+        early_b = b.execute(query.format("<="), [t]).fetchall()
+        late_a = a.execute(query.format("="), [dates[-1]]).fetchall()
+        late_b = b.execute(query.format("="), [dates[-1]]).fetchall()
+    assert len(early_a) > 1000
+    assert early_a == early_b
+    assert late_a != late_b

@@ -1,0 +1,240 @@
+"""Point-in-time scoring: as-of kernels, the as-of grid, interval sums and the score history."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.score import model as m
+
+NAN = np.nan
+
+
+def _returns(seed: int = 0, wallets: int = 6, days: int = 160) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.002, 0.03, (wallets, days))
+    r[0, :40] = NAN  # a wallet that starts late
+    r[1, 70:75] = NAN  # a NULL stretch
+    r[2, :] = 0.0  # never any return
+    r[3, 100:] = NAN  # a wallet that stops
+    return r
+
+
+ENDS = [0, 1, 2, 31, 75, 100, 159, 160]
+
+
+def test_sharpe_as_of_is_the_whole_history_sharpe_of_the_truncated_series():
+    r = _returns()
+    got = m.sharpe_as_of(r, ENDS)
+    for i, e in enumerate(ENDS):
+        np.testing.assert_allclose(got[:, i], m.annualised_sharpe(r[:, :e]), rtol=1e-10, equal_nan=True)
+
+
+def test_drawdown_metrics_as_of_match_the_truncated_series():
+    r = _returns(1)
+    mdd, ar, cal = m.drawdown_metrics_as_of(r, ENDS)
+    for i, e in enumerate(ENDS):
+        np.testing.assert_allclose(mdd[:, i], m.max_drawdown(r[:, :e]), rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(ar[:, i], m.annual_return(r[:, :e]), rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(cal[:, i], m.calmar(r[:, :e]), rtol=1e-10, equal_nan=True)
+
+
+def test_consistency_as_of_matches_the_truncated_series():
+    roll = m.rolling_sharpe(_returns(2), 30)
+    got = m.consistency_as_of(roll, ENDS)
+    for i, e in enumerate(ENDS):
+        np.testing.assert_allclose(got[:, i], m.consistency_score(roll[:, :e]), rtol=1e-10, equal_nan=True)
+
+
+def test_rolling_sharpe_at_t_reads_no_later_day():
+    r = _returns(3)
+    changed = r.copy()
+    changed[:, 90:] = np.random.default_rng(9).normal(0.5, 0.2, changed[:, 90:].shape)
+    a, b = m.rolling_sharpes(r), m.rolling_sharpes(changed)
+    for w in m.ROLLING_WINDOWS:
+        np.testing.assert_array_equal(a[w][:, :90], b[w][:, :90])
+
+
+def test_near_constant_returns_count_as_zero_variance():
+    r = np.full(30, -1e-4) + np.random.default_rng(0).normal(0, 1e-15, 30)
+    assert np.isnan(m.annualised_sharpe(r))
+    assert np.isnan(m.rolling_sharpe(r, 7)).all()
+
+
+def test_as_of_ends_outside_the_days_are_rejected():
+    with pytest.raises(ValueError, match="0..5"):
+        m.sharpe_as_of(np.zeros((1, 5)), [6])
+
+
+def test_as_of_dates_weekly_on_mondays_and_the_day_after_the_data():
+    dates = m.as_of_dates(date(2024, 11, 1), date(2024, 12, 1), 7)  # data Friday 1 Nov .. Sunday 1 Dec
+    assert dates[0] == date(2024, 11, 4) and all(d.weekday() == 0 for d in dates[:-1])
+    assert dates[-1] == date(2024, 12, 2)  # a Monday, also the day after the last data day
+    assert m.as_of_dates(date(2024, 11, 1), date(2024, 12, 3), 7)[-1] == date(2024, 12, 4)
+    daily = m.as_of_dates(date(2024, 11, 1), date(2024, 11, 5), 1)
+    assert daily == [date(2024, 11, d) for d in range(2, 7)]
+    assert m.as_of_dates(date(2024, 11, 1), date(2024, 11, 1), 7) == [date(2024, 11, 2)]
+    with pytest.raises(ValueError):
+        m.as_of_dates(date(2024, 11, 1), date(2024, 11, 5), 0)
+
+
+def test_interval_sums_against_a_loop():
+    rng = np.random.default_rng(4)
+    g, lo, hi = rng.integers(0, 5, 300), rng.integers(-2, 12, 300), rng.integers(-2, 12, 300)
+    w = rng.normal(size=300)
+    got = m.interval_sums(g, lo, hi, 5, 10, w)
+    want = np.zeros((5, 10))
+    for gi, a, b, wi in zip(g, lo, hi, w, strict=True):
+        for k in range(max(a, 0), min(b, 10)):
+            want[gi, k] += wi
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_edge_posterior_from_sufficient_statistics_matches_the_long_form():
+    rng = np.random.default_rng(5)
+    price = rng.uniform(0.1, 0.9, 400)
+    won = (rng.uniform(size=400) < price + 0.05).astype(float)
+    groups = rng.integers(0, 4, 400)
+    long = m.price_calibrated_edge(won, price, groups, 4)
+    stat = [
+        np.bincount(groups, weights=x, minlength=4) for x in (np.ones(400), won, price, price * (1 - price))
+    ]
+    short = m.edge_posterior(*stat)
+    for a, b in zip(long, short, strict=True):
+        np.testing.assert_allclose(a, b)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# score_history on a small synthetic market
+# ---------------------------------------------------------------------------------------------------------------
+
+START = date(2025, 1, 1)
+DAYS = 200
+
+
+def _world(seed: int = 0, wallets: int = 40):
+    """Long frames shaped like the warehouse reads: returns, activity and resolved positions."""
+    rng = np.random.default_rng(seed)
+    names = [f"0x{i:040x}" for i in range(wallets)]
+    first = rng.integers(0, 60, wallets)
+    rows = [(names[w], START + timedelta(days=int(d))) for w in range(wallets) for d in range(first[w], DAYS)]
+    ret = pd.DataFrame(rows, columns=["wallet", "day"])
+    skill = np.repeat(rng.normal(0, 0.01, wallets), DAYS - first)
+    ret["daily_return"] = rng.normal(0.001, 0.03, len(ret)) + skill
+    ret.loc[rng.uniform(size=len(ret)) < 0.02, "daily_return"] = NAN  # pnl_without_capital days
+    ret["pnl_net"] = np.nan_to_num(ret["daily_return"]) * 1000
+    act = ret[rng.uniform(size=len(ret)) < 0.4][["wallet", "day"]].copy()
+    act["volume"] = rng.lognormal(5, 1, len(act))
+    act["volume_sq"] = act["volume"] ** 2 * rng.uniform(0.2, 1.0, len(act))
+    n_pos = 3000
+    epoch0 = (START - date(1970, 1, 1)).days * 86400
+    pos = pd.DataFrame(
+        {
+            "wallet": np.array(names)[rng.integers(0, wallets, n_pos)],
+            "category": rng.choice(["Politics", "Crypto", "Sports", "Weather", None], n_pos),
+            "resolved_ts": epoch0 + rng.uniform(0, DAYS * 86400, n_pos),
+            "cut_ts": NAN,
+            "price_paid": rng.uniform(0.05, 0.95, n_pos),
+        }
+    )
+    pos["payout"] = (rng.uniform(size=n_pos) < pos["price_paid"] + 0.03).astype(float)
+    pos["won"] = pos["payout"]
+    cut = rng.uniform(size=n_pos) < 0.02
+    pos.loc[cut, "cut_ts"] = pos.loc[cut, "resolved_ts"] + rng.uniform(-20, 20, cut.sum()) * 86400
+    return ret, act, pos
+
+
+def _as_of(*offsets: int) -> list[date]:
+    return [START + timedelta(days=o) for o in offsets]
+
+
+def test_score_history_rows_and_invariants():
+    ret, act, pos = _world()
+    dates = _as_of(30, 90, 150, DAYS)
+    h = m.score_history(ret, act, pos, dates)
+    assert list(h.columns) == m.HISTORY_COLUMNS
+    assert not h.duplicated(["as_of", "wallet"]).any()
+    scored = h["wqs"].notna()
+    assert scored.any() and (~scored).any()
+    assert (h.loc[~scored, "reason"].notna()).all() and h.loc[scored, "reason"].isna().all()
+    assert h["rank"].isna().equals(~scored)
+    for _, g in h.groupby("as_of"):
+        order = g.sort_values("rank", na_position="last")
+        assert (order["wqs"].iloc[: order["wqs"].notna().sum()].diff().dropna() <= 0).all()
+        if g["wqs"].notna().any():
+            assert g["rank"].min() == 1 and g.loc[g["rank"] == 1, "wqs"].notna().all()
+    numeric = h.select_dtypes("number").to_numpy(dtype=float)
+    assert not np.isinf(numeric).any()
+    assert h["wqs"].dropna().between(0, 100).all()
+    assert (h["win_rate_lower"] <= h["win_rate_mean"]).all() and (
+        h["win_rate_mean"] <= h["win_rate_upper"]
+    ).all()
+
+
+def test_score_history_counts_against_a_direct_recompute():
+    ret, act, pos = _world(1)
+    t = _as_of(120)[0]
+    h = m.score_history(ret, act, pos, [t]).set_index("wallet")
+    t_ts = (t - date(1970, 1, 1)).days * 86400
+    live = pos[(pos["resolved_ts"] < t_ts) & ~(pos["cut_ts"] < t_ts)]
+    n = live.groupby("wallet").size().reindex(h.index, fill_value=0)
+    wins = live.groupby("wallet")["won"].sum().reindex(h.index, fill_value=0)
+    np.testing.assert_array_equal(h["n_resolved_positions"], n)
+    np.testing.assert_array_equal(h["wins"], wins)
+    before = act[pd.to_datetime(act["day"]) < pd.Timestamp(t)]
+    vol = before.groupby("wallet")["volume"].sum().reindex(h.index, fill_value=0)
+    np.testing.assert_allclose(h["volume"], vol, rtol=1e-12)
+    days = ret[(pd.to_datetime(ret["day"]) < pd.Timestamp(t)) & ret["daily_return"].notna()]
+    np.testing.assert_array_equal(
+        h["n_return_days"], days.groupby("wallet").size().reindex(h.index, fill_value=0)
+    )
+
+
+def test_changing_anything_at_or_after_as_of_leaves_every_score_at_as_of_unchanged():
+    """The point-in-time property: outcomes, fills and returns from as_of on are rewritten, wallets appear
+    after it, and every row at as_of (and before) stays identical."""
+    ret, act, pos = _world(2)
+    dates = _as_of(60, 100, 130)
+    t = dates[1]
+    t_ts = (t - date(1970, 1, 1)).days * 86400
+    before = m.score_history(ret, act, pos, dates)
+
+    rng = np.random.default_rng(99)
+    ret2, act2, pos2 = ret.copy(), act.copy(), pos.copy()
+    late = pd.to_datetime(ret2["day"]) >= pd.Timestamp(t)
+    ret2.loc[late, "daily_return"] = rng.normal(0.3, 0.5, late.sum())  # returns from t on
+    ret2.loc[late, "pnl_net"] *= -7
+    late_a = pd.to_datetime(act2["day"]) >= pd.Timestamp(t)
+    act2.loc[late_a, "volume"] *= 50  # fills from t on
+    after = pos2["resolved_ts"] >= t_ts
+    pos2.loc[after, "won"] = 1 - pos2.loc[after, "won"]  # outcomes resolved from t on flip
+    pos2.loc[after, "payout"] = 1 - pos2.loc[after, "payout"]
+    pos2.loc[after, "price_paid"] = 0.5
+    pos2.loc[after & (rng.uniform(size=len(pos2)) < 0.3), "cut_ts"] = t_ts + 3600.0  # oversold after t
+    newcomer = "0x" + "f" * 40
+    ret2 = pd.concat(
+        [ret2, pd.DataFrame({"wallet": newcomer, "day": _as_of(150), "daily_return": 0.5, "pnl_net": 9.0})]
+    )
+    pos2 = pd.concat([pos2, pd.DataFrame({"wallet": [newcomer], "category": ["Weather"], "resolved_ts": [t_ts + 10.0],
+                                          "cut_ts": [NAN], "price_paid": [0.2], "payout": [1.0], "won": [1.0]})])  # fmt: skip
+    changed = m.score_history(ret2, act2, pos2, dates)
+
+    for d in dates[:2]:
+        a = before[before["as_of"] == d].reset_index(drop=True)
+        b = changed[changed["as_of"] == d].reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # the rewrite did reach the later date, so the test can fail
+    late_a = before[before["as_of"] == dates[2]].set_index("wallet")["wqs"]
+    late_b = changed[changed["as_of"] == dates[2]].set_index("wallet")["wqs"]
+    assert not late_a.equals(late_b.reindex(late_a.index))
+
+
+def test_score_history_with_no_data_is_empty():
+    empty = pd.DataFrame({"wallet": [], "day": [], "daily_return": [], "pnl_net": []})
+    act = pd.DataFrame({"wallet": [], "day": [], "volume": [], "volume_sq": []})
+    pos = pd.DataFrame(
+        {c: [] for c in ("wallet", "category", "resolved_ts", "cut_ts", "won", "payout", "price_paid")}
+    )
+    out = m.score_history(empty, act, pos, _as_of(10))
+    assert out.empty and list(out.columns) == m.HISTORY_COLUMNS
