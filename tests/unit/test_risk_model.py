@@ -1,0 +1,114 @@
+"""Risk kernels against the published PerformanceAnalytics values (52 VaR numbers for the EDHEC indices)."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.risk import model as risk
+
+REF = Path(__file__).resolve().parents[1] / "fixtures" / "reference_data"
+EDHEC = pd.read_csv(REF / "edhec_PerformanceAnalytics.csv", index_col="date")
+VECTORS = json.loads((REF / "edhec_var_vectors.json").read_text())["columns"]
+FUNCTIONS = {
+    "mVaR95": lambda r: risk.modified_var(r, 0.95),
+    "mVaR99": lambda r: risk.modified_var(r, 0.99),
+    "gVaR95": lambda r: risk.gaussian_var(r, 0.95),
+    "hVaR95": lambda r: risk.historical_var(r, 0.95),
+}
+CASES = [(index, measure) for index in VECTORS for measure in FUNCTIONS]
+
+
+def _truncate4(x: float) -> float:
+    """PerformanceAnalytics' printed values are truncated (not rounded) to 4 decimals."""
+    return math.trunc(x * 1e4) / 1e4
+
+
+def test_the_reference_holds_52_values():
+    assert len(CASES) == 52 and len(EDHEC) == 293
+
+
+@pytest.mark.parametrize(("index", "measure"), CASES)
+def test_var_reproduces_the_published_performanceanalytics_value(index, measure):
+    got = FUNCTIONS[measure](EDHEC[index].to_numpy())
+    printed = VECTORS[index]["PA_printed"][measure]
+    assert _truncate4(got) == pytest.approx(printed, abs=1e-12), f"{index} {measure}: {got} prints {printed}"
+    full = VECTORS[index][measure if measure != "hVaR95" else "hVaR95_type7"]
+    assert got == pytest.approx(full, rel=1e-10)
+
+
+def test_moments_match_the_reference():
+    for index, v in VECTORS.items():
+        m = risk.population_moments(EDHEC[index].to_numpy())
+        assert (m.mean, m.sigma, m.skew, m.excess_kurtosis) == pytest.approx(
+            (v["mean"], v["sd_pop"], v["skew_pop"], v["exkurt_pop"]), rel=1e-10
+        )
+
+
+def test_cornish_fisher_is_gaussian_without_skew_or_kurtosis_and_capped_at_total_loss():
+    assert risk.cornish_fisher_z(0.95, 0.0, 0.0) == pytest.approx(-1.6448536269514722)
+    symmetric = np.array([-0.02, -0.01, 0.0, 0.01, 0.02] * 20)
+    assert risk.modified_var(symmetric) < 0
+    wild = np.array([0.5] * 50 + [-0.99, 2.0])
+    assert risk.modified_var(wild, 0.99) >= -1.0
+    assert math.isnan(risk.modified_var([0.01]))
+    assert risk.modified_var([0.01, 0.01, 0.01]) == pytest.approx(0.01)  # no variance: the mean
+
+
+# ------------------------------------------------------------------------------------------ whale quarantine
+
+
+def test_strikes_on_each_documented_threshold():
+    got = risk.strikes([0.4, 1.0, 1.0, 1.0, np.nan], [0.1, 0.31, 0.1, 0.1, np.nan], [50, 50, 4.9, 50, np.nan])
+    assert got.tolist() == [True, True, True, False, False]
+
+
+def test_three_strikes_quarantine_for_30_days_then_release_clears_them():
+    days = np.arange(0, 140, 7)  # weekly evaluations
+    s = np.zeros((3, days.size), dtype=bool)
+    s[0, [1, 2, 3]] = True  # three strikes in a row: quarantined at day 21 until day 51
+    s[0, [4, 5]] = True  # strikes while quarantined do not count
+    s[0, [8]] = True  # after release (day 56 is the first evaluation >= 51) strikes start from zero
+    s[1, [0, 14, 15]] = True  # three strikes, but the first is more than 90 days before the third
+    s[2, [0, 1]] = True  # two strikes: never quarantined
+    q = risk.quarantine(s, days)
+    assert q.quarantined[0].tolist() == [d in (21, 28, 35, 42, 49) for d in days]
+    assert q.released_day[0, 3] == 51 and np.isnan(q.released_day[0, 8])
+    assert q.strikes[0, 8] == 1 and not q.strike[0, 4]
+    assert not q.quarantined[1].any() and q.strikes[1, 15] == 2
+    assert not q.quarantined[2].any()
+
+
+# ------------------------------------------------------------------------------------------- stops and exits
+
+
+def test_average_true_range_follows_wilder():
+    p = np.array([[0.50, 0.52, 0.51, np.nan, 0.55]])
+    moves = [0.02, 0.02, 0.01, 0.0, 0.04]
+    atr = [moves[0]]
+    for m_ in moves[1:]:
+        atr.append(atr[-1] + (m_ - atr[-1]) / 14)
+    np.testing.assert_allclose(risk.average_true_range(p)[0], atr, rtol=1e-12)
+
+
+def test_trailing_stop_waits_for_plus_five_percent_then_ratchets_and_exits():
+    # entry 0.50; never reaches 0.525 -> never trails, even through a fall
+    flat = [0.50, 0.51, 0.45, 0.40, 0.52]
+    # rises to 0.60 (active), ratchets, then falls through the level
+    run = [0.50, 0.53, 0.56, 0.60, 0.61, 0.60, 0.40, 0.30]
+    prices = np.array([flat + [np.nan] * 3, run])
+    out = risk.trailing_stops(prices, np.array([0.50, 0.50]))
+    assert out.exit_day[0] == -1 and np.isnan(out.stop[0]).all()
+    assert out.exit_day[1] == 6 and out.exit_price[1] == pytest.approx(0.40)
+    level = out.stop[1]
+    assert np.isnan(level[0]) and (np.diff(level[1:6]) >= -1e-15).all()  # only ratchets up
+    atr = risk.average_true_range(prices[1:])[0]
+    assert level[4] == pytest.approx(max(p - 2.5 * a for p, a in zip(run[1:5], atr[1:5], strict=True)))
+
+
+def test_time_exit_24_hours_before_resolution():
+    end = 1_800_000_000
+    assert risk.time_exit_due([end - 86_401, end - 86_400, end + 5], end).tolist() == [False, True, True]
