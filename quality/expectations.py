@@ -430,6 +430,7 @@ SUITES.update(
                 *(between(c, -MAX_RATIO, MAX_RATIO) for c in ("sharpe", "information_ratio", "calmar")),
                 *(between(f"rolling_sharpe_{w}", -MAX_RATIO, MAX_RATIO) for w in (7, 14, 30, 60, 90)),
                 between("max_drawdown", -1, 0),
+                between("current_drawdown", -1, 0),
                 between("consistency", 0, 100),
                 between("volume", 0, MAX_MONEY),
                 between("market_hhi", 0, 10_000.000001),

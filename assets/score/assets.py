@@ -35,7 +35,10 @@ WHALE_SCORES_COLUMNS: dict[str, str] = {
     "tier": "VARCHAR",
     "reason": "VARCHAR",
     "n_return_days": "INTEGER NOT NULL",
-    **{c: _FLOAT for c in ("sharpe", "information_ratio", "max_drawdown", "calmar", "consistency")},
+    **{
+        c: _FLOAT
+        for c in ("sharpe", "information_ratio", "max_drawdown", "current_drawdown", "calmar", "consistency")
+    },
     "regime": "VARCHAR",
     **{f"rolling_sharpe_{w}": _FLOAT for w in model.ROLLING_WINDOWS},
     "volume": _FLOAT,
@@ -85,6 +88,15 @@ def whale_scores(context: dg.AssetExecutionContext, config: StrategyConfig, ware
             with Transaction(con):
                 con.execute("DROP TABLE IF EXISTS analytics.whale_scores")
         con.execute(create_table_sql("analytics.whale_scores", WHALE_SCORES_COLUMNS, key="as_of, wallet"))
+        have = [r[0] for r in con.execute("DESCRIBE analytics.whale_scores").fetchall()]
+        if have != list(WHALE_SCORES_COLUMNS):
+            missing = sorted(set(WHALE_SCORES_COLUMNS) - set(have))
+            extra = sorted(set(have) - set(WHALE_SCORES_COLUMNS))
+            raise dg.Failure(
+                "analytics.whale_scores was written by another version of whalecopy "
+                f"(missing columns: {missing or 'none'}; unknown columns: {extra or 'none'}). The history is "
+                "never rewritten silently: rerun with `whalecopy run --rebuild-scores` (or rebuild_scores: true)."
+            )
         held = {r[0] for r in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores").fetchall()}
         if inputs.last_day is None:
             context.log.info("whale_scores: the marts hold no daily returns yet; nothing to score")

@@ -504,6 +504,18 @@ def drawdown_metrics_as_of(
     return mdd, ar, cal
 
 
+def current_drawdown_as_of(returns: np.ndarray, ends: Sequence[int]) -> np.ndarray:
+    """How far compounded wealth stands below its running peak at each end, as a fraction <= 0 (0 at a peak);
+    NaN for a row with no returns before the end. ``(rows, len(ends))``."""
+    x, _ = _as_2d(returns)
+    e = _ends(ends, x.shape[1])
+    wealth = _wealth(x)
+    peak = np.maximum.accumulate(wealth, axis=1)
+    cnt = _prefix((~np.isnan(x)).astype(float))[:, e]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, wealth[:, e] / peak[:, e] - 1.0, np.nan)
+
+
 def max_drawdown(returns: np.ndarray) -> np.ndarray:
     """Largest peak-to-trough fall of compounded wealth, as a fraction <= 0 (empyrical's ``max_drawdown``).
 
@@ -700,6 +712,28 @@ def _nullable(values: np.ndarray) -> pd.Series:
     return s.where(pd.notna(s), None)
 
 
+def reasons_from_masks(causes: Sequence[tuple[np.ndarray, str]], fallback: str | None = None) -> np.ndarray:
+    """One ``"; "``-joined string per row of every cause whose mask is true there (``fallback`` where none is).
+
+    Vectorised: each row's causes become a bit mask and each distinct mask is joined once, so the cost is one
+    pass over the rows plus a string per distinct combination, not per row.
+    """
+    if not causes:
+        return np.array([], dtype=object)
+    masks = [np.asarray(mask, dtype=bool) for mask, _ in causes]
+    bits = sum(m.astype(np.int64) << i for i, m in enumerate(masks))
+    distinct, inverse = np.unique(bits, return_inverse=True)
+    text = np.array(
+        ["; ".join(t for i, (_, t) in enumerate(causes) if b >> i & 1) or fallback for b in distinct],
+        dtype=object,
+    )
+    return (
+        text[inverse.ravel()].reshape(np.shape(bits))
+        if distinct.size
+        else np.full(np.shape(bits), fallback, dtype=object)
+    )
+
+
 class Scored(NamedTuple):
     """WQS with its tier and, where it is undefined, the reason (``None`` where the score exists)."""
 
@@ -748,17 +782,7 @@ def assemble_wqs(
         (np.isnan(n_res), "no resolved-position count"),
         (np.isnan(hhi), "no market concentration"),
     )
-    # each row's set of causes as a bit mask; one string per distinct mask (a few), not one per row
-    bits = sum(np.asarray(mask, dtype=np.int64) << i for i, (mask, _) in enumerate(causes))
-    distinct, inverse = np.unique(bits, return_inverse=True)
-    text = np.array(
-        [
-            "; ".join(t for i, (_, t) in enumerate(causes) if b >> i & 1) or "score undefined"
-            for b in distinct
-        ],
-        dtype=object,
-    )
-    reasons = np.where(np.isnan(score), text[inverse.ravel()] if len(distinct) else None, None)
+    reasons = np.where(np.isnan(score), reasons_from_masks(causes, "score undefined"), None)
     return Scored(score, tier(score, volume), reasons.astype(object))
 
 
@@ -894,7 +918,7 @@ def interval_sums(
 
 HISTORY_COLUMNS = [
     "as_of", "wallet", "rank", "wqs", "tier", "reason", "n_return_days", "sharpe", "information_ratio",
-    "max_drawdown", "calmar", "consistency", "regime", "rolling_sharpe_7", "rolling_sharpe_14", "rolling_sharpe_30",
+    "max_drawdown", "current_drawdown", "calmar", "consistency", "regime", "rolling_sharpe_7", "rolling_sharpe_14", "rolling_sharpe_30",
     "rolling_sharpe_60", "rolling_sharpe_90", "volume", "market_hhi", "pnl_net_to_date", "n_resolved_positions",
     "wins", "raw_win_rate", "win_rate_prior", "win_rate_mean", "win_rate_lower", "win_rate_upper",
     "win_rate_confidence", "n_edge_positions", "edge_raw", "edge_mean", "edge_lower", "edge_upper",
@@ -969,6 +993,7 @@ def score_history(
     sharpe = sharpe_as_of(r, ends)
     ir = sharpe_as_of(r - _cross_sectional_mean(r), ends)
     mdd, _, cal = drawdown_metrics_as_of(r, ends)
+    cdd = current_drawdown_as_of(r, ends)
     rolls = rolling_sharpes(r, ROLLING_WINDOWS)
     last = np.maximum(ends - 1, 0)
     roll_at = {
@@ -1048,6 +1073,7 @@ def score_history(
             "sharpe": np.where(enough, pick(sharpe), np.nan),
             "information_ratio": np.where(enough, pick(ir), np.nan),
             "max_drawdown": np.where(enough, pick(mdd), np.nan),
+            "current_drawdown": pick(cdd),
             "calmar": np.where(enough, pick(cal), np.nan),
             "consistency": pick(cons),
             "regime": pick(reg),

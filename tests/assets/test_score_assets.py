@@ -126,3 +126,19 @@ def _same(x, y) -> bool:
     if isinstance(x, float) and isinstance(y, float):
         return abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1e-3)
     return x == y
+
+
+def test_a_history_from_another_version_is_never_rewritten_silently(scored, tmp_path):
+    path = tmp_path / "old.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE analytics.whale_scores DROP COLUMN current_drawdown")
+    settings = small_settings(path)
+    result = dg.materialize(
+        [whale_scores], resources=build_resources(settings), instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )  # fmt: skip
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "missing columns: ['current_drawdown']" in message and "--rebuild-scores" in message

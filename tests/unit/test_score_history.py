@@ -238,3 +238,12 @@ def test_score_history_with_no_data_is_empty():
     )
     out = m.score_history(empty, act, pos, _as_of(10))
     assert out.empty and list(out.columns) == m.HISTORY_COLUMNS
+
+
+def test_current_drawdown_as_of():
+    r = np.array([[0.1, -0.5, 0.2, NAN, 1.0]])
+    got = m.current_drawdown_as_of(r, [0, 1, 2, 3, 4, 5])[0]
+    wealth = np.array([1.0, 1.1, 0.55, 0.66, 0.66, 1.32])
+    expected = wealth / np.maximum.accumulate(wealth) - 1
+    np.testing.assert_allclose(got[1:], expected[1:], rtol=1e-12)
+    assert np.isnan(got[0])

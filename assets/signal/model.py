@@ -1,0 +1,146 @@
+"""Pure signal kernels: the three-stage filter a whale trade passes before it is copied. No Dagster, no DuckDB.
+
+Every candidate (a whale's BUY fill) carries the whale's point-in-time score (the latest
+``analytics.whale_scores`` row before the fill) and the trade's facts. Each stage returns a pass mask and, per
+row, every reason it failed (``"; "``-joined), so a candidate's row says exactly why it was not copied.
+
+- Stage 1, whale: WQS >= 75; rolling 30-day Sharpe above the 90-day one; current drawdown under 25%; not
+  quarantined.
+- Stage 2, trade: notional >= $5,000; estimated slippage of our order under 1%; resolution within 90 days;
+  edge at our price >= 3 percentage points.
+- Stage 3, portfolio fit (needs the book, so it runs inside the paper portfolio): correlation with the book
+  under 0.4 (outcomes of one event count as linked, correlation 1); total exposure under 95% of NAV; the
+  category's exposure under 30% of NAV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from assets.score.model import reasons_from_masks
+
+
+@dataclass(frozen=True)
+class SignalParams:
+    min_wqs: float = 75.0
+    max_whale_drawdown: float = 0.25
+    min_notional: float = 5_000.0
+    max_slippage: float = 0.01
+    max_days_to_resolution: float = 90.0
+    min_edge: float = 0.03
+    max_correlation: float = 0.4
+    max_exposure_nav: float = 0.95
+    max_category_nav: float = 0.30
+    #: square-root impact: slippage = coefficient * sqrt(order notional / the token's mean daily notional)
+    impact_coefficient: float = 0.1
+
+
+class StageResult(NamedTuple):
+    passed: np.ndarray  # bool per row
+    reason: np.ndarray  # object per row: why it failed, None if it passed
+
+
+def _result(causes: list[tuple[np.ndarray, str]]) -> StageResult:
+    failed = np.logical_or.reduce([np.asarray(m, dtype=bool) for m, _ in causes])
+    reasons = reasons_from_masks(causes)
+    return StageResult(~failed, np.where(failed, reasons, None))
+
+
+def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+
+
+def whale_stage(candidates: pd.DataFrame, params: SignalParams = SignalParams()) -> StageResult:
+    """Stage 1 from ``wqs, rolling_sharpe_30, rolling_sharpe_90, current_drawdown`` (<= 0) and ``quarantined``.
+    A missing value fails its test (no score is not a good score)."""
+    wqs, s30, s90 = (
+        _num(candidates, "wqs"),
+        _num(candidates, "rolling_sharpe_30"),
+        _num(candidates, "rolling_sharpe_90"),
+    )
+    dd = -_num(candidates, "current_drawdown")
+    quarantined = candidates["quarantined"].fillna(False).to_numpy(dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return _result([
+            (~(wqs >= params.min_wqs), f"WQS below {params.min_wqs:g}" ),
+            (~(s30 > s90), "30-day Sharpe not above 90-day Sharpe"),
+            (~(dd < params.max_whale_drawdown), f"whale drawdown {params.max_whale_drawdown:.0%} or more"),
+            (quarantined, "whale quarantined"),
+        ])  # fmt: skip
+
+
+def slippage_estimate(
+    order_notional: np.ndarray, daily_notional: np.ndarray, coefficient: float = 0.1
+) -> np.ndarray:
+    """Square-root market impact as a fraction of price: ``coefficient * sqrt(order / mean daily notional)``.
+    An order of 1% of a day's volume costs 1% at coefficient 0.1. No volume gives inf (the order cannot fill)."""
+    o, v = np.asarray(order_notional, dtype=float), np.asarray(daily_notional, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(v > 0, coefficient * np.sqrt(np.maximum(o, 0.0) / v), np.inf)
+
+
+def edge_at_copy(whale_edge: np.ndarray, whale_price: np.ndarray, copy_price: np.ndarray) -> np.ndarray:
+    """The edge left for a copier who pays ``copy_price`` after the whale paid ``whale_price``: the whale's
+    win probability is ``whale_price + whale_edge``, so ours is that minus what we pay."""
+    return (
+        np.asarray(whale_price, dtype=float)
+        + np.asarray(whale_edge, dtype=float)
+        - np.asarray(copy_price, dtype=float)
+    )
+
+
+def trade_stage(candidates: pd.DataFrame, params: SignalParams = SignalParams()) -> StageResult:
+    """Stage 2 from ``notional, slippage, days_to_resolution, edge_at_copy``. A missing value fails its test."""
+    notional, slip = _num(candidates, "notional"), _num(candidates, "slippage")
+    days, edge = _num(candidates, "days_to_resolution"), _num(candidates, "edge_at_copy")
+    with np.errstate(invalid="ignore"):
+        return _result([
+            (~(notional >= params.min_notional), f"whale trade under ${params.min_notional:,.0f}"),
+            (~(slip < params.max_slippage), f"slippage {params.max_slippage:.0%} or more"),
+            (~(days <= params.max_days_to_resolution), f"resolution more than {params.max_days_to_resolution:g} days away"),
+            (~(edge >= params.min_edge), f"edge at our price under {params.min_edge * 100:g} points"),
+        ])  # fmt: skip
+
+
+def portfolio_fit(
+    correlation: float,
+    exposure_after: float,
+    category_exposure_after: float,
+    nav: float,
+    params: SignalParams = SignalParams(),
+) -> StageResult:
+    """Stage 3 for one candidate against the book (exposures in USDC after the order)."""
+    with np.errstate(invalid="ignore"):
+        return _result([
+            (np.array([not (abs(correlation) < params.max_correlation)]), f"correlation with the book {params.max_correlation:g} or more"),
+            (np.array([not (exposure_after < params.max_exposure_nav * nav)]), f"exposure would reach {params.max_exposure_nav:.0%} of NAV"),
+            (np.array([not (category_exposure_after < params.max_category_nav * nav)]), f"category exposure would reach {params.max_category_nav:.0%} of NAV"),
+        ])  # fmt: skip
+
+
+def funnel(
+    stage_reached: pd.Series, stages: tuple[str, ...] = ("whale", "trade", "portfolio", "copied")
+) -> pd.DataFrame:
+    """Pass-through per stage from each candidate's furthest stage: rows ``stage, entered, passed, rate``.
+    ``stage_reached`` is the first stage a candidate failed, or ``copied``."""
+    reached = stage_reached.map({s: i for i, s in enumerate(stages)}).to_numpy()
+    rows = []
+    for i, s in enumerate(stages[:-1]):
+        entered = int((reached >= i).sum())
+        passed = int((reached > i).sum())
+        rows.append(
+            {
+                "stage": s,
+                "entered": entered,
+                "passed": passed,
+                "rate": passed / entered if entered else np.nan,
+            }
+        )
+    total = len(reached)
+    rows.append({"stage": "overall", "entered": total, "passed": int((reached == len(stages) - 1).sum()),
+                 "rate": (reached == len(stages) - 1).mean() if total else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
