@@ -4,7 +4,9 @@ fields here, so one object carries every threshold of a run."""
 
 import dagster as dg
 
+from assets.risk import model as risk
 from assets.score import model as score
+from assets.signal import model as signal
 
 
 class StrategyConfig(dg.Config):
@@ -28,6 +30,36 @@ class StrategyConfig(dg.Config):
     # evaluation (evaluation.score_ic)
     ic_horizon_days: int = 30
     ic_min_forward_days: int = 20  # a forward window needs this many return days
+
+    # whale quarantine (analytics.whale_quarantine): docs/metrics.md#whale-quarantine
+    strike_min_sharpe: float = risk.STRIKE_MIN_SHARPE
+    strike_max_drawdown: float = risk.STRIKE_MAX_DRAWDOWN
+    strike_min_consistency: float = risk.STRIKE_MIN_CONSISTENCY
+    strikes_to_quarantine: int = risk.STRIKES_TO_QUARANTINE
+    strike_window_days: int = risk.STRIKE_WINDOW_DAYS
+    quarantine_days: int = risk.QUARANTINE_DAYS
+    # signals (analytics.signals): docs/metrics.md#signals
+    min_wqs: float = signal.SignalParams.min_wqs
+    max_whale_drawdown: float = signal.SignalParams.max_whale_drawdown
+    min_notional: float = signal.SignalParams.min_notional
+    max_slippage: float = signal.SignalParams.max_slippage
+    max_days_to_resolution: float = signal.SignalParams.max_days_to_resolution
+    min_edge: float = signal.SignalParams.min_edge
+    impact_coefficient: float = signal.SignalParams.impact_coefficient
+    copy_latency_seconds: int = 60
+    starting_nav: float = 10_000.0
+    max_position_nav: float = 0.08
+
+    def signal_params(self) -> signal.SignalParams:
+        return signal.SignalParams(
+            min_wqs=self.min_wqs,
+            max_whale_drawdown=self.max_whale_drawdown,
+            min_notional=self.min_notional,
+            max_slippage=self.max_slippage,
+            max_days_to_resolution=self.max_days_to_resolution,
+            min_edge=self.min_edge,
+            impact_coefficient=self.impact_coefficient,
+        )
 
     def score_params(self) -> score.ScoreParams:
         return score.ScoreParams(

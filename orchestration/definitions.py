@@ -6,7 +6,9 @@ import dagster as dg
 
 from assets.evaluate.assets import score_ic
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
+from assets.risk.assets import whale_quarantine
 from assets.score.assets import whale_scores, whale_scores_integrity, whale_universe
+from assets.signal.assets import signals
 from assets.transform.assets import build_dbt_assets
 from quality.checks import build_gates
 
@@ -30,6 +32,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             whale_scores,
             whale_universe,
             score_ic,
+            whale_quarantine,
+            signals,
         ],
         asset_checks=[*build_gates(settings.quarantine_max_share), whale_scores_integrity],
         jobs=[sync, refresh_resolutions_job()],

@@ -199,12 +199,44 @@ def ic_table(con: duckdb.DuckDBPyConnection) -> list[str]:
     return out
 
 
+def signal_funnel(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """analytics.signals as a funnel: candidates entering and passing each stage, and the commonest reasons."""
+    if not _table_exists(con, "analytics", "signals"):
+        return []
+    (total,) = con.execute("SELECT count(*) FROM analytics.signals").fetchall()[0]
+    out = [f"signal funnel: {total:,} candidate copies (every whale BUY fill):"]
+    entered = total
+    for stage, passed_col, label in (
+        ("whale", "passed_whale", "1 whale"),
+        ("trade", "passed_trade", "2 trade"),
+    ):
+        (passed,) = con.execute(
+            f"SELECT count(*) FILTER (WHERE {passed_col}) FROM analytics.signals"
+        ).fetchall()[0]
+        rate = f"{passed / entered:.1%}" if entered else "-"
+        out.append(f"  stage {label:<10} entered {entered:>10,}  passed {passed:>9,}  ({rate})")
+        reasons = con.execute(
+            "SELECT reason, count(*) FROM analytics.signals WHERE stage_reached = ? GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+            [stage],
+        ).fetchall()
+        for reason, n in reasons:
+            out.append(f"      {n:>10,}  {reason}")
+        entered = passed
+    out.append(f"  stage 3 portfolio  entered {entered:>10,}  (portfolio fit and sizing run in the paper portfolio, "
+               "not built yet)")  # fmt: skip
+    return out
+
+
 def print_summary(path: Path) -> None:
     if not Path(path).exists():
         raise SystemExit(f"whalecopy: no warehouse at {path} (run `make demo` first)")
     with duckdb.connect(str(path), read_only=True) as con:
         print(f"warehouse {path}:")
-        print("\n".join(warehouse_lines(con) + top_wallets(con) + top_whales(con) + ic_table(con)))
+        print(
+            "\n".join(
+                warehouse_lines(con) + top_wallets(con) + top_whales(con) + ic_table(con) + signal_funnel(con)
+            )
+        )
 
 
 def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
@@ -246,5 +278,13 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
         # same process as the run: open it as the run did (DuckDB refuses a second configuration of one file)
         with build_resources(settings)["warehouse"].get_connection() as con:
             print(f"warehouse {settings.warehouse_path}:")
-            print("\n".join(warehouse_lines(con) + top_wallets(con) + top_whales(con) + ic_table(con)))
+            print(
+                "\n".join(
+                    warehouse_lines(con)
+                    + top_wallets(con)
+                    + top_whales(con)
+                    + ic_table(con)
+                    + signal_funnel(con)
+                )
+            )
     return 0 if result.success else 1

@@ -33,6 +33,8 @@ GATES = [
     Gate("whale_scores_expectations", "analytics.whale_scores"),
     Gate("whale_universe_expectations", "analytics.whale_universe"),
     Gate("score_ic_expectations", "evaluation.score_ic"),
+    Gate("whale_quarantine_expectations", "analytics.whale_quarantine"),
+    Gate("signals_expectations", "analytics.signals"),
 ]
 
 

@@ -462,6 +462,31 @@ SUITES.update(
             ),
         ),
         TableSuite(
+            "analytics.whale_quarantine",
+            (
+                not_null("as_of"),
+                not_null("wallet"),
+                compound_unique("as_of", "wallet"),
+                between("strikes", 0, 1000),
+                not_null("quarantined"),
+            ),
+        ),
+        TableSuite(
+            "analytics.signals",
+            (
+                not_null("fill_key"),
+                unique("fill_key"),
+                not_null("wallet"),
+                in_set("stage_reached", ["whale", "trade", "portfolio", "copied"]),
+                between("whale_price", 0, 1),
+                between("copy_price", 0, 1),
+                between("whale_notional", 0, MAX_MONEY),
+                between("slippage", 0, 1e6),
+                between("edge_at_copy", -2, 2),
+                between("wqs", 0, 100),
+            ),
+        ),
+        TableSuite(
             "evaluation.score_ic",
             (
                 not_null("predictor"),

@@ -100,12 +100,19 @@ class QuarantineState(NamedTuple):
     released_day: np.ndarray  # float: the day number the quarantine ends (NaN when not quarantined)
 
 
-def strikes(sharpe: np.ndarray, drawdown: np.ndarray, consistency: np.ndarray) -> np.ndarray:
+def strikes(
+    sharpe: np.ndarray,
+    drawdown: np.ndarray,
+    consistency: np.ndarray,
+    min_sharpe: float = STRIKE_MIN_SHARPE,
+    max_drawdown: float = STRIKE_MAX_DRAWDOWN,
+    min_consistency: float = STRIKE_MIN_CONSISTENCY,
+) -> np.ndarray:
     """Whether each metric set earns a strike. A NaN metric earns none (too little data is not a failure; the
     signal filter requires a score anyway). ``drawdown`` is the current drawdown as a positive fraction."""
     s, d, c = (np.asarray(a, dtype=float) for a in (sharpe, drawdown, consistency))
     with np.errstate(invalid="ignore"):
-        return (s < STRIKE_MIN_SHARPE) | (d > STRIKE_MAX_DRAWDOWN) | (c < STRIKE_MIN_CONSISTENCY)
+        return (s < min_sharpe) | (d > max_drawdown) | (c < min_consistency)
 
 
 def quarantine(

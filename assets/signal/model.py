@@ -94,8 +94,9 @@ def edge_at_copy(whale_edge: np.ndarray, whale_price: np.ndarray, copy_price: np
 
 
 def trade_stage(candidates: pd.DataFrame, params: SignalParams = SignalParams()) -> StageResult:
-    """Stage 2 from ``notional, slippage, days_to_resolution, edge_at_copy``. A missing value fails its test."""
-    notional, slip = _num(candidates, "notional"), _num(candidates, "slippage")
+    """Stage 2 from ``whale_notional, slippage, days_to_resolution, edge_at_copy``. A missing value fails its
+    test."""
+    notional, slip = _num(candidates, "whale_notional"), _num(candidates, "slippage")
     days, edge = _num(candidates, "days_to_resolution"), _num(candidates, "edge_at_copy")
     with np.errstate(invalid="ignore"):
         return _result([

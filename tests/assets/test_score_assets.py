@@ -142,3 +142,30 @@ def test_a_history_from_another_version_is_never_rewritten_silently(scored, tmp_
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.step_failure_data.user_failure_data.description
     assert "missing columns: ['current_drawdown']" in message and "--rebuild-scores" in message
+
+
+def test_signals_cover_every_whale_buy_with_what_was_known_before_it(scored):
+    with duckdb.connect(str(scored.warehouse_path), read_only=True) as con:
+        (buys,) = con.execute("SELECT count(*) FROM marts.fct_fills WHERE side = 'BUY'").fetchall()[0]
+        (n, bad_reason, future_score, stale_score) = con.execute(
+            """
+            SELECT
+                count(*),
+                count(*) FILTER (WHERE (reason IS NULL) <> (stage_reached = 'portfolio')),
+                count(*) FILTER (WHERE score_as_of > CAST(traded_at AT TIME ZONE 'UTC' AS DATE)),
+                count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM analytics.whale_scores w
+                    WHERE w.wallet = s.wallet AND w.as_of > coalesce(s.score_as_of, DATE '1970-01-01')
+                      AND w.as_of <= CAST(s.traded_at AT TIME ZONE 'UTC' AS DATE)))
+            FROM analytics.signals s
+            """
+        ).fetchall()[0]
+        assert n == buys > 0
+        assert bad_reason == 0
+        assert future_score == 0  # never a score from after the fill
+        assert stale_score == 0  # always the latest one before it
+        # a quarantined whale never passes stage 1; every stage-1 failure says why
+        (leak,) = con.execute(
+            "SELECT count(*) FROM analytics.signals WHERE quarantined AND passed_whale"
+        ).fetchall()[0]
+        assert leak == 0

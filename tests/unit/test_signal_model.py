@@ -38,7 +38,7 @@ def test_whale_stage(overrides, reason):
 
 
 def _trades(**overrides) -> pd.DataFrame:
-    base = {"notional": 6_000.0, "slippage": 0.005, "days_to_resolution": 30.0, "edge_at_copy": 0.05}
+    base = {"whale_notional": 6_000.0, "slippage": 0.005, "days_to_resolution": 30.0, "edge_at_copy": 0.05}
     return pd.DataFrame([base | overrides])
 
 
@@ -46,7 +46,7 @@ def _trades(**overrides) -> pd.DataFrame:
     ("overrides", "reason"),
     [
         ({}, None),
-        ({"notional": 4_999.0}, "whale trade under $5,000"),
+        ({"whale_notional": 4_999.0}, "whale trade under $5,000"),
         ({"slippage": 0.01}, "slippage 1% or more"),
         ({"days_to_resolution": 90.5}, "resolution more than 90 days away"),
         ({"days_to_resolution": None}, "resolution more than 90 days away"),
