@@ -39,9 +39,8 @@ def whale_quarantine(context: dg.AssetExecutionContext, config: StrategyConfig, 
             c: scores.pivot(index="wallet", columns="as_of", values=c)
             for c in ("sharpe", "drawdown", "consistency")
         }
-        present = (
-            scores.pivot(index="wallet", columns="as_of", values="sharpe").notna() | wide["drawdown"].notna()
-        )
+        # every (as_of, wallet) the history holds, scored or not
+        present = scores.assign(row=1.0).pivot(index="wallet", columns="as_of", values="row").notna()
         dates = pd.to_datetime(wide["sharpe"].columns)
         day_numbers = ((dates - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy()
         strike = model.strikes(
@@ -56,7 +55,7 @@ def whale_quarantine(context: dg.AssetExecutionContext, config: StrategyConfig, 
             config.strike_window_days,
             config.quarantine_days,
         )
-        rows, cols = np.nonzero(present.to_numpy() | strike)
+        rows, cols = np.nonzero(present.to_numpy())
         released = state.released_day[rows, cols]
         out = pd.DataFrame(
             {

@@ -49,6 +49,12 @@ def test_whale_scores_are_clean(scored):
             "analytics.whale_scores) AND wqs >= 60 ORDER BY rank"
         ).fetchall()
         assert universe == expected
+        # the quarantine covers every row of the history, and only a whale with 3 strikes is quarantined
+        q_rows, s_rows, early = con.execute(
+            """SELECT (SELECT count(*) FROM analytics.whale_quarantine), (SELECT count(*) FROM analytics.whale_scores),
+                      (SELECT count(*) FROM analytics.whale_quarantine WHERE quarantined AND released_on IS NULL)"""
+        ).fetchall()[0]
+        assert q_rows == s_rows and early == 0
         ic = con.execute("SELECT universe, predictor, mean_ic FROM evaluation.score_ic").fetchall()
         assert {(u, p) for u, p, _ in ic} == {(u, p) for u in ("all", "active") for p in PREDICTORS}
         assert all(-1 <= v <= 1 for *_, v in ic)
