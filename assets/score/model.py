@@ -296,8 +296,14 @@ def _ends(ends: Sequence[int] | np.ndarray, n_days: int) -> np.ndarray:
     return e
 
 
-def _constant_until(x: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Whether each row's valid values before each end are all equal (or there are none)."""
+def _constant_until(x: np.ndarray, ends: np.ndarray, whole: bool = False) -> np.ndarray:
+    """Whether each row's valid values before each end are all equal (or there are none). ``whole``: ``ends`` is
+    the single end of the whole-history functions, computed with plain reductions instead of running arrays."""
+    if whole:
+        head = x[:, : ends[0]]
+        hi = np.max(np.where(np.isnan(head), -np.inf, head), axis=1, initial=-np.inf)
+        lo = np.min(np.where(np.isnan(head), np.inf, head), axis=1, initial=np.inf)
+        return ~(hi > lo)[:, None]
     hi = np.fmax.accumulate(np.where(np.isnan(x), -np.inf, x), axis=1)
     lo = np.fmin.accumulate(np.where(np.isnan(x), np.inf, x), axis=1)
     hi = np.concatenate([np.full((x.shape[0], 1), -np.inf), hi], axis=1)[:, ends]
@@ -305,13 +311,25 @@ def _constant_until(x: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return ~(hi > lo)
 
 
-def _mean_sd_until(x: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Count, mean and sample sd (ddof 1) of each row's non-NaN values before each end: ``(rows, len(ends))``."""
+def _mean_sd_until(
+    x: np.ndarray, ends: np.ndarray, whole: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean and sample sd (ddof 1) of each row's non-NaN values before each end: ``(rows, len(ends))``.
+
+    ``whole`` (one end, for the whole-history functions) sums directly instead of through prefix sums: about
+    twice as fast, equal to ~1e-15. The as-of path always uses prefix sums, so a date's value never depends on
+    which other dates are scored with it.
+    """
     valid = ~np.isnan(x)
     centre = _first_valid(x)[:, None]
     xc = np.where(valid, x - centre, 0.0)
-    cnt = _prefix(valid.astype(float))[:, ends]
-    s1, s2 = _prefix(xc)[:, ends], _prefix(xc * xc)[:, ends]
+    if whole:
+        e = ends[0]
+        cnt = valid[:, :e].sum(axis=1, dtype=float)[:, None]
+        s1, s2 = xc[:, :e].sum(axis=1)[:, None], (xc[:, :e] ** 2).sum(axis=1)[:, None]
+    else:
+        cnt = _prefix(valid.astype(float))[:, ends]
+        s1, s2 = _prefix(xc)[:, ends], _prefix(xc * xc)[:, ends]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
         sd = np.sqrt(np.maximum(s2 - s1 * mean, 0.0) / (cnt - 1))
@@ -394,10 +412,16 @@ def consistency_as_of(
     min_points: int = CONSISTENCY_MIN_POINTS,
 ) -> np.ndarray:
     """:func:`consistency_score` of each row's rolling Sharpes before each end: ``(rows, len(ends))``."""
+    return _consistency(rolling_sharpe_30, ends, scale, min_points)
+
+
+def _consistency(
+    rolling_sharpe_30: np.ndarray, ends: Sequence[int], scale: float, min_points: int, whole: bool = False
+) -> np.ndarray:
     x, _ = _as_2d(rolling_sharpe_30)
     x = np.where(np.isfinite(x), x, np.nan)
     e = _ends(ends, x.shape[1])
-    cnt, _, sd = _mean_sd_until(x, e)
+    cnt, _, sd = _mean_sd_until(x, e, whole)
     with np.errstate(invalid="ignore"):
         return np.where(cnt >= max(2, min_points), 100.0 * np.exp(-sd / scale), np.nan)
 
@@ -411,7 +435,7 @@ def consistency_score(
     Monotone decreasing in ``sd``. NaN when a row has fewer than ``min_points`` (>= 2) valid values.
     """
     x, was_1d = _as_2d(rolling_sharpe_30)
-    return _out(consistency_as_of(x, [x.shape[1]], scale, min_points)[:, 0], was_1d)
+    return _out(_consistency(x, [x.shape[1]], scale, min_points, whole=True)[:, 0], was_1d)
 
 
 REGIME_BAND = 0.25
@@ -448,13 +472,19 @@ def sharpe_as_of(
     returns: np.ndarray, ends: Sequence[int], annualization: int = ANNUALIZATION, min_periods: int = 2
 ) -> np.ndarray:
     """Annualised Sharpe of each row's returns before each end (``(rows, len(ends))``); see :func:`annualised_sharpe`."""
+    return _sharpe(returns, ends, annualization, min_periods)
+
+
+def _sharpe(
+    returns: np.ndarray, ends: Sequence[int], annualization: int, min_periods: int, whole: bool = False
+) -> np.ndarray:
     x, _ = _as_2d(returns)
     e = _ends(ends, x.shape[1])
-    cnt, mean, sd = _mean_sd_until(x, e)
+    cnt, mean, sd = _mean_sd_until(x, e, whole)
     with np.errstate(invalid="ignore"):
         ok = (
             (cnt >= max(2, min_periods))
-            & ~_constant_until(x, e)
+            & ~_constant_until(x, e, whole)
             & (sd > SD_FLOOR_RELATIVE * np.abs(mean))
             & (sd > 0)
         )
@@ -472,7 +502,7 @@ def annualised_sharpe(
     NaN with fewer than ``min_periods`` (>= 2) returns.
     """
     x, was_1d = _as_2d(returns)
-    return _out(sharpe_as_of(x, [x.shape[1]], annualization, min_periods)[:, 0], was_1d)
+    return _out(_sharpe(x, [x.shape[1]], annualization, min_periods, whole=True)[:, 0], was_1d)
 
 
 def _wealth(x: np.ndarray) -> np.ndarray:
@@ -822,7 +852,7 @@ def score_wallets(
     ir = information_ratio(r, bench)
     mdd, _, cal = (a[:, 0] for a in drawdown_metrics_as_of(r, end))
     rolls = rolling_sharpes(r, (14, 30, 90))
-    cons = consistency_as_of(rolls[30], end)[:, 0]
+    cons = consistency_score(rolls[30])
     last = r.shape[1] - 1
     reg = (
         regime(rolls[14][:, last], rolls[90][:, last]) if r.shape[1] else np.full(len(r), None, dtype=object)
@@ -916,6 +946,10 @@ def interval_sums(
     return np.cumsum(diff.reshape(n_groups, width), axis=1)[:, :n_cols]
 
 
+#: integer units of the edge's sums in :func:`score_history` (exact below 2**53: 1e6 positions at most 1e6 units)
+PRICE_UNITS = 1e6
+VARIANCE_UNITS = 1e8
+
 HISTORY_COLUMNS = [
     "as_of", "wallet", "rank", "wqs", "tier", "reason", "n_return_days", "sharpe", "information_ratio",
     "max_drawdown", "current_drawdown", "calmar", "consistency", "regime", "rolling_sharpe_7", "rolling_sharpe_14", "rolling_sharpe_30",
@@ -949,7 +983,8 @@ def score_history(
       (epoch seconds; ``cut_ts`` the first oversold fill or NaN, after which the position no longer counts).
 
     At as-of ``t`` a return day counts if ``day < t``, a position if ``resolved_ts < t <= cut_ts``. Nothing at or
-    after ``t`` is read, so changing it leaves every row at ``t`` unchanged. One row per (as-of, wallet) for the
+    after ``t`` is read, so changing it leaves every row at ``t`` unchanged; and a date's row is the same to the
+    bit whichever other dates are scored in the same call (sums run over a fixed daily grid or in exact units). One row per (as-of, wallet) for the
     wallets with a fill or a return before ``t``; floats are NaN where undefined (stored as NULL) and ``reason``
     says why ``wqs`` is missing. ``rank`` is 1-based within an as-of date, NaN scores last and unranked.
     """
@@ -1038,11 +1073,16 @@ def score_history(
     price = positions["price_paid"].to_numpy(dtype=float)
     payout = positions["payout"].to_numpy(dtype=float)
     ok = np.isfinite(price) & np.isfinite(payout) & (price > 0) & (price < 1)
-    stat = [
-        interval_sums(g[ok], start[ok], end[ok], n_w, n_k, w)
-        for w in (None, payout[ok], price[ok], price[ok] * (1 - price[ok]))
-    ]
-    edge = edge_posterior(*stat, prior_strength=params.edge_prior_strength)
+    # Sums in exact integer units (price to 1e-6, p(1-p) to 1e-8; payouts are 0, 0.5 or 1): a float sum would
+    # depend on its order, and so on which other dates are scored in the same call.
+    p_units = np.rint(price[ok] * PRICE_UNITS)
+    v_units = np.rint(price[ok] * (1 - price[ok]) * VARIANCE_UNITS)
+    n_e, s_won, s_price, s_var = (
+        interval_sums(g[ok], start[ok], end[ok], n_w, n_k, w) for w in (None, payout[ok], p_units, v_units)
+    )
+    edge = edge_posterior(
+        n_e, s_won, s_price / PRICE_UNITS, s_var / VARIANCE_UNITS, prior_strength=params.edge_prior_strength
+    )
 
     # one row per (as-of, wallet) that had traded before the date
     present = (vol > 0) | (n_ret > 0)

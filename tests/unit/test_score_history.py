@@ -247,3 +247,12 @@ def test_current_drawdown_as_of():
     expected = wealth / np.maximum.accumulate(wealth) - 1
     np.testing.assert_allclose(got[1:], expected[1:], rtol=1e-12)
     assert np.isnan(got[0])
+
+
+def test_a_date_scores_the_same_whichever_other_dates_are_scored_with_it():
+    """A daily run scores one new date; a rebuild scores them all: the rows must agree to the bit."""
+    ret, act, pos = _world(3)
+    t = _as_of(120)[0]
+    alone = m.score_history(ret, act, pos, [t])
+    together = m.score_history(ret, act, pos, _as_of(40, 120, 190))
+    pd.testing.assert_frame_equal(alone, together[together["as_of"] == t].reset_index(drop=True), check_exact=True)
