@@ -8,11 +8,12 @@ stages 1 and 2 is recorded as ``stage_reached = 'portfolio'`` (waiting for stage
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.store import Transaction
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.score.assets import WHALE_SCORES, append_frame, create_table_sql
+from assets.score.assets import WHALE_SCORES, create_table_sql
 from assets.strategy import StrategyConfig
 
 from . import model
@@ -40,8 +41,7 @@ def candidates_sql(latency_seconds: int) -> str:
         FROM buys b ASOF JOIN intermediate.int_position_fills t ON t.token_id = b.token_id AND t.ts <= b.ts + {lat}
     )
     SELECT
-        CAST(b.fill_key AS VARCHAR) AS fill_key, b.wallet, b.condition_id, b.token_id, m.event_id, m.category,
-        b.traded_at,
+        b.fill_key, b.wallet, b.condition_id, b.token_id, m.event_id, m.category, b.traded_at,
         b.price AS whale_price, b.notional AS whale_notional, c.copy_price, f.daily_notional,
         (epoch(try_cast(m.end_date AS TIMESTAMPTZ)) - b.ts) / 86400.0 AS days_to_resolution,
         s.as_of AS score_as_of, s.wqs, s.rolling_sharpe_30, s.rolling_sharpe_90, s.current_drawdown,
@@ -56,7 +56,7 @@ def candidates_sql(latency_seconds: int) -> str:
 
 
 SIGNALS_COLUMNS = {
-    "fill_key": "VARCHAR NOT NULL",  # the fill's 128-bit natural key, as decimal text
+    "fill_key": "UHUGEINT NOT NULL",  # the fill's natural key, as in marts.fct_fills
     "wallet": "VARCHAR NOT NULL",
     "condition_id": "VARCHAR",
     "token_id": "VARCHAR",
@@ -101,7 +101,14 @@ SIGNALS_COLUMNS = {
 def signals(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
     params = config.signal_params()
     with warehouse.get_connection() as con:
-        c = con.sql(candidates_sql(config.copy_latency_seconds)).df()
+        # the 128-bit fill key stays in DuckDB (NumPy has no such integer, and casting 770k of them to text takes
+        # seconds): Python works on a row number and the key is joined back on insert
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _candidates AS SELECT row_number() OVER () AS row_id, * FROM ("
+            + candidates_sql(config.copy_latency_seconds)
+            + ")"
+        )
+        c = con.sql("SELECT * EXCLUDE (fill_key) FROM _candidates").df()
         c["edge_at_copy"] = model.edge_at_copy(c["whale_edge"], c["whale_price"], c["copy_price"])
         # our order at its largest (the position cap on the starting NAV): slippage is judged for that size
         c["order_notional_estimate"] = config.max_position_nav * config.starting_nav
@@ -117,12 +124,20 @@ def signals(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse
         c["passed_trade"] = trade.passed & whale.passed
         c["stage_reached"] = np.where(~whale.passed, "whale", np.where(~trade.passed, "trade", "portfolio"))
         c["reason"] = np.where(~whale.passed, whale.reason, np.where(~trade.passed, trade.reason, None))
-        c = c.sort_values(["traded_at", "fill_key"], ignore_index=True)
+        columns = [col for col in SIGNALS_COLUMNS if col != "fill_key"]
         with Transaction(con):
             con.execute("DROP TABLE IF EXISTS analytics.signals")
             con.execute(create_table_sql("analytics.signals", SIGNALS_COLUMNS))
             if len(c):
-                append_frame(con, "analytics.signals", c[list(SIGNALS_COLUMNS)])
+                con.register("_decided", pa.Table.from_pandas(c[["row_id", *columns]], preserve_index=False))
+                try:
+                    con.execute(
+                        "INSERT INTO analytics.signals BY NAME SELECT k.fill_key, d.* EXCLUDE (row_id) "
+                        "FROM _decided d JOIN _candidates k USING (row_id) ORDER BY d.traded_at, k.fill_key"
+                    )
+                finally:
+                    con.unregister("_decided")
+        con.execute("DROP TABLE IF EXISTS _candidates")
     funnel = model.funnel(c["stage_reached"], ("whale", "trade", "portfolio"))
     rates = {
         r.stage: {"entered": r.entered, "passed": r.passed, "rate": round(float(r.rate), 4)}
