@@ -1,0 +1,169 @@
+"""The paper portfolio: fills, exits, settlement, limits, the VaR block, and its invariants."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assets.paper import model as paper
+from assets.size import model as size
+
+D0 = 20_000  # a day number
+DEEP = 1e12  # a token's daily notional so large that slippage is nil
+
+
+def _candidate(key, token, day, price=0.5, edge=0.05, category="Politics", event=None, wallet="w", hour=12):
+    return {"key": key, "wallet": wallet, "token_id": token, "condition_id": f"c-{token}", "event_id": event or f"e-{token}",
+            "category": category, "ts": day * 86_400 + hour * 3600, "copy_price": price, "edge_at_copy": edge,
+            "wqs": 80.0, "whale_volatility": 0.02, "daily_notional": DEEP}  # fmt: skip
+
+
+def _marks(token, prices, start=D0):
+    return pd.DataFrame({"token_id": token, "day": np.arange(start, start + len(prices)), "price": prices})
+
+
+def _market(token, end_day=None, resolved_day=None, payout=np.nan):
+    return {"token_id": token, "end_ts": np.nan if end_day is None else end_day * 86_400.0,
+            "resolved_ts": np.nan if resolved_day is None else resolved_day * 86_400 + 3600.0, "payout": payout}  # fmt: skip
+
+
+NO_SELLS = pd.DataFrame(columns=["wallet", "token_id", "ts", "price", "fraction"])
+
+
+def test_one_copy_held_to_resolution():
+    cands = pd.DataFrame([_candidate(1, "A", D0)])
+    res = paper.run_paper(cands, _marks("A", [0.5] * 10), NO_SELLS, pd.DataFrame([_market("A", resolved_day=D0 + 5, payout=1.0)]),
+                          D0, D0 + 9)  # fmt: skip
+    expected = size.adaptive_kelly(0.05, 0.5, 80.0, 0.02, 0.0, 0.0, 10_000.0)
+    entry = res.fills[res.fills["kind"] == "entry"].iloc[0]
+    assert entry["shares"] == expected.shares == 800  # 0.5 * 0.1 * 0.88 / 1.1 = 4% of NAV at 0.50
+    settle = res.fills[res.fills["kind"] == "settlement"].iloc[0]
+    assert settle["day"] == D0 + 5 and settle["price"] == 1.0 and settle["fee"] == 0.0
+    final = res.nav.iloc[-1]
+    assert final["cash"] == pytest.approx(10_000 - 400 - 8 + 800)
+    assert final["open_positions"] == 0 and final["nav"] == pytest.approx(final["cash"])
+    pos = res.positions.iloc[0]
+    assert pos["close_reason"] == "settlement" and pos["realised_pnl"] == pytest.approx(800 - 400 - 8, abs=0.01)  # slippage on a deep book: ~0
+
+
+def test_trailing_stop_time_exit_and_mirrored_whale_sell():
+    cands = pd.DataFrame([_candidate(1, "A", D0), _candidate(2, "B", D0, category="Sports"),
+                          _candidate(3, "C", D0, category="Crypto", wallet="x")])  # fmt: skip
+    marks = pd.concat([
+        _marks("A", [0.50, 0.55, 0.60, 0.62, 0.61, 0.40, 0.40, 0.40, 0.40, 0.40]),  # up 5%+, then through the stop
+        _marks("B", [0.50] * 10),
+        _marks("C", [0.50] * 10),
+    ])  # fmt: skip
+    markets = pd.DataFrame([_market("A"), _market("B", end_day=D0 + 4), _market("C")])
+    sells = pd.DataFrame(
+        [{"wallet": "x", "token_id": "C", "ts": (D0 + 2) * 86_400 + 60, "price": 0.55, "fraction": 0.5}]
+    )
+    res = paper.run_paper(cands, marks, sells, markets, D0, D0 + 9)
+    by = res.positions.set_index("token_id")
+    assert by.loc["A", "close_reason"] == "trailing_stop" and by.loc["A", "closed_day"] == D0 + 5
+    assert (
+        by.loc["B", "close_reason"] == "time_exit" and by.loc["B", "closed_day"] == D0 + 3
+    )  # 24 h before the end
+    c_sell = res.fills[(res.fills["token_id"] == "C") & (res.fills["kind"] == "whale_sell")].iloc[0]
+    c_entry = res.fills[(res.fills["token_id"] == "C") & (res.fills["kind"] == "entry")].iloc[0]
+    assert c_sell["shares"] == pytest.approx(-c_entry["shares"] / 2)
+    assert c_sell["price"] == pytest.approx(0.55, abs=1e-5)  # the whale's price, less ~0 slippage on a deep book
+    assert by.loc["C", "shares_open"] == pytest.approx(c_entry["shares"] / 2)
+    assert set(res.alerts["kind"]) == {"trailing_stop", "time_exit"}
+
+
+def test_linked_outcomes_category_cap_and_no_double_entry():
+    cands = pd.DataFrame([
+        _candidate(1, "A", D0, price=0.3, edge=0.3),  # a big order: 8% of NAV
+        _candidate(2, "B", D0, event="e-A"),  # another outcome of A's event: linked
+        _candidate(3, "A", D0),  # A again: already held
+        *[_candidate(10 + i, f"T{i}", D0, price=0.3, edge=0.3) for i in range(4)],  # Politics fills up to 30%
+    ])  # fmt: skip
+    marks = pd.concat([_marks(t, [0.3] * 3) for t in ["A", "B", "T0", "T1", "T2", "T3"]])
+    res = paper.run_paper(cands, marks, NO_SELLS, pd.DataFrame([_market(t) for t in ["A", "B", "T0", "T1", "T2", "T3"]]),
+                          D0, D0 + 2)  # fmt: skip
+    dec = res.decisions.set_index("key")
+    assert dec.loc[1, "copied"] and dec.loc[1, "fraction"] == pytest.approx(0.08)
+    assert not dec.loc[2, "copied"] and "correlation with the book" in dec.loc[2, "reason"]
+    assert "already holding this outcome" in dec.loc[3, "reason"]
+    copied = dec[dec["copied"]]
+    assert len(copied) == 3  # 3 x 8% = 24% of NAV in Politics; a fourth would reach 32%
+    assert "category exposure would reach 30% of NAV" in dec.loc[12, "reason"]
+
+
+def test_var_breach_blocks_new_entries_and_raises_an_alert():
+    params = paper.PaperParams(var_limit_nav=0.001, var_min_days=5)
+    swings = [0.5, 0.6, 0.4, 0.6, 0.4, 0.6, 0.4, 0.6, 0.4, 0.6, 0.4, 0.6]
+    cands = pd.DataFrame([_candidate(1, "A", D0), _candidate(2, "B", D0 + 10, category="Sports")])
+    marks = pd.concat([_marks("A", swings), _marks("B", [0.5] * 12)])
+    res = paper.run_paper(
+        cands, marks, NO_SELLS, pd.DataFrame([_market("A"), _market("B")]), D0, D0 + 11, params
+    )
+    assert "var_breach" in set(res.alerts["kind"])
+    assert res.nav["entries_blocked"].iloc[9]
+    b = res.decisions.set_index("key").loc[2]
+    assert not b["copied"] and "portfolio VaR beyond" in b["reason"]
+
+
+prices = st.floats(min_value=0.02, max_value=0.98)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    orders=st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 19), prices, st.floats(-0.1, 0.5), st.sampled_from(["P", "S", "C"])),
+        min_size=1, max_size=25,
+    ),
+    drift=st.lists(st.floats(-0.2, 0.2), min_size=20, max_size=20),
+)  # fmt: skip
+def test_invariants_sizes_exposure_and_no_double_booking(orders, drift):
+    cands = pd.DataFrame([_candidate(k, f"T{tok}", D0 + day, price=pr, edge=e, category=cat)
+                          for k, (tok, day, pr, e, cat) in enumerate(orders)])  # fmt: skip
+    marks = pd.concat(
+        [_marks(f"T{t}", np.clip(0.5 + np.cumsum(np.roll(drift, t)) / 4, 0.01, 0.99)) for t in range(8)]
+    )
+    res = paper.run_paper(
+        cands, marks, NO_SELLS, pd.DataFrame([_market(f"T{t}") for t in range(8)]), D0, D0 + 19
+    )
+    dec = res.decisions
+    assert (dec["shares"] >= 0).all() and (dec["fraction"] <= size.MAX_POSITION_NAV + 1e-12).all()
+    copied = dec[dec["copied"]]
+    # after every entry, exposure (marked at the copy price) is under 95% of what the NAV became
+    assert (copied["exposure_after"] <= 0.95 * copied["nav"] + 1e-6).all()
+    entries = res.fills[res.fills["kind"] == "entry"]
+    assert entries["key"].is_unique and set(entries["key"]) == set(copied["key"])
+    assert np.isfinite(res.nav["nav"]).all()
+
+
+def test_a_decision_at_t_never_depends_on_data_after_t():
+    rng = np.random.default_rng(3)
+    toks = [f"T{i}" for i in range(6)]
+    cands = pd.DataFrame([_candidate(k, toks[k % 6], D0 + int(rng.integers(0, 30)), price=float(rng.uniform(0.2, 0.8)),
+                                     edge=float(rng.uniform(0.0, 0.3)), category=["P", "S"][k % 2]) for k in range(40)])  # fmt: skip
+    marks = pd.concat(
+        [_marks(t, np.clip(0.5 + np.cumsum(rng.normal(0, 0.03, 30)), 0.02, 0.98)) for t in toks]
+    )
+    markets = pd.DataFrame(
+        [
+            _market(t, end_day=D0 + 20 + i, resolved_day=D0 + 21 + i, payout=float(i % 2))
+            for i, t in enumerate(toks)
+        ]
+    )
+    full = paper.run_paper(cands, marks, NO_SELLS, markets, D0, D0 + 29)
+    cut = D0 + 15
+    later = markets.copy()
+    later.loc[later["resolved_ts"] >= cut * 86_400, "payout"] = 1 - later["payout"]  # outcomes after t flip
+    changed = paper.run_paper(
+        cands,
+        marks.assign(price=np.where(marks["day"] >= cut, 0.99, marks["price"])),
+        NO_SELLS,
+        later,
+        D0,
+        D0 + 29,
+    )
+    before = lambda r: r[r["day"] < cut].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(before(full.decisions), before(changed.decisions))
+    pd.testing.assert_frame_equal(before(full.fills), before(changed.fills))
+    pd.testing.assert_frame_equal(before(full.nav), before(changed.nav))
+    assert not full.nav.equals(changed.nav)  # the change did reach the later days
