@@ -2,11 +2,15 @@
 in the Dagster launchpad and overridable per run (``ops: {<asset>: {config: {...}}}``). Later stages add their
 fields here, so one object carries every threshold of a run."""
 
+from dataclasses import replace
+
 import dagster as dg
 
+from assets.paper import model as paper
 from assets.risk import model as risk
 from assets.score import model as score
 from assets.signal import model as signal
+from assets.size import model as size
 
 
 class StrategyConfig(dg.Config):
@@ -49,6 +53,35 @@ class StrategyConfig(dg.Config):
     copy_latency_seconds: int = 60
     starting_nav: float = 10_000.0
     max_position_nav: float = 0.08
+
+    # stage 3, sizing and the paper portfolio (analytics.orders, paper_*): docs/metrics.md#paper-portfolio
+    max_correlation: float = signal.SignalParams.max_correlation
+    max_exposure_nav: float = signal.SignalParams.max_exposure_nav
+    max_category_nav: float = signal.SignalParams.max_category_nav
+    kelly_fraction: float = size.KELLY_FRACTION
+    var_confidence: float = 0.95
+    var_limit_nav: float = 0.08
+    var_window_days: int = 60
+    time_exit_hours: float = risk.TIME_EXIT_HOURS
+
+    def paper_params(self, fee_rate: float) -> paper.PaperParams:
+        return paper.PaperParams(
+            starting_nav=self.starting_nav,
+            fee_rate=fee_rate,
+            sizing=size.SizingParams(
+                kelly_fraction=self.kelly_fraction, max_position_nav=self.max_position_nav
+            ),
+            signal=replace(
+                self.signal_params(),
+                max_correlation=self.max_correlation,
+                max_exposure_nav=self.max_exposure_nav,
+                max_category_nav=self.max_category_nav,
+            ),
+            var_confidence=self.var_confidence,
+            var_limit_nav=self.var_limit_nav,
+            var_window_days=self.var_window_days,
+            time_exit_hours=self.time_exit_hours,
+        )
 
     def signal_params(self) -> signal.SignalParams:
         return signal.SignalParams(

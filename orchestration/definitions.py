@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.evaluate.assets import score_ic
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
+from assets.paper.assets import build_paper_portfolio
 from assets.risk.assets import whale_quarantine
 from assets.score.assets import whale_scores, whale_scores_integrity, whale_universe
 from assets.signal.assets import signals
@@ -34,6 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             score_ic,
             whale_quarantine,
             signals,
+            build_paper_portfolio(settings.fee_rate),
         ],
         asset_checks=[*build_gates(settings.quarantine_max_share), whale_scores_integrity],
         jobs=[sync, refresh_resolutions_job()],

@@ -6,6 +6,7 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.resources import PolymarketResource
+from assets.risk.alerts import AlertsResource
 from assets.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 from .settings import Settings
@@ -34,4 +35,5 @@ def build_resources(settings: Settings) -> dict:
             timeout_s=settings.http_timeout_s,
             max_attempts=settings.http_max_attempts,
         ),
+        "alerts": AlertsResource(webhook_url=settings.alert_webhook_url, timeout_s=settings.http_timeout_s),
     }

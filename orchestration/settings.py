@@ -62,6 +62,8 @@ class Settings:
     fee_rate: float = 0.02
     quarantine_max_share: float = 0.05
     partition_start: str = "2020-01-01"
+    # alerts: a Slack-style incoming webhook (JSON {"text": ...}); none by default
+    alert_webhook_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +80,7 @@ class Settings:
             sim_dirty_share=_env_float("WHALECOPY_SIM_DIRTY_SHARE", 0.001),
             sim_throttle_share=_env_float("WHALECOPY_SIM_THROTTLE_SHARE", 0.0),
             trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
+            alert_webhook_url=os.environ.get("WHALECOPY_ALERT_WEBHOOK_URL") or None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),
             gamma_api_url=_env("POLYMARKET_GAMMA_API_URL", "https://gamma-api.polymarket.com"),

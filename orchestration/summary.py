@@ -222,9 +222,52 @@ def signal_funnel(con: duckdb.DuckDBPyConnection) -> list[str]:
         for reason, n in reasons:
             out.append(f"      {n:>10,}  {reason}")
         entered = passed
-    out.append(f"  stage 3 portfolio  entered {entered:>10,}  (portfolio fit and sizing run in the paper portfolio, "
-               "not built yet)")  # fmt: skip
+    if _table_exists(con, "analytics", "orders"):
+        (copied,) = con.execute("SELECT count(*) FILTER (WHERE copied) FROM analytics.orders").fetchall()[0]
+        rate = f"{copied / entered:.1%}" if entered else "-"
+        out.append(f"  stage 3 portfolio  entered {entered:>10,}  copied {copied:>9,}  ({rate})")
+        for reason, n in con.execute(
+            "SELECT reason, count(*) FROM analytics.orders WHERE NOT copied GROUP BY 1 ORDER BY 2 DESC LIMIT 3"
+        ).fetchall():
+            out.append(f"      {n:>10,}  {reason}")
+        overall = f"{copied / total:.2%}" if total else "-"
+        out.append(
+            f"  overall: {copied:,} of {total:,} candidates copied ({overall}; the documented target is 20-25%)"
+        )
     return out
+
+
+def paper_portfolio(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The paper portfolio now: NAV, positions, exposure, VaR and alerts."""
+    if not _table_exists(con, "analytics", "paper_nav"):
+        return []
+    rows = con.execute(
+        "SELECT day, nav, cash, positions_value, open_positions, exposure_share, var, entries_blocked FROM "
+        "analytics.paper_nav ORDER BY day"
+    ).fetchall()
+    if not rows:
+        return ["paper portfolio: no days to run yet"]
+    start = rows[0][1] - 0.0
+    day, nav, cash, value, n_open, exposure, var, _ = rows[-1]
+    peak, max_dd = 0.0, 0.0
+    for r in rows:
+        peak = max(peak, r[1])
+        max_dd = max(max_dd, 1 - r[1] / peak if peak > 0 else 0.0)
+    blocked = sum(1 for r in rows if r[7])
+    (fills,) = con.execute("SELECT count(*) FROM analytics.paper_fills").fetchall()[0]
+    (n_pos,) = con.execute("SELECT count(*) FROM analytics.paper_positions").fetchall()[0]
+    kinds = con.execute("SELECT kind, count(*) FROM analytics.alerts GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    from datetime import date, timedelta
+
+    as_of = date(1970, 1, 1) + timedelta(days=int(day))
+    var_text = f"{var:.2%} of NAV" if var is not None and var == var else "n/a (under 20 days of returns)"
+    return [
+        f"paper portfolio as of {as_of}: NAV ${nav:,.2f} (cash ${cash:,.2f}, positions ${value:,.2f}); "
+        f"from ${start:,.2f}: {nav / start - 1:+.2%}; max drawdown {max_dd:.2%}",
+        f"  {n_open} open positions ({(exposure or 0):.1%} of NAV); {n_pos} opened in all, {fills} fills",
+        f"  VaR95 (Cornish-Fisher, last 60 days): {var_text}; entries blocked on {blocked} days",
+        "  alerts: " + (", ".join(f"{k} {n}" for k, n in kinds) if kinds else "none"),
+    ]
 
 
 def print_summary(path: Path) -> None:
@@ -234,7 +277,12 @@ def print_summary(path: Path) -> None:
         print(f"warehouse {path}:")
         print(
             "\n".join(
-                warehouse_lines(con) + top_wallets(con) + top_whales(con) + ic_table(con) + signal_funnel(con)
+                warehouse_lines(con)
+                + top_wallets(con)
+                + top_whales(con)
+                + ic_table(con)
+                + signal_funnel(con)
+                + paper_portfolio(con)
             )
         )
 

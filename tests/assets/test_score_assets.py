@@ -175,3 +175,56 @@ def test_signals_cover_every_whale_buy_with_what_was_known_before_it(scored):
             "SELECT count(*) FROM analytics.signals WHERE quarantined AND passed_whale"
         ).fetchall()[0]
         assert leak == 0
+
+
+LOOSE = {
+    "min_wqs": 0.0, "max_whale_drawdown": 1.0, "min_notional": 0.0, "max_slippage": 10.0,
+    "max_days_to_resolution": 10_000.0, "min_edge": 0.0, "strikes_to_quarantine": 1_000,
+}  # fmt: skip
+
+
+def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replays_identically(
+    scored, tmp_path
+):
+    """The default thresholds copy nothing on the small simulated market, so this run loosens stages 1 and 2
+    (the config every run can override) and checks the portfolio's books."""
+    from assets.paper.assets import build_paper_portfolio
+    from assets.risk.assets import whale_quarantine
+    from assets.signal.assets import signals
+
+    path = tmp_path / "paper.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    settings = small_settings(path)
+    paper_assets = build_paper_portfolio(settings.fee_rate)
+    run_config = {"ops": {name: {"config": LOOSE} for name in ("analytics__whale_quarantine", "analytics__signals",
+                                                                "paper_portfolio")}}  # fmt: skip
+
+    def run():
+        result = dg.materialize([whale_quarantine, signals, paper_assets], resources=build_resources(settings),
+                                run_config=run_config, instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+        assert result.success
+        with duckdb.connect(str(path), read_only=True) as con:
+            return {t: con.execute(f"SELECT * FROM analytics.{t} ORDER BY ALL").fetchall()
+                    for t in ("orders", "paper_fills", "paper_positions", "paper_nav", "risk_daily", "alerts")}  # fmt: skip
+
+    first = run()
+    with duckdb.connect(str(path), read_only=True) as con:
+        (passed,) = con.execute(
+            "SELECT count(*) FROM analytics.signals WHERE stage_reached = 'portfolio'"
+        ).fetchall()[0]
+        copied, entries, unique_keys, over_cap, days, span = con.execute(
+            """SELECT (SELECT count(*) FROM analytics.orders WHERE copied),
+                      (SELECT count(*) FROM analytics.paper_fills WHERE kind = 'entry'),
+                      (SELECT count(DISTINCT key) FROM analytics.paper_fills WHERE kind = 'entry'),
+                      (SELECT count(*) FROM analytics.orders WHERE fraction > 0.08 + 1e-12 OR shares < 0),
+                      (SELECT count(*) FROM analytics.paper_nav),
+                      (SELECT max(day) - min(day) + 1 FROM analytics.paper_nav)"""
+        ).fetchall()[0]
+        (orders,) = con.execute("SELECT count(*) FROM analytics.orders").fetchall()[0]
+        (joined,) = con.execute(
+            "SELECT count(*) FROM analytics.orders o JOIN marts.fct_fills f USING (fill_key)"
+        ).fetchall()[0]
+    assert passed > 0 and orders == passed == joined  # every candidate decided once, keyed to its whale fill
+    assert copied > 0 and entries == copied == unique_keys and over_cap == 0
+    assert days == span  # one NAV row per day, no gaps
+    assert run() == first  # a rerun replays the same books: nothing booked twice

@@ -112,3 +112,36 @@ def test_trailing_stop_waits_for_plus_five_percent_then_ratchets_and_exits():
 def test_time_exit_24_hours_before_resolution():
     end = 1_800_000_000
     assert risk.time_exit_due([end - 86_401, end - 86_400, end + 5], end).tolist() == [False, True, True]
+
+
+# ------------------------------------------------------------------------------------------------------ alerts
+
+
+def test_alerts_post_one_slack_style_message_and_survive_a_failing_webhook():
+    import httpx
+
+    from assets.risk.alerts import MAX_LINES, AlertsResource
+
+    seen = []
+
+    def ok(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    alerts = [{"day": 20_000 + i, "kind": "var_breach", "message": f"VaR {i}"} for i in range(25)]
+
+    class Log:
+        warnings: list = []
+
+        def warning(self, msg):
+            self.warnings.append(msg)
+
+    res = AlertsResource(webhook_url="http://hooks.test/x")
+    assert res.send(alerts, Log(), transport=httpx.MockTransport(ok)) == 25
+    (body,) = seen
+    assert body["text"].startswith("whalecopy alerts:") and body["text"].count("[var_breach]") == MAX_LINES
+    assert body["text"].endswith("... and 5 more")
+    log = Log()
+    down = httpx.MockTransport(lambda r: httpx.Response(503))
+    assert res.send(alerts, log, transport=down) == 0 and "hooks.test" in log.warnings[0]
+    assert AlertsResource().send(alerts, Log()) == 0  # no webhook configured: nothing sent

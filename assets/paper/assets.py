@@ -1,0 +1,224 @@
+"""The paper-trading portfolio as one multi-asset: the candidates that passed stages 1 and 2 go through stage 3,
+sizing, fills, exits and daily NAV (``model.run_paper``), and six tables come out.
+
+The portfolio is replayed from the first day on every run: deterministic, so a rerun books exactly the same
+fills, never a fill twice, and the tables are replaced in one transaction. whalecopy holds no keys and places no
+orders: ``whalecopy intents`` exports the orders for a user's own executor.
+"""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from assets.ingest.store import Transaction
+from assets.risk.alerts import AlertsResource
+from assets.score.assets import create_table_sql
+from assets.signal.assets import SIGNALS
+from assets.size import model as size
+from assets.strategy import StrategyConfig
+
+from . import model
+
+ORDERS = dg.AssetKey(["analytics", "orders"])
+PAPER_FILLS = dg.AssetKey(["analytics", "paper_fills"])
+PAPER_POSITIONS = dg.AssetKey(["analytics", "paper_positions"])
+PAPER_NAV = dg.AssetKey(["analytics", "paper_nav"])
+RISK_DAILY = dg.AssetKey(["analytics", "risk_daily"])
+ALERTS = dg.AssetKey(["analytics", "alerts"])
+
+
+def candidates_sql(latency_seconds: int) -> str:
+    return f"""
+    CREATE OR REPLACE TEMP TABLE _paper_candidates AS
+    SELECT row_number() OVER (ORDER BY traded_at, fill_key) AS key, fill_key, wallet, token_id, condition_id,
+           event_id, category, epoch(traded_at) + {int(latency_seconds)} AS ts, copy_price, edge_at_copy, wqs,
+           daily_notional, CAST(floor(epoch(traded_at) / 86400) AS BIGINT) AS fill_day
+    FROM analytics.signals
+    WHERE stage_reached = 'portfolio'
+    """
+
+
+MARKS_SQL = """
+WITH toks AS (SELECT DISTINCT token_id FROM _paper_candidates),
+history AS (  -- the day's last price-history point
+    SELECT token_id, CAST(floor(ts / 86400) AS BIGINT) AS day, arg_max(price, ts) AS price
+    FROM raw.price_history SEMI JOIN toks USING (token_id) GROUP BY ALL
+),
+trades AS (  -- the day's last trade, where the history has no point
+    SELECT token_id, CAST(floor(ts / 86400) AS BIGINT) AS day, arg_max(price, ts) AS price
+    FROM intermediate.int_position_fills SEMI JOIN toks USING (token_id) GROUP BY ALL
+)
+SELECT token_id, day, coalesce(h.price, t.price) AS price FROM history h FULL JOIN trades t USING (token_id, day)
+"""
+
+
+def whale_sells_sql(latency_seconds: int) -> str:
+    return f"""
+    SELECT f.wallet, f.token_id, f.ts + {int(latency_seconds)} AS ts, f.price, f.size / f.shares_before AS fraction
+    FROM intermediate.int_position_fills f
+    SEMI JOIN (SELECT DISTINCT wallet, token_id FROM _paper_candidates) c USING (wallet, token_id)
+    WHERE f.side = 'SELL' AND f.shares_before > 1e-9
+    """
+
+
+MARKETS_SQL = """
+SELECT t.token_id, epoch(m.end_date) AS end_ts,
+       CASE WHEN t.has_valid_payout THEN epoch(t.resolved_at) END AS resolved_ts,
+       CASE WHEN t.has_valid_payout THEN t.payout END AS payout
+FROM intermediate.int_market_tokens t
+JOIN marts.dim_markets m USING (condition_id)
+SEMI JOIN (SELECT DISTINCT token_id FROM _paper_candidates) c USING (token_id)
+"""
+
+WHALE_RETURNS_SQL = """
+SELECT wallet, CAST(floor(epoch(day) / 86400) AS BIGINT) AS day, daily_return
+FROM marts.wallet_daily_returns SEMI JOIN (SELECT DISTINCT wallet FROM _paper_candidates) c USING (wallet)
+"""
+
+
+def whale_volatility(
+    returns: pd.DataFrame, candidates: pd.DataFrame, lam: float = size.EWMA_LAMBDA
+) -> np.ndarray:
+    """Each candidate's whale's EWMA volatility of daily returns up to the day before its fill (NaN if none)."""
+    if candidates.empty or returns.empty:
+        return np.full(len(candidates), np.nan)
+    wide = returns.pivot_table(index="wallet", columns="day", values="daily_return", aggfunc="first")
+    d0 = int(wide.columns.min())
+    wide = wide.reindex(columns=range(d0, int(wide.columns.max()) + 1))
+    vol = size.ewma_volatility(wide.to_numpy(dtype=float), lam)
+    row = wide.index.get_indexer(candidates["wallet"])
+    col = candidates["fill_day"].to_numpy(dtype=np.int64) - 1 - d0
+    ok = (row >= 0) & (col >= 0) & (col < vol.shape[1])
+    out = np.full(len(candidates), np.nan)
+    out[ok] = vol[row[ok], col[ok]]
+    return out
+
+
+def _write(con, table: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(create_table_sql(table, types))
+    if len(frame):
+        con.register("_rows", pa.Table.from_pandas(frame[list(types)], preserve_index=False))
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+        finally:
+            con.unregister("_rows")
+
+
+D, INT, V, B = "DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN"
+ORDER_TYPES = {"key": INT, "day": INT, "nav": D, "correlation": D, "exposure_after": D, "drawdown": D, "fraction": D,
+               "shares": D, "notional": D, "copied": B, "reason": V}  # fmt: skip
+FILL_TYPES = {
+    "key": INT,
+    "kind": V,
+    "day": INT,
+    "ts": D,
+    "token_id": V,
+    "shares": D,
+    "price": D,
+    "fee": D,
+    "cash_after": D,
+}
+POSITION_TYPES = {"key": INT, "wallet": V, "token_id": V, "category": V, "entry_day": INT, "entry_price": D,
+                  "shares_open": D, "cost": D, "proceeds": D, "fees": D, "closed_day": INT, "close_reason": V,
+                  "realised_pnl": D}  # fmt: skip
+NAV_TYPES = {"day": INT, "cash": D, "positions_value": D, "nav": D, "exposure_share": D, "max_category_share": D,
+             "open_positions": INT, "drawdown": D, "daily_return": D, "var": D, "entries_blocked": B}  # fmt: skip
+ALERT_TYPES = {"day": INT, "kind": V, "message": V}
+
+
+def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
+    """The paper portfolio at the warehouse's fee rate (the same one the marts charge whales)."""
+
+    @dg.multi_asset(
+        name="paper_portfolio",
+        specs=[
+            dg.AssetSpec(ORDERS, deps=[SIGNALS], group_name="paper", kinds={"duckdb", "python"},
+                         description="Stage 3 and sizing for every candidate that passed stages 1 and 2: copied or "
+                         "why not, and the order (docs/metrics.md#paper-portfolio)."),
+            dg.AssetSpec(PAPER_FILLS, deps=[SIGNALS], group_name="paper", kinds={"duckdb", "python"},
+                         description="Every paper fill: entries, mirrored whale sells, trailing stops, time exits, "
+                         "settlements."),
+            dg.AssetSpec(PAPER_POSITIONS, deps=[SIGNALS], group_name="paper", kinds={"duckdb", "python"},
+                         description="One row per paper position opened: cost, proceeds, fees, how it closed."),
+            dg.AssetSpec(PAPER_NAV, deps=[SIGNALS], group_name="paper", kinds={"duckdb", "python"},
+                         description="The paper portfolio's NAV per day, marked to the day's last price."),
+            dg.AssetSpec(RISK_DAILY, deps=[SIGNALS], group_name="risk", kinds={"duckdb", "python"},
+                         description="Per day: Cornish-Fisher VaR of the portfolio's daily returns, exposure, the "
+                         "largest category, drawdown, and whether new entries are blocked."),
+            dg.AssetSpec(ALERTS, deps=[SIGNALS], group_name="risk", kinds={"duckdb", "python"},
+                         description="VaR breaches, stops and time exits (and the webhook, when configured)."),
+        ]
+    )  # fmt: skip
+    def paper_portfolio(
+        context: dg.AssetExecutionContext,
+        config: StrategyConfig,
+        warehouse: DuckDBResource,
+        alerts: AlertsResource,
+    ):
+        params = config.paper_params(fee_rate)
+        with warehouse.get_connection() as con:
+            con.execute(candidates_sql(config.copy_latency_seconds))
+            cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _paper_candidates").df()
+            cands["whale_volatility"] = whale_volatility(con.sql(WHALE_RETURNS_SQL).df(), cands)
+            marks = con.sql(MARKS_SQL).df()
+            sells = con.sql(whale_sells_sql(config.copy_latency_seconds)).df()
+            markets = con.sql(MARKETS_SQL).df()
+            first_day, last_day = con.execute(
+                "SELECT CAST(floor(epoch(min(day)) / 86400) AS BIGINT), CAST(floor(epoch(max(day)) / 86400) AS BIGINT) "
+                "FROM marts.wallet_daily_returns"
+            ).fetchall()[0]
+            if first_day is None:
+                result = model.run_paper(
+                    cands.iloc[:0], marks.iloc[:0], sells.iloc[:0], markets.iloc[:0], 0, -1, params
+                )
+            else:
+                result = model.run_paper(cands, marks, sells, markets, int(first_day), int(last_day), params)
+            with Transaction(con):
+                con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+                con.execute("DROP TABLE IF EXISTS analytics.orders")
+                con.execute(
+                    create_table_sql("analytics.orders", {"fill_key": "UHUGEINT NOT NULL"} | ORDER_TYPES)
+                )
+                if len(result.decisions):
+                    con.register(
+                        "_orders",
+                        pa.Table.from_pandas(result.decisions[list(ORDER_TYPES)], preserve_index=False),
+                    )
+                    try:
+                        con.execute(
+                            "INSERT INTO analytics.orders BY NAME SELECT c.fill_key, o.* FROM _orders o "
+                            "JOIN _paper_candidates c USING (key) ORDER BY o.key"
+                        )
+                    finally:
+                        con.unregister("_orders")
+                _write(con, "analytics.paper_fills", result.fills, FILL_TYPES)
+                _write(con, "analytics.paper_positions", result.positions, POSITION_TYPES)
+                _write(con, "analytics.paper_nav", result.nav, NAV_TYPES)
+                risk_daily = result.nav.assign(var_limit=-params.var_limit_nav)
+                _write(con, "analytics.risk_daily", risk_daily,
+                       {k: NAV_TYPES[k] for k in ("day", "nav", "var", "entries_blocked", "exposure_share",
+                                                  "max_category_share", "drawdown")} | {"var_limit": D})  # fmt: skip
+                _write(con, "analytics.alerts", result.alerts, ALERT_TYPES)
+            con.execute("DROP TABLE IF EXISTS _paper_candidates")
+        nav = result.nav
+        copied = int(result.decisions["copied"].sum()) if len(result.decisions) else 0
+        summary = {
+            "candidates": len(cands),
+            "copied": copied,
+            "fills": len(result.fills),
+            "final_nav": round(float(nav["nav"].iloc[-1]), 2) if len(nav) else None,
+            "var_breach_days": int(nav["entries_blocked"].sum()) if len(nav) else 0,
+            "alerts": len(result.alerts),
+        }
+        context.log.info(f"paper portfolio: {summary}")
+        for a in result.alerts.tail(20).to_dict("records"):
+            context.log.warning(f"alert [{a['kind']}] day {a['day']}: {a['message']}")
+        sent = alerts.send(result.alerts.to_dict("records"), context.log)
+        meta = {k: v for k, v in summary.items() if v is not None} | {"alerts_posted": sent}
+        for key in (ORDERS, PAPER_FILLS, PAPER_POSITIONS, PAPER_NAV, RISK_DAILY, ALERTS):
+            yield dg.MaterializeResult(asset_key=key, metadata=meta)
+
+    return paper_portfolio
