@@ -35,6 +35,9 @@ GATES = [
     Gate("score_ic_expectations", "evaluation.score_ic"),
     Gate("whale_quarantine_expectations", "analytics.whale_quarantine"),
     Gate("signals_expectations", "analytics.signals"),
+    Gate("orders_expectations", "analytics.orders"),
+    Gate("paper_nav_expectations", "analytics.paper_nav"),
+    Gate("paper_fills_expectations", "analytics.paper_fills"),
 ]
 
 

@@ -487,6 +487,37 @@ SUITES.update(
             ),
         ),
         TableSuite(
+            "analytics.orders",
+            (
+                not_null("fill_key"),
+                unique("key"),
+                between("fraction", 0, 0.08 + 1e-9),
+                between("shares", 0, 1e12),
+                between("correlation", -1, 1),
+                not_null("copied"),
+            ),
+        ),
+        TableSuite(
+            "analytics.paper_nav",
+            (
+                unique("day"),
+                not_null("nav"),
+                between("nav", -MAX_MONEY, MAX_MONEY),
+                between("cash", -MAX_MONEY, MAX_MONEY),
+                between("drawdown", 0, 1),
+                between("var", -1, 1e6),
+            ),
+        ),
+        TableSuite(
+            "analytics.paper_fills",
+            (
+                in_set("kind", ["entry", "whale_sell", "trailing_stop", "time_exit", "settlement"]),
+                between("price", 0, 1),
+                between("fee", 0, MAX_MONEY),
+                not_null("cash_after"),
+            ),
+        ),
+        TableSuite(
             "evaluation.score_ic",
             (
                 not_null("predictor"),

@@ -3,7 +3,7 @@ sizing, fills, exits and daily NAV (``model.run_paper``), and six tables come ou
 
 The portfolio is replayed from the first day on every run: deterministic, so a rerun books exactly the same
 fills, never a fill twice, and the tables are replaced in one transaction. whalecopy holds no keys and places no
-orders: ``whalecopy intents`` exports the orders for a user's own executor.
+orders (exporting them as intents for a user's own executor is not built yet).
 """
 
 import dagster as dg

@@ -37,6 +37,7 @@ def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(
         "marts/fct_fills", "marts/fct_positions", "marts/wallet_daily_returns", "marts/wallet_features",
         "analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
         "analytics/whale_quarantine", "analytics/signals",
+        "analytics/orders", "analytics/paper_nav", "analytics/paper_fills",
     }  # fmt: skip
     assert all(spec.blocking for spec in specs)
 
