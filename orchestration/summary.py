@@ -270,21 +270,24 @@ def paper_portfolio(con: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
+def summary_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Everything the terminal summary shows, stage by stage."""
+    return (
+        warehouse_lines(con)
+        + top_wallets(con)
+        + top_whales(con)
+        + ic_table(con)
+        + signal_funnel(con)
+        + paper_portfolio(con)
+    )
+
+
 def print_summary(path: Path) -> None:
     if not Path(path).exists():
         raise SystemExit(f"whalecopy: no warehouse at {path} (run `make demo` first)")
     with duckdb.connect(str(path), read_only=True) as con:
         print(f"warehouse {path}:")
-        print(
-            "\n".join(
-                warehouse_lines(con)
-                + top_wallets(con)
-                + top_whales(con)
-                + ic_table(con)
-                + signal_funnel(con)
-                + paper_portfolio(con)
-            )
-        )
+        print("\n".join(summary_lines(con)))
 
 
 def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
@@ -326,13 +329,5 @@ def print_run_report(result, settings: Settings, elapsed_s: float) -> int:
         # same process as the run: open it as the run did (DuckDB refuses a second configuration of one file)
         with build_resources(settings)["warehouse"].get_connection() as con:
             print(f"warehouse {settings.warehouse_path}:")
-            print(
-                "\n".join(
-                    warehouse_lines(con)
-                    + top_wallets(con)
-                    + top_whales(con)
-                    + ic_table(con)
-                    + signal_funnel(con)
-                )
-            )
+            print("\n".join(summary_lines(con)))
     return 0 if result.success else 1

@@ -228,3 +228,13 @@ def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replay
     assert copied > 0 and entries == copied == unique_keys and over_cap == 0
     assert days == span  # one NAV row per day, no gaps
     assert run() == first  # a rerun replays the same books: nothing booked twice
+
+
+def test_the_terminal_summary_shows_every_stage(scored):
+    from orchestration.summary import summary_lines
+
+    with duckdb.connect(str(scored.warehouse_path), read_only=True) as con:
+        text = "\n".join(summary_lines(con))
+    for heading in ("analytics.whale_scores", "whales by WQS", "score IC", "signal funnel", "stage 3 portfolio",
+                    "paper portfolio as of", "VaR95"):  # fmt: skip
+        assert heading in text, heading
