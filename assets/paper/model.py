@@ -277,28 +277,25 @@ def run_paper(
             end_of_day = (d + 1) * 86_400.0
             if pos.resolved_day != -1 and pos.resolved_day <= d and np.isfinite(pos.payout):
                 close(pos, d, end_of_day, pos.payout, "settlement", 0.0, pos.shares)
-            elif pos.stop_day != -1 and pos.stop_day <= d:
-                close(
-                    pos,
-                    d,
-                    end_of_day,
-                    mark_of(pos.token, d, pos.entry_price),
-                    "trailing_stop",
-                    p.fee_rate,
-                    pos.shares,
+                continue
+            stop = pos.stop_day != -1 and pos.stop_day <= d
+            kind = (
+                "trailing_stop"
+                if stop
+                else "time_exit"
+                if pos.time_exit_day != -1 and pos.time_exit_day <= d
+                else None
+            )
+            if kind is not None:
+                wallet, token = pos.wallet, pos.token
+                close(pos, d, end_of_day, mark_of(token, d, pos.entry_price), kind, p.fee_rate, pos.shares)
+                alerts.append(
+                    {
+                        "day": d,
+                        "kind": kind,
+                        "message": f"{kind.replace('_', ' ')} of {token} (copying {wallet})",
+                    }
                 )
-                alerts.append({"day": d, "kind": "trailing_stop", "message": f"stop exit of {pos.token}"})
-            elif pos.time_exit_day != -1 and pos.time_exit_day <= d:
-                close(
-                    pos,
-                    d,
-                    end_of_day,
-                    mark_of(pos.token, d, pos.entry_price),
-                    "time_exit",
-                    p.fee_rate,
-                    pos.shares,
-                )
-                alerts.append({"day": d, "kind": "time_exit", "message": f"time exit of {pos.token}"})
         nav, exposure, by_cat = nav_at(d)
         prev = nav_rows[-1]["nav"] if nav_rows else p.starting_nav
         daily_returns.append(nav / prev - 1.0 if prev > 0 else 0.0)
