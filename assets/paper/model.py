@@ -92,11 +92,7 @@ def _mark_matrix(marks: pd.DataFrame, tokens: np.ndarray, first_day: int, n_days
         col = marks["day"].to_numpy(dtype=np.int64) - first_day
         keep = (row >= 0) & (col >= 0) & (col < n_days)
         out[row[keep], col[keep]] = marks["price"].to_numpy(dtype=float)[keep]
-    idx = np.where(np.isnan(out), 0, np.arange(n_days))
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    filled = out[np.arange(len(tokens))[:, None], idx]
-    seen = np.maximum.accumulate(~np.isnan(out), axis=1)
-    return np.where(seen, filled, np.nan)
+    return risk.carry_forward(out)
 
 
 def _correlation(changes: np.ndarray, a: int, others: list[int], day: int, p: PaperParams) -> float:

@@ -172,7 +172,7 @@ def average_true_range(prices: np.ndarray, period: int = ATR_PERIOD) -> np.ndarr
     starting from the first move (ATR_0 = ATR_1 = |p_1 - p_0|). Rows are positions, columns days; a NaN (no
     mark that day) carries the last price forward."""
     p = np.asarray(prices, dtype=float)
-    filled = _carry_forward(p)
+    filled = carry_forward(p)
     moves = np.nan_to_num(np.abs(np.diff(filled, axis=1, prepend=filled[:, :1])))
     if moves.shape[1] > 1:
         moves[:, 0] = moves[:, 1]  # day 0 has no move of its own: it takes the first one
@@ -181,7 +181,8 @@ def average_true_range(prices: np.ndarray, period: int = ATR_PERIOD) -> np.ndarr
     return atr
 
 
-def _carry_forward(p: np.ndarray) -> np.ndarray:
+def carry_forward(p: np.ndarray) -> np.ndarray:
+    """Each row's NaNs filled with the last value before them (NaN before a row's first value)."""
     idx = np.where(np.isnan(p), 0, np.arange(p.shape[1]))
     np.maximum.accumulate(idx, axis=1, out=idx)
     return p[np.arange(p.shape[0])[:, None], idx]
@@ -208,7 +209,7 @@ def trailing_stops(
     """
     p = np.asarray(prices, dtype=float)
     entry = np.asarray(entry_price, dtype=float)[:, None]
-    filled = _carry_forward(p)
+    filled = carry_forward(p)
     atr = average_true_range(p, period)
     with np.errstate(invalid="ignore"):
         active = np.maximum.accumulate(filled >= entry * (1 + activation), axis=1)
