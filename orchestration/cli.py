@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=11, help="tuning seed (default 11; the demo reports on 7)")
     tune.add_argument("--scale", type=float, default=1.0, help="simulator scale (default 1)")
     tune.add_argument("--warehouse", default=None, help="tuning warehouse (default data/tune-seed<N>.duckdb)")
+    intents = sub.add_parser("intents", help="export the paper portfolio's orders as intents (CSV or JSON)")
+    intents.add_argument("--warehouse")
+    intents.add_argument("--format", choices=["csv", "json"], default="csv")
+    intents.add_argument("--out", help="file to write (default: standard output)")
+    intents.add_argument("--since", type=date.fromisoformat, help="only orders on or after this UTC day")
     ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
     ui.add_argument("--port", type=int, default=3000)
     return p
@@ -180,6 +185,29 @@ def step_timings(instance, run_id: str) -> list[tuple[str, float, str]]:
     return rows
 
 
+def export_intents(args: argparse.Namespace, settings: Settings, out=sys.stdout) -> int:
+    """Write the paper portfolio's fills that need an order (entries, mirrored sells, stops, time exits)."""
+    import duckdb
+
+    from assets.paper.intents import INTENTS_SQL, intents_frame, write_intents
+
+    if not Path(settings.warehouse_path).exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_path} (run `make demo` first)")
+    since = datetime.combine(args.since, datetime.min.time(), UTC).timestamp() if args.since else 0.0
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        if not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' AND table_name = 'paper_fills'"
+        ).fetchall()[0][0]:
+            raise UsageError("the warehouse has no paper portfolio yet (run `whalecopy run` first)")
+        intents = intents_frame(con.execute(INTENTS_SQL, [since]).df())
+    text = write_intents(intents, Path(args.out) if args.out else None, args.format)
+    if args.out:
+        print(f"whalecopy: {len(intents):,} intents written to {args.out}", file=out)
+    else:
+        out.write(text)
+    return 0
+
+
 def tune_score(args: argparse.Namespace, settings: Settings) -> int:
     """Build (or reuse) a simulated warehouse for the tuning seed, then grid-search the scoring constants."""
     import duckdb
@@ -221,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print_summary(settings.warehouse_path)
         return 0
+    if args.command == "intents":
+        return export_intents(args, settings)
     if args.command == "tune-score":
         return tune_score(args, settings)
     if args.command == "demo":

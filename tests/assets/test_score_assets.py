@@ -1,6 +1,7 @@
 """The score and evaluation assets on a small simulated market: a clean, immutable, point-in-time history."""
 
 import io
+import json
 import shutil
 
 import dagster as dg
@@ -228,6 +229,18 @@ def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replay
     assert copied > 0 and entries == copied == unique_keys and over_cap == 0
     assert days == span  # one NAV row per day, no gaps
     assert run() == first  # a rerun replays the same books: nothing booked twice
+
+    # the orders as intents for a user's own executor: every fill but settlements, each id unique
+    from orchestration.cli import main
+
+    out = tmp_path / "intents.json"
+    assert main(["intents", "--warehouse", str(path), "--format", "json", "--out", str(out)]) == 0
+    intents = json.loads(out.read_text())["intents"]
+    with duckdb.connect(str(path), read_only=True) as con:
+        (orders_needed,) = con.execute(
+            "SELECT count(*) FROM analytics.paper_fills WHERE kind <> 'settlement'"
+        ).fetchall()[0]
+    assert len(intents) == orders_needed > 0 and len({i["intent_id"] for i in intents}) == len(intents)
 
 
 def test_the_terminal_summary_shows_every_stage(scored):
