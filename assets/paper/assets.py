@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.ingest.store import Transaction
 from assets.risk.alerts import AlertsResource
+from assets.risk.assets import WHALE_QUARANTINE
 from assets.score.assets import create_table_sql
 from assets.signal.assets import SIGNALS
 from assets.size import model as size
@@ -72,6 +73,17 @@ JOIN marts.dim_markets m USING (condition_id)
 SEMI JOIN (SELECT DISTINCT token_id FROM _paper_candidates) c USING (token_id)
 """
 
+#: quarantines that start for a whale the portfolio has copied: (day, wallet, released_on)
+QUARANTINE_STARTS_SQL = """
+SELECT CAST(floor(epoch(as_of) / 86400) AS BIGINT) AS day, wallet, released_on
+FROM (
+    SELECT *, lag(quarantined) OVER (PARTITION BY wallet ORDER BY as_of) AS was_quarantined
+    FROM analytics.whale_quarantine
+    WHERE wallet IN (SELECT UNNEST(?::VARCHAR[]))
+)
+WHERE quarantined AND NOT coalesce(was_quarantined, false)
+"""
+
 WHALE_RETURNS_SQL = """
 SELECT wallet, CAST(floor(epoch(day) / 86400) AS BIGINT) AS day, daily_return
 FROM marts.wallet_daily_returns SEMI JOIN (SELECT DISTINCT wallet FROM _paper_candidates) c USING (wallet)
@@ -94,6 +106,27 @@ def whale_volatility(
     out = np.full(len(candidates), np.nan)
     out[ok] = vol[row[ok], col[ok]]
     return out
+
+
+def _with_quarantine_alerts(con, result: model.PaperResult) -> pd.DataFrame:
+    """The run's alerts plus a ``whale_quarantined`` alert each time a whale the portfolio copied is quarantined."""
+    wallets = sorted(set(result.positions["wallet"].dropna()))
+    starts = con.execute(QUARANTINE_STARTS_SQL, [wallets]).df() if wallets else pd.DataFrame()
+    if starts.empty:
+        return result.alerts
+    extra = pd.DataFrame(
+        {
+            "day": starts["day"],
+            "kind": "whale_quarantined",
+            "message": "copied whale "
+            + starts["wallet"]
+            + " quarantined until "
+            + starts["released_on"].astype(str),
+        }
+    )
+    return pd.concat([result.alerts, extra], ignore_index=True).sort_values(
+        "day", kind="stable", ignore_index=True
+    )
 
 
 def _write(con, table: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
@@ -148,8 +181,9 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
             dg.AssetSpec(RISK_DAILY, deps=[SIGNALS], group_name="risk", kinds={"duckdb", "python"},
                          description="Per day: Cornish-Fisher VaR of the portfolio's daily returns, exposure, the "
                          "largest category, drawdown, and whether new entries are blocked."),
-            dg.AssetSpec(ALERTS, deps=[SIGNALS], group_name="risk", kinds={"duckdb", "python"},
-                         description="VaR breaches, stops and time exits (and the webhook, when configured)."),
+            dg.AssetSpec(ALERTS, deps=[SIGNALS, WHALE_QUARANTINE], group_name="risk", kinds={"duckdb", "python"},
+                         description="VaR breaches, stops, time exits and quarantines of copied whales (and the "
+                         "webhook, when configured)."),
         ]
     )  # fmt: skip
     def paper_portfolio(
@@ -176,6 +210,7 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                 )
             else:
                 result = model.run_paper(cands, marks, sells, markets, int(first_day), int(last_day), params)
+            result = result._replace(alerts=_with_quarantine_alerts(con, result))
             with Transaction(con):
                 con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
                 con.execute("DROP TABLE IF EXISTS analytics.orders")

@@ -228,6 +228,9 @@ def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replay
     assert passed > 0 and orders == passed == joined  # every candidate decided once, keyed to its whale fill
     assert copied > 0 and entries == copied == unique_keys and over_cap == 0
     assert days == span  # one NAV row per day, no gaps
+    with duckdb.connect(str(path), read_only=True) as con:
+        kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM analytics.alerts").fetchall()}
+    assert kinds <= {"var_breach", "trailing_stop", "time_exit", "whale_quarantined"}
     assert run() == first  # a rerun replays the same books: nothing booked twice
 
     # the orders as intents for a user's own executor: every fill but settlements, each id unique
