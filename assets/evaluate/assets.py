@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.ingest.assets import SIM_TRUTH
 from assets.ingest.store import Transaction
-from assets.score.assets import WHALE_SCORES, append_frame, create_table_sql
+from assets.score.assets import WHALE_SCORES, replace_table
 from assets.strategy import StrategyConfig
 
 from . import model
@@ -150,10 +150,7 @@ def score_ic(context: dg.AssetExecutionContext, config: StrategyConfig, warehous
                     pd.concat(monthly) if monthly else None,
                 ),
             ):
-                con.execute(f"DROP TABLE IF EXISTS {table}")
-                con.execute(create_table_sql(table, columns))
-                if data is not None and len(data):
-                    append_frame(con, table, data)
+                replace_table(con, table, columns, data)
     shown = summary[summary["universe"] == "all"] if len(summary) else summary
     table = {r.predictor: round(float(r.mean_ic), 4) for r in shown.itertuples()} if len(shown) else {}
     context.log.info(f"score_ic (all wallets, {config.ic_horizon_days}-day horizon): {table}")

@@ -4,7 +4,6 @@ Asset key = warehouse relation: ``raw/markets`` is ``raw.markets``. ``raw/trades
 daily-partitioned (a run over a range of days is one run: ``BackfillPolicy.single_run``).
 """
 
-
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -116,12 +115,17 @@ def raw_markets(context: dg.AssetExecutionContext, polymarket: PolymarketResourc
     description="Data API /v1/leaderboard snapshots (all-time, by P&L and by volume): the seed of the whale universe.",
 )
 def raw_leaderboard(
-    context: dg.AssetExecutionContext, config: LeaderboardConfig, polymarket: PolymarketResource, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext,
+    config: LeaderboardConfig,
+    polymarket: PolymarketResource,
+    warehouse: DuckDBResource,
 ):
     with polymarket.open() as src, warehouse.get_connection() as con:
         ensure_raw(con)
         if not isinstance(src, ApiSource):
-            context.log.info("file source: no leaderboard to fetch (the universe is every wallet in the file)")
+            context.log.info(
+                "file source: no leaderboard to fetch (the universe is every wallet in the file)"
+            )
             return dg.MaterializeResult(metadata={"skipped": "file source has no leaderboard"})
         report = ingest_leaderboard(con, src, limit=config.limit, log=context.log.info)
         return _result(report, con, "leaderboard")
@@ -144,7 +148,10 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         **daily,
     )
     def raw_trades(
-        context: dg.AssetExecutionContext, config: TradesConfig, polymarket: PolymarketResource, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext,
+        config: TradesConfig,
+        polymarket: PolymarketResource,
+        warehouse: DuckDBResource,
     ):
         window = _window(context, polymarket)
         with polymarket.open() as src, warehouse.get_connection() as con:
@@ -176,7 +183,10 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         **daily,
     )
     def raw_price_history(
-        context: dg.AssetExecutionContext, config: PricesConfig, polymarket: PolymarketResource, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext,
+        config: PricesConfig,
+        polymarket: PolymarketResource,
+        warehouse: DuckDBResource,
     ):
         window = _window(context, polymarket)
         with polymarket.open() as src, warehouse.get_connection() as con:
@@ -226,9 +236,14 @@ def sim_truth(context: dg.AssetExecutionContext, polymarket: PolymarketResource,
                     "entry_notional DOUBLE, n_fills BIGINT, is_whale BOOLEAN, decay_start TIMESTAMPTZ)"
                 )
         counts = dict(
-            con.execute("SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 1").fetchall()
+            con.execute(
+                "SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 1"
+            ).fetchall()
         )
     context.log.info(f"sim_truth: {counts or 'no ground truth for a real source'}")
     return dg.MaterializeResult(
-        metadata={"wallets_by_type": dg.MetadataValue.json(counts), "generated_at": datetime.now(UTC).isoformat()}
+        metadata={
+            "wallets_by_type": dg.MetadataValue.json(counts),
+            "generated_at": datetime.now(UTC).isoformat(),
+        }
     )

@@ -94,7 +94,13 @@ class DataApi:
         seen: set[tuple] = set()
         oldest_in_window: int | None = None
         for _ in range(MAX_PAGES):
-            params = {**base, "start": window_start, "end": window_end, "limit": self.page_limit, "offset": offset}
+            params = {
+                **base,
+                "start": window_start,
+                "end": window_end,
+                "limit": self.page_limit,
+                "offset": offset,
+            }
             url = _Url(self.api, "/trades", params)
             try:
                 rows = self.api.get_json("/trades", params)
@@ -146,7 +152,13 @@ class DataApi:
         seen: set[tuple] = set()
         while fetched < limit and offset <= 1000:
             n = min(50, limit - fetched)
-            params = {"category": category, "timePeriod": time_period, "orderBy": order_by, "limit": n, "offset": offset}
+            params = {
+                "category": category,
+                "timePeriod": time_period,
+                "orderBy": order_by,
+                "limit": n,
+                "offset": offset,
+            }
             url = self.api.url_for("/v1/leaderboard", params)
             rows = self.api.get_json("/v1/leaderboard", params)
             if not isinstance(rows, list):
@@ -180,7 +192,9 @@ class GammaApi:
                 raise
             yield from self._offset(closed=closed, **filters)
 
-    def markets_by_condition(self, condition_ids: list[str], *, closed: bool, batch: int = 50) -> Iterator[Page]:
+    def markets_by_condition(
+        self, condition_ids: list[str], *, closed: bool, batch: int = 50
+    ) -> Iterator[Page]:
         """Markets by condition id (repeated ``condition_ids`` params, batched under Gamma's URL-length limit)."""
         for i in range(0, len(condition_ids), batch):
             ids = condition_ids[i : i + batch]
@@ -210,7 +224,9 @@ class GammaApi:
                 raise PaginationError(f"keyset cursor did not advance ({nxt!r})", url)
             seen_cursors.add(nxt)
             cursor = nxt
-        raise PaginationError(f"more than {MAX_PAGES} keyset pages", self.api.url_for("/markets/keyset", filters))
+        raise PaginationError(
+            f"more than {MAX_PAGES} keyset pages", self.api.url_for("/markets/keyset", filters)
+        )
 
     def _offset(self, **filters: Any) -> Iterator[Page]:
         offset = 0
@@ -233,7 +249,9 @@ class GammaApi:
             if len(rows) < page_size:
                 return
             offset += len(rows)
-        raise PaginationError(f"more than {MAX_PAGES} pages of markets", self.api.url_for("/markets", filters))
+        raise PaginationError(
+            f"more than {MAX_PAGES} pages of markets", self.api.url_for("/markets", filters)
+        )
 
 
 class ClobApi:

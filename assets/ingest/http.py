@@ -157,13 +157,17 @@ class ApiClient:
         self.rng = random.Random(seed)
         self.stats = CallStats()
         self._buckets = {
-            prefix: TokenBucket(n, WINDOW_S, clock=clock, sleep=self._sleep) for prefix, n in (limits or {}).items()
+            prefix: TokenBucket(n, WINDOW_S, clock=clock, sleep=self._sleep)
+            for prefix, n in (limits or {}).items()
         }
         self._http = httpx.Client(
             base_url=self.base_url,
             transport=transport,
             timeout=httpx.Timeout(timeout_s),
-            headers={"User-Agent": "whalecopy/0.1 (+https://github.com/whalecopy)", "Accept": "application/json"},
+            headers={
+                "User-Agent": "whalecopy/0.1 (+https://github.com/whalecopy)",
+                "Accept": "application/json",
+            },
             follow_redirects=True,
         )
 
@@ -218,14 +222,17 @@ class ApiClient:
                 elif status >= 400:
                     if response.content.lstrip()[:1] == b"<":
                         raise NonJsonBodyError(
-                            f"HTTP {status} with an HTML page (Cloudflare block?)", url, status, _excerpt(response.content)
+                            f"HTTP {status} with an HTML page (Cloudflare block?)",
+                            url,
+                            status,
+                            _excerpt(response.content),
                         )
-                    raise ApiStatusError(
-                        f"HTTP {status}: {_excerpt(response.content)}", url, status=status
-                    )
+                    raise ApiStatusError(f"HTTP {status}: {_excerpt(response.content)}", url, status=status)
                 else:
                     try:
-                        return decode_json(response.content, url, status, response.headers.get("content-type"))
+                        return decode_json(
+                            response.content, url, status, response.headers.get("content-type")
+                        )
                     except NonJsonBodyError as exc:
                         if exc.excerpt.lstrip().startswith("<"):
                             raise  # an HTML page (Cloudflare challenge) with 2xx: not transient
@@ -235,7 +242,9 @@ class ApiClient:
             self.stats.retries += 1
             delay = self.retry.backoff(attempt, self.rng) if wait is None else wait
             self._sleep(delay)
-        raise RetriesExhaustedError(f"gave up after {self.retry.max_attempts} attempts; last fault: {last}", url)
+        raise RetriesExhaustedError(
+            f"gave up after {self.retry.max_attempts} attempts; last fault: {last}", url
+        )
 
 
 class _LazyUrl:

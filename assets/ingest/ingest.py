@@ -67,7 +67,9 @@ def _quiet(_: str) -> None:
     pass
 
 
-def record_body_error(con: duckdb.DuckDBPyConnection, entity: str, source: str, exc: NonJsonBodyError) -> None:
+def record_body_error(
+    con: duckdb.DuckDBPyConnection, entity: str, source: str, exc: NonJsonBodyError
+) -> None:
     """Keep the body that broke a run (HTML page, truncated JSON) in the quarantine before the run fails."""
     import pyarrow as pa
 
@@ -86,7 +88,9 @@ def record_body_error(con: duckdb.DuckDBPyConnection, entity: str, source: str, 
 # ---------------------------------------------------------------------------------------------- markets
 
 
-def ingest_markets(con: duckdb.DuckDBPyConnection, source: ApiSource | FileSource, log: Log = _quiet) -> IngestReport:
+def ingest_markets(
+    con: duckdb.DuckDBPyConnection, source: ApiSource | FileSource, log: Log = _quiet
+) -> IngestReport:
     t0 = time.perf_counter()
     report = IngestReport("markets")
     if isinstance(source, FileSource):
@@ -100,7 +104,9 @@ def ingest_markets(con: duckdb.DuckDBPyConnection, source: ApiSource | FileSourc
     parsed = parse_markets(batch, source=source.name)
     report.load = load_markets(con, parsed.accepted, parsed.rejected, source=source.name)
     report.seconds = time.perf_counter() - t0
-    log(f"markets: {parsed.n_accepted} accepted ({report.load.inserted} new or changed), {parsed.n_rejected} quarantined")
+    log(
+        f"markets: {parsed.n_accepted} accepted ({report.load.inserted} new or changed), {parsed.n_rejected} quarantined"
+    )
     return report
 
 
@@ -151,7 +157,12 @@ def _commit_trades(
         counts = {s: parsed.n_accepted for s in streams}
     else:
         agg = parsed.accepted.group_by(key_column).aggregate([([], "count_all")])
-        counts = {prefix + k: n for k, n in zip(agg.column(key_column).to_pylist(), agg.column("count_all").to_pylist(), strict=True)}
+        counts = {
+            prefix + k: n
+            for k, n in zip(
+                agg.column(key_column).to_pylist(), agg.column("count_all").to_pylist(), strict=True
+            )
+        }
     cursors = {s: (window[0], window[1], int(counts.get(s, 0))) for s in streams}
     report.load += load_trades(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
 
@@ -200,7 +211,9 @@ def ingest_trades(
     report.streams_skipped = len(keys) - len(todo)
     step = markets_per_request if scope == "markets" else 1
     groups = [todo[i : i + step] for i in range(0, len(todo), step)]
-    log(f"trades: {len(todo)} {scope} to fetch in {len(groups)} queries, {report.streams_skipped} already covered")
+    log(
+        f"trades: {len(todo)} {scope} to fetch in {len(groups)} queries, {report.streams_skipped} already covered"
+    )
     batch, streams = Batch(), []
     key_column = "condition_id" if scope == "markets" else "proxy_wallet"
     last_log = time.perf_counter()
@@ -216,7 +229,9 @@ def ingest_trades(
         streams.extend(prefix + key for key in group)
         report.streams_done += len(group)
         if len(batch) >= COMMIT_ROWS or n == len(groups):
-            _commit_trades(con, batch, source, streams, report, (start, end), key_column=key_column, prefix=prefix)
+            _commit_trades(
+                con, batch, source, streams, report, (start, end), key_column=key_column, prefix=prefix
+            )
             batch, streams = Batch(), []
         if time.perf_counter() - last_log > 10 or n == len(groups):
             last_log = time.perf_counter()
@@ -228,7 +243,9 @@ def ingest_trades(
     return report
 
 
-def _ingest_trade_file(con, source: FileSource, start: int, end: int, report: IngestReport, refetch: bool) -> None:
+def _ingest_trade_file(
+    con, source: FileSource, start: int, end: int, report: IngestReport, refetch: bool
+) -> None:
     stream = f"trades/file/{source.trades_path}"
     if not refetch and stream in covered(con, stream, start, end):
         report.streams_skipped = 1
@@ -264,8 +281,12 @@ def ingest_leaderboard(
         for page in source.leaderboard_pages(order_by=order_by, limit=limit):
             batch.add(page)
             report.pages += 1
-        parsed = parse_leaderboard(batch, source=source.name, category="OVERALL", time_period="ALL", order_by=order_by)
-        report.load += load_leaderboard(con, parsed.accepted, parsed.rejected, source=source.name, snapshot_date=snapshot)
+        parsed = parse_leaderboard(
+            batch, source=source.name, category="OVERALL", time_period="ALL", order_by=order_by
+        )
+        report.load += load_leaderboard(
+            con, parsed.accepted, parsed.rejected, source=source.name, snapshot_date=snapshot
+        )
     report.seconds = time.perf_counter() - t0
     log(f"leaderboard: {report.load.inserted} rows for snapshot {snapshot}")
     return report
@@ -312,7 +333,9 @@ def ingest_prices(
     pending: list[Page] = []
     pending_rows = 0
     last_log = time.perf_counter()
-    for i, page in enumerate(source.price_pages(todo, start=start, end=end, fidelity_min=fidelity_min), start=1):
+    for i, page in enumerate(
+        source.price_pages(todo, start=start, end=end, fidelity_min=fidelity_min), start=1
+    ):
         pending.append(page)
         pending_rows += len(page.rows)
         report.pages += 1
@@ -333,5 +356,6 @@ def ingest_prices(
 def _commit_prices(con, pages: Sequence[Page], source, start: int, end: int, report: IngestReport) -> None:
     parsed = parse_price_history(pages, source=source.name, now_ts=source.now_ts)
     cursors = {f"prices/{(p.context or {}).get('token_id')}": (start, end, len(p.rows)) for p in pages}
-    report.load += load_price_history(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
-
+    report.load += load_price_history(
+        con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors
+    )

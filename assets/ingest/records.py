@@ -216,7 +216,12 @@ def _number(s: pd.Series) -> Number:
     text = s.where(~is_bool)
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
     said_nan = (
-        text.astype("string").str.strip().str.lower().isin(["nan", "+nan", "-nan"]).fillna(False).to_numpy(bool)
+        text.astype("string")
+        .str.strip()
+        .str.lower()
+        .isin(["nan", "+nan", "-nan"])
+        .fillna(False)
+        .to_numpy(bool)
     )
     non_finite = present & (np.isinf(values) | said_nan)
     bad = present & ((np.isnan(values) & ~said_nan) | is_bool)
@@ -317,7 +322,9 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     reasons.add("bad_condition_id", condition.notna().to_numpy() & ~_matches(condition, HEX64_RE))
     reasons.add("bad_token_id", asset.notna().to_numpy() & ~_token_ok(asset))
     reasons.add("bad_tx_hash", tx.notna().to_numpy() & ~_matches(tx, HEX64_RE))
-    reasons.add("bad_side", side.notna().to_numpy() & ~side.isin(["BUY", "SELL"]).fillna(False).to_numpy(bool))
+    reasons.add(
+        "bad_side", side.notna().to_numpy() & ~side.isin(["BUY", "SELL"]).fillna(False).to_numpy(bool)
+    )
     with np.errstate(invalid="ignore"):
         finite_size = np.isfinite(size.values)
         reasons.add("size_not_positive", finite_size & (size.values <= 0))
@@ -340,7 +347,11 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     origins = batch.origin_array()
     refs = batch.ref_array()
     outcome_index = pd.to_numeric(frame["outcomeIndex"], errors="coerce").to_numpy(dtype=np.float64)[good]
-    oi_ok = np.isfinite(outcome_index) & (outcome_index == np.floor(outcome_index)) & (np.abs(outcome_index) < 2**31)
+    oi_ok = (
+        np.isfinite(outcome_index)
+        & (outcome_index == np.floor(outcome_index))
+        & (np.abs(outcome_index) < 2**31)
+    )
     accepted = pa.table(
         {
             "proxy_wallet": pa.array(wallet[good], pa.string()),
@@ -351,7 +362,9 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
             "price": pa.array(price.values[good] + 0.0, pa.float64()),  # +0.0 turns -0.0 into 0.0
             "ts": pa.array(ts.values[good].astype(np.int64), pa.int64()),
             "outcome": pa.array(_text(frame["outcome"])[good], pa.string()),
-            "outcome_index": pa.array(np.where(oi_ok, outcome_index, 0).astype(np.int32), pa.int32(), mask=~oi_ok),
+            "outcome_index": pa.array(
+                np.where(oi_ok, outcome_index, 0).astype(np.int32), pa.int32(), mask=~oi_ok
+            ),
             "title": pa.array(_text(frame["title"])[good], pa.string()),
             "slug": pa.array(_text(frame["slug"])[good], pa.string()),
             "event_slug": pa.array(_text(frame["eventSlug"])[good], pa.string()),
@@ -418,8 +431,13 @@ def parse_markets(batch: Batch, *, source: str) -> Parsed:
     reasons.add("missing_value", is_obj & condition.isna().to_numpy())
     reasons.add("bad_condition_id", condition.notna().to_numpy() & ~_matches(condition, HEX64_RE))
 
-    decoded = {col: [_json_array_text(v) for v in frame[col]] for col in ("outcomes", "outcomePrices", "clobTokenIds")}
-    lengths = np.array([[d[1] if d[1] is not None else -2 for d in decoded[c]] for c in decoded]).reshape(3, n)
+    decoded = {
+        col: [_json_array_text(v) for v in frame[col]]
+        for col in ("outcomes", "outcomePrices", "clobTokenIds")
+    }
+    lengths = np.array([[d[1] if d[1] is not None else -2 for d in decoded[c]] for c in decoded]).reshape(
+        3, n
+    )
     outcomes_len, prices_len, tokens_len = lengths
     bad_arrays = (outcomes_len < 1) | (tokens_len < 1) | (tokens_len != outcomes_len)
     bad_arrays |= (prices_len != -2) & (prices_len != outcomes_len)  # prices may be absent on new markets
@@ -507,8 +525,13 @@ def parse_price_history(pages: Sequence[Page], *, source: str, now_ts: int) -> P
         reasons.add("price_out_of_range", np.isfinite(p.values) & ((p.values < 0) | (p.values > 1)))
         millis = np.isfinite(t.values) & (t.values >= MILLIS_TS)
         reasons.add("timestamp_millis", millis)
-        reasons.add("timestamp_future", np.isfinite(t.values) & ~millis & (t.values > now_ts + FUTURE_SLACK_S))
-        reasons.add("timestamp_invalid", np.isfinite(t.values) & ((t.values < MIN_TS) | (np.floor(t.values) != t.values)))
+        reasons.add(
+            "timestamp_future", np.isfinite(t.values) & ~millis & (t.values > now_ts + FUTURE_SLACK_S)
+        )
+        reasons.add(
+            "timestamp_invalid",
+            np.isfinite(t.values) & ((t.values < MIN_TS) | (np.floor(t.values) != t.values)),
+        )
     bad = reasons.rejected()
     good = ~bad
     origins = batch.origin_array()
@@ -523,7 +546,10 @@ def parse_price_history(pages: Sequence[Page], *, source: str, now_ts: int) -> P
     bad_idx = np.flatnonzero(bad)
     # the token id lives in the request, not the point: put it into the quarantined record
     records = [
-        {"token_id": token.iloc[i], **(batch.rows[i] if isinstance(batch.rows[i], dict) else {"value": batch.rows[i]})}
+        {
+            "token_id": token.iloc[i],
+            **(batch.rows[i] if isinstance(batch.rows[i], dict) else {"value": batch.rows[i]}),
+        }
         for i in bad_idx
     ]
     records_by_index = dict(zip(bad_idx.tolist(), records, strict=True))
@@ -561,5 +587,7 @@ def parse_leaderboard(batch: Batch, *, source: str, category: str, time_period: 
         },
         schema=LEADERBOARD_SCHEMA,
     )
-    rejected = reasons.table(batch.rows, np.flatnonzero(bad), "leaderboard", source, origins, batch.ref_array())
+    rejected = reasons.table(
+        batch.rows, np.flatnonzero(bad), "leaderboard", source, origins, batch.ref_array()
+    )
     return Parsed(accepted, rejected)

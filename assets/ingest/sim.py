@@ -195,7 +195,9 @@ def generate_markets(cfg: SimConfig, rng: np.random.Generator) -> tuple[Markets,
     hour_idx = np.arange(total) - np.repeat(grid_start, grid_len)
     remaining = np.repeat(horizon_h, grid_len) - hour_idx
     with np.errstate(divide="ignore", invalid="ignore"):
-        price = np.where(remaining > 0, ndtr(w / np.sqrt(np.maximum(remaining, 1e-12) * sigma2_per_hour)), 0.0)
+        price = np.where(
+            remaining > 0, ndtr(w / np.sqrt(np.maximum(remaining, 1e-12) * sigma2_per_hour)), 0.0
+        )
     price = np.where(remaining > 0, price, (w > 0).astype(np.float64))
 
     w_last = w[grid_start + grid_len - 1]
@@ -205,7 +207,12 @@ def generate_markets(cfg: SimConfig, rng: np.random.Generator) -> tuple[Markets,
     outcome[fifty] = 0.5
     # UMA: a proposal settles after ~2 h of liveness; a disputed one takes 2-5 more days.
     disputed = closed & (rng.random(n) < cfg.dispute_share)
-    settle = close_ts + 2 * HOUR + rng.integers(0, 3 * HOUR, n) + np.where(disputed, rng.integers(2 * DAY, 5 * DAY, n), 0)
+    settle = (
+        close_ts
+        + 2 * HOUR
+        + rng.integers(0, 3 * HOUR, n)
+        + np.where(disputed, rng.integers(2 * DAY, 5 * DAY, n), 0)
+    )
     status = np.full(n, "", dtype=object)
     status[closed & (settle <= end)] = "resolved"
     status[closed & (settle > end)] = np.where(disputed[closed & (settle > end)], "disputed", "proposed")
@@ -300,7 +307,9 @@ def generate_world(cfg: SimConfig) -> SimWorld:
         look[decaying] *= np.clip(1.0 - since / DECAY_HOURS, 0.0, 1.0)
     informed = look > 0
     yes_seen = yes_now.copy()
-    yes_seen[informed] = _yes(markets, grid, market[informed], ts[informed] + (look[informed] * HOUR).astype(np.int64))
+    yes_seen[informed] = _yes(
+        markets, grid, market[informed], ts[informed] + (look[informed] * HOUR).astype(np.int64)
+    )
     # ---- the side each entry buys
     buy_yes = rng.random(n_e) < 0.5  # noise, lucky, wash
     buy_yes[informed] = yes_seen[informed] >= yes_now[informed]
@@ -325,13 +334,20 @@ def generate_world(cfg: SimConfig) -> SimWorld:
     ex_ts = np.where(
         wash[ex],
         ts[ex] + rng.integers(60, 1800, len(ex)),
-        ts[ex] + (rng.random(len(ex)) * (np.minimum(markets.close_ts[market[ex]], now) - 60 - ts[ex])).astype(np.int64),
+        ts[ex]
+        + (rng.random(len(ex)) * (np.minimum(markets.close_ts[market[ex]], now) - 60 - ts[ex])).astype(
+            np.int64
+        ),
     )
     ex_ts = np.clip(ex_ts, ts[ex] + 1, np.minimum(markets.close_ts[market[ex]], now) - 1)
     ex_yes = _yes(markets, grid, market[ex], ex_ts)
     ex_mid = np.where(outcome_index[ex] == 0, ex_yes, 1.0 - ex_yes)
-    ex_price = np.where(wash[ex], entry_price[ex], np.clip(_round_to(ex_mid - HALF_SPREAD, TICK), TICK, 1 - TICK))
-    ex_size = np.where(wash[ex], size[ex], np.maximum(_round_to(size[ex] * rng.uniform(0.3, 1.0, len(ex)), 0.01), 0.01))
+    ex_price = np.where(
+        wash[ex], entry_price[ex], np.clip(_round_to(ex_mid - HALF_SPREAD, TICK), TICK, 1 - TICK)
+    )
+    ex_size = np.where(
+        wash[ex], size[ex], np.maximum(_round_to(size[ex] * rng.uniform(0.3, 1.0, len(ex)), 0.01), 0.01)
+    )
 
     # ---- multi-leg transactions: an order filled in several pieces in one transaction (same time, market,
     # side and price; other sizes), by the same wallet or against another wallet's order
@@ -403,14 +419,16 @@ def tape_table(world: SimWorld, rows: np.ndarray | None = None):
     idx = np.arange(len(t)) if rows is None else rows
 
     def dict_col(indices: np.ndarray, values: np.ndarray) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), pa.array(values, pa.string())).cast(
-            pa.string()
-        )
+        return pa.DictionaryArray.from_arrays(
+            pa.array(indices.astype(np.int32)), pa.array(values, pa.string())
+        ).cast(pa.string())
 
     tokens = np.concatenate([m.token_yes, m.token_no])
     market = t.market[idx].astype(np.int64)
     oi = t.outcome_index[idx].astype(np.int64)
-    titles = np.array([f"Will {c} question #{i} resolve YES?" for i, c in enumerate(m.category)], dtype=object)
+    titles = np.array(
+        [f"Will {c} question #{i} resolve YES?" for i, c in enumerate(m.category)], dtype=object
+    )
     slugs = np.array([f"sim-market-{i}" for i in range(len(m))], dtype=object)
     events = np.array([f"sim-event-{e}" for e in m.event], dtype=object)
     null_str = pa.nulls(len(idx), pa.string())

@@ -122,18 +122,28 @@ class SimPolymarket(httpx.BaseTransport):
             raise ValueError("market and eventId cannot be combined")
         if markets:
             idx = [self._market_index.get(m) for m in markets]
-            parts = [self._by_market[self._market_bounds[i] : self._market_bounds[i + 1]] for i in idx if i is not None]
+            parts = [
+                self._by_market[self._market_bounds[i] : self._market_bounds[i + 1]]
+                for i in idx
+                if i is not None
+            ]
             rows = np.concatenate(parts) if parts else np.empty(0, np.int64)
             if user is not None:
                 w = self._wallet_index.get(user.lower(), -1)
                 rows = rows[tape.wallet[rows] == w]
         elif user is not None:
             w = self._wallet_index.get(user.lower())
-            rows = np.empty(0, np.int64) if w is None else self._by_wallet[self._wallet_bounds[w] : self._wallet_bounds[w + 1]]
+            rows = (
+                np.empty(0, np.int64)
+                if w is None
+                else self._by_wallet[self._wallet_bounds[w] : self._wallet_bounds[w + 1]]
+            )
         else:
             rows = np.arange(len(tape))
         now = self.world.now
-        default_start = 1 if user is not None else now - 3 * 365 * 86400  # market/global queries: 3-year floor
+        default_start = (
+            1 if user is not None else now - 3 * 365 * 86400
+        )  # market/global queries: 3-year floor
         start = int(params.get("start", default_start))
         end = int(params.get("end", now))
         keep = (tape.ts[rows] >= start) & (tape.ts[rows] <= end)
@@ -162,10 +172,14 @@ class SimPolymarket(httpx.BaseTransport):
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be non-negative")
         if offset > self.offset_cap:
-            return _error(400, f"offset {offset} exceeds the maximum of {self.offset_cap}; use start/end windows")
+            return _error(
+                400, f"offset {offset} exceeds the maximum of {self.offset_cap}; use start/end windows"
+            )
         rows = self._select(params)
         page = rows[offset : offset + min(limit, self.page_cap)]
-        return httpx.Response(200, content=self.trades_json(page), headers={"content-type": "application/json"})
+        return httpx.Response(
+            200, content=self.trades_json(page), headers={"content-type": "application/json"}
+        )
 
     def trades_json(self, rows: np.ndarray) -> bytes:
         """The Data API ``Trade`` objects for tape rows, as one JSON array (pandas writes it, in C)."""
@@ -203,7 +217,9 @@ class SimPolymarket(httpx.BaseTransport):
             kind = rows[dirty] % 3
             sub = frame.loc[dirty]
             frame.loc[dirty, "size"] = np.where(kind == 0, 0.0, sub["size"])  # a dust fill
-            frame.loc[dirty, "timestamp"] = np.where(kind == 1, sub["timestamp"] * 1000, sub["timestamp"])  # millis
+            frame.loc[dirty, "timestamp"] = np.where(
+                kind == 1, sub["timestamp"] * 1000, sub["timestamp"]
+            )  # millis
             upper = "0x" + sub["proxyWallet"].str[2:].str.upper()
             frame.loc[dirty, "proxyWallet"] = np.where(kind == 2, upper, sub["proxyWallet"])  # mixed case
         return frame.to_json(orient="records", double_precision=15).encode()
@@ -213,7 +229,9 @@ class SimPolymarket(httpx.BaseTransport):
         a third are dust fills (size 0), a third have millisecond timestamps, a third a mixed-case wallet."""
         if self.dirty_share <= 0:
             return np.zeros(len(rows), dtype=bool)
-        mixed = (rows.astype(np.uint64) * np.uint64(2654435761) + np.uint64(self.world.config.seed)) % np.uint64(2**32)
+        mixed = (
+            rows.astype(np.uint64) * np.uint64(2654435761) + np.uint64(self.world.config.seed)
+        ) % np.uint64(2**32)
         return mixed < np.uint64(self.dirty_share * 2**32)
 
     def _leaderboard(self, params: httpx.QueryParams) -> httpx.Response:
@@ -227,7 +245,9 @@ class SimPolymarket(httpx.BaseTransport):
         order_by = params.get("orderBy", "PNL").upper()
         category = params.get("category", "OVERALL").upper()
         board = self.leaderboard_frame(period, category)
-        board = board.sort_values(["vol" if order_by == "VOL" else "pnl", "proxyWallet"], ascending=[False, True])
+        board = board.sort_values(
+            ["vol" if order_by == "VOL" else "pnl", "proxyWallet"], ascending=[False, True]
+        )
         page = board.iloc[offset : offset + limit].copy()
         page.insert(0, "rank", [str(offset + i + 1) for i in range(len(page))])
         page["userName"] = page["proxyWallet"]
@@ -263,7 +283,8 @@ class SimPolymarket(httpx.BaseTransport):
             mk = self.world.markets
             n = len(mk)
             self._title_cache = np.array(
-                [f"Will {c} question #{i} resolve YES?" for i, c in zip(range(n), mk.category, strict=True)], dtype=object
+                [f"Will {c} question #{i} resolve YES?" for i, c in zip(range(n), mk.category, strict=True)],
+                dtype=object,
             )
             self._slug_cache = np.array([f"sim-market-{i}" for i in range(n)], dtype=object)
             self._event_slug_cache = np.array([f"sim-event-{e}" for e in mk.event], dtype=object)
@@ -420,14 +441,18 @@ class FaultPlan:
     p_timeout: float = 0.0
     p_reset: float = 0.0
     p_truncated: float = 0.0
-    scripted: dict[int, str] | None = None  # request number (1-based) -> "429" | "500" | "html403" | "truncated" | ...
+    scripted: dict[int, str] | None = (
+        None  # request number (1-based) -> "429" | "500" | "html403" | "truncated" | ...
+    )
     seed: int = 0
 
 
 class FaultInjector(httpx.BaseTransport):
     """Wraps a transport and injects faults before (or instead of) passing the request on."""
 
-    def __init__(self, inner: httpx.BaseTransport, plan: FaultPlan, on_fault: Callable[[str], None] | None = None):
+    def __init__(
+        self, inner: httpx.BaseTransport, plan: FaultPlan, on_fault: Callable[[str], None] | None = None
+    ):
         self.inner = inner
         self.plan = plan
         self.rng = random.Random(plan.seed)
@@ -477,5 +502,7 @@ class FaultInjector(httpx.BaseTransport):
         if kind == "truncated":
             good = self.inner.handle_request(request)
             body = good.read()
-            return httpx.Response(good.status_code, content=body[: max(1, len(body) // 2)], headers=good.headers)
+            return httpx.Response(
+                good.status_code, content=body[: max(1, len(body) // 2)], headers=good.headers
+            )
         raise ValueError(f"unknown fault kind {kind!r}")

@@ -65,7 +65,9 @@ class ApiSource:
     def leaderboard_pages(self, *, order_by: str, limit: int, category: str = "OVERALL") -> Iterator[Page]:
         yield from self.data.leaderboard(category=category, time_period="ALL", order_by=order_by, limit=limit)
 
-    def price_pages(self, tokens: Sequence[str], *, start: int, end: int, fidelity_min: int) -> Iterator[Page]:
+    def price_pages(
+        self, tokens: Sequence[str], *, start: int, end: int, fidelity_min: int
+    ) -> Iterator[Page]:
         for token in tokens:
             yield self.clob.prices_history(token, start, end, fidelity_min)
 
@@ -73,7 +75,12 @@ class ApiSource:
         out: dict[str, Any] = {}
         for name, api in (("data", self.data.api), ("gamma", self.gamma.api), ("clob", self.clob.api)):
             s = api.stats
-            out[name] = {"requests": s.requests, "retries": s.retries, "throttled": s.throttled, "slept_s": round(s.slept_s, 3)}
+            out[name] = {
+                "requests": s.requests,
+                "retries": s.retries,
+                "throttled": s.throttled,
+                "slept_s": round(s.slept_s, 3),
+            }
         return out
 
 
@@ -96,15 +103,23 @@ def build_api_source(
     from .clients import DATA_OFFSET_CAP
     from .http import CLOB_LIMITS, DATA_API_LIMITS, GAMMA_LIMITS, RetryPolicy
 
-    limits = limits if limits is not None else {"data": DATA_API_LIMITS, "gamma": GAMMA_LIMITS, "clob": CLOB_LIMITS}
+    limits = (
+        limits
+        if limits is not None
+        else {"data": DATA_API_LIMITS, "gamma": GAMMA_LIMITS, "clob": CLOB_LIMITS}
+    )
     retry = RetryPolicy(max_attempts=max_attempts)
 
     def client(url: str, key: str) -> ApiClient:
-        return ApiClient(url, transport=transport, limits=limits.get(key), retry=retry, timeout_s=timeout_s, sleep=sleep)
+        return ApiClient(
+            url, transport=transport, limits=limits.get(key), retry=retry, timeout_s=timeout_s, sleep=sleep
+        )
 
     return ApiSource(
         name=name,
-        data=DataApi(client(data_url, "data"), page_limit=page_limit, offset_cap=offset_cap or DATA_OFFSET_CAP),
+        data=DataApi(
+            client(data_url, "data"), page_limit=page_limit, offset_cap=offset_cap or DATA_OFFSET_CAP
+        ),
         gamma=GammaApi(client(gamma_url, "gamma")),
         clob=ClobApi(client(clob_url, "clob")),
         now_ts=int(time.time()) if now_ts is None else now_ts,
@@ -166,7 +181,9 @@ def read_records(path: str | Path) -> Batch:
         batch.refs = [f"{path}:{i}" for i in range(len(body))]
         batch.origins, batch.counts = [str(path)], [len(body)]
         return batch
-    raise FileFormatError(f"file source: {path}: expected .json, .jsonl, .ndjson (optionally .gz) or .parquet")
+    raise FileFormatError(
+        f"file source: {path}: expected .json, .jsonl, .ndjson (optionally .gz) or .parquet"
+    )
 
 
 def _read_parquet(path: Path) -> Batch:
@@ -184,7 +201,9 @@ def _read_parquet(path: Path) -> Batch:
                 continue
         columns[name] = col.to_pylist()
     names = list(columns)
-    rows = [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)] if names else []
+    rows = (
+        [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)] if names else []
+    )
     batch = Batch(rows=rows, origins=[str(path)], counts=[len(rows)])
     batch.refs = [f"{path}:{i}" for i in range(len(rows))]
     return batch

@@ -244,7 +244,9 @@ MARKET_HASH_SQL = (
 )
 
 
-def load_markets(con: duckdb.DuckDBPyConnection, accepted: pa.Table, rejected: pa.Table, *, source: str) -> LoadResult:
+def load_markets(
+    con: duckdb.DuckDBPyConnection, accepted: pa.Table, rejected: pa.Table, *, source: str
+) -> LoadResult:
     """Upsert markets by condition id. A row is rewritten only when its content changed, so fetching the same
     markets twice leaves the table identical (``fetched_at`` marks when the current version was first seen)."""
     result = LoadResult(received=accepted.num_rows + rejected.num_rows)

@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from assets.ingest.store import Transaction
 from assets.risk.alerts import AlertsResource
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.score.assets import create_table_sql
+from assets.score.assets import create_table_sql, replace_table
 from assets.signal.assets import SIGNALS
 from assets.size import model as size
 from assets.strategy import StrategyConfig
@@ -129,17 +129,6 @@ def _with_quarantine_alerts(con, result: model.PaperResult) -> pd.DataFrame:
     )
 
 
-def _write(con, table: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute(create_table_sql(table, types))
-    if len(frame):
-        con.register("_rows", pa.Table.from_pandas(frame[list(types)], preserve_index=False))
-        try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-        finally:
-            con.unregister("_rows")
-
-
 D, INT, V, B = "DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN"
 ORDER_TYPES = {"key": INT, "day": INT, "nav": D, "correlation": D, "exposure_after": D, "drawdown": D, "fraction": D,
                "shares": D, "notional": D, "copied": B, "reason": V}  # fmt: skip
@@ -160,6 +149,8 @@ POSITION_TYPES = {"key": INT, "wallet": V, "token_id": V, "category": V, "entry_
 NAV_TYPES = {"day": INT, "cash": D, "positions_value": D, "nav": D, "exposure_share": D, "max_category_share": D,
              "open_positions": INT, "drawdown": D, "daily_return": D, "var": D, "entries_blocked": B}  # fmt: skip
 ALERT_TYPES = {"day": INT, "kind": V, "message": V}
+RISK_TYPES = {k: NAV_TYPES[k] for k in ("day", "nav", "var", "entries_blocked", "exposure_share",
+                                        "max_category_share", "drawdown")} | {"var_limit": D}  # fmt: skip
 
 
 def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
@@ -229,14 +220,12 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                         )
                     finally:
                         con.unregister("_orders")
-                _write(con, "analytics.paper_fills", result.fills, FILL_TYPES)
-                _write(con, "analytics.paper_positions", result.positions, POSITION_TYPES)
-                _write(con, "analytics.paper_nav", result.nav, NAV_TYPES)
+                replace_table(con, "analytics.paper_fills", FILL_TYPES, result.fills)
+                replace_table(con, "analytics.paper_positions", POSITION_TYPES, result.positions)
+                replace_table(con, "analytics.paper_nav", NAV_TYPES, result.nav)
                 risk_daily = result.nav.assign(var_limit=-params.var_limit_nav)
-                _write(con, "analytics.risk_daily", risk_daily,
-                       {k: NAV_TYPES[k] for k in ("day", "nav", "var", "entries_blocked", "exposure_share",
-                                                  "max_category_share", "drawdown")} | {"var_limit": D})  # fmt: skip
-                _write(con, "analytics.alerts", result.alerts, ALERT_TYPES)
+                replace_table(con, "analytics.risk_daily", RISK_TYPES, risk_daily)
+                replace_table(con, "analytics.alerts", ALERT_TYPES, result.alerts)
             con.execute("DROP TABLE IF EXISTS _paper_candidates")
         nav = result.nav
         copied = int(result.decisions["copied"].sum()) if len(result.decisions) else 0

@@ -42,6 +42,8 @@ class AlertsResource(dg.ConfigurableResource):
             with httpx.Client(timeout=self.timeout_s, transport=transport) as client:
                 post_alerts(client, self.webhook_url, alerts)
         except httpx.HTTPError as exc:
-            log.warning(f"alerts: the webhook {self.webhook_url} failed ({exc!r}); the alerts stay in analytics.alerts")
+            log.warning(
+                f"alerts: the webhook {self.webhook_url} failed ({exc!r}); the alerts stay in analytics.alerts"
+            )
             return 0
         return len(alerts)

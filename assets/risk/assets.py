@@ -6,7 +6,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.store import Transaction
-from assets.score.assets import WHALE_SCORES, append_frame, create_table_sql
+from assets.score.assets import WHALE_SCORES, replace_table
 from assets.strategy import StrategyConfig
 
 from . import model
@@ -70,12 +70,9 @@ def whale_quarantine(context: dg.AssetExecutionContext, config: StrategyConfig, 
         out.loc[~out["quarantined"], "released_on"] = None
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
-            con.execute("DROP TABLE IF EXISTS analytics.whale_quarantine")
-            con.execute(
-                create_table_sql("analytics.whale_quarantine", WHALE_QUARANTINE_COLUMNS, key="as_of, wallet")
+            replace_table(
+                con, "analytics.whale_quarantine", WHALE_QUARANTINE_COLUMNS, out, key="as_of, wallet"
             )
-            if len(out):
-                append_frame(con, "analytics.whale_quarantine", out)
         latest = out[out["as_of"] == out["as_of"].max()] if len(out) else out
     n_q = int(latest["quarantined"].sum()) if len(latest) else 0
     context.log.info(f"whale_quarantine: {n_q} of {len(latest)} wallets quarantined at the latest date")

@@ -72,6 +72,17 @@ def append_frame(con, table: str, frame: pd.DataFrame) -> None:
         con.unregister("_rows")
 
 
+def replace_table(
+    con, table: str, columns: dict[str, str], frame: pd.DataFrame | None, key: str | None = None
+) -> None:
+    """Drop ``table`` and create it again with ``columns`` (name -> SQL type), filled from ``frame`` (which may be
+    None or empty: the table then exists, empty, with its schema). Call it inside a transaction."""
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(create_table_sql(table, columns, key=key))
+    if frame is not None and len(frame):
+        append_frame(con, table, frame[[c for c in columns if c in frame.columns]])
+
+
 @dg.asset(
     key=WHALE_SCORES,
     deps=SCORE_INPUTS,
@@ -213,10 +224,7 @@ def whale_universe(context: dg.AssetExecutionContext, config: StrategyConfig, wa
         )[list(WHALE_UNIVERSE_COLUMNS)]
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
-            con.execute("DROP TABLE IF EXISTS analytics.whale_universe")
-            con.execute(create_table_sql("analytics.whale_universe", WHALE_UNIVERSE_COLUMNS))
-            if len(universe):
-                append_frame(con, "analytics.whale_universe", universe)
+            replace_table(con, "analytics.whale_universe", WHALE_UNIVERSE_COLUMNS, universe)
     tiers = universe["tier"].value_counts().to_dict()
     context.log.info(
         f"whale_universe: {len(universe)} wallets with WQS >= {config.universe_min_wqs}: {tiers}"

@@ -109,7 +109,9 @@ def adaptive_kelly(
     f = np.broadcast_to(np.minimum(np.where(np.isfinite(f), f, 0.0), params.max_position_nav), c.shape)
     valid_price = (c > 0) & (c < 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where((f > 0) & valid_price, np.floor(f * nav / np.where(valid_price, c, 1.0) + 1e-9), 0.0)
+        shares = np.where(
+            (f > 0) & valid_price, np.floor(f * nav / np.where(valid_price, c, 1.0) + 1e-9), 0.0
+        )
     notional = shares * np.where(valid_price, c, 0.0)
     if order_type == "limit":
         small = (shares > 0) & (shares < params.min_limit_shares)

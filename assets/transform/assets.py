@@ -35,7 +35,12 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
     """All dbt models, built with ``dbt build`` (models and their tests in DAG order; a failing error-severity
     test stops the models and Python assets downstream of it)."""
 
-    @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR, name="transform")
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=TRANSLATOR,
+        name="transform",
+    )
     def transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource):
         # dbt runs as a subprocess on the same DuckDB file (profiles.yml reads this variable); Dagster holds no
         # connection open meanwhile, so dbt is the one writer.

@@ -13,8 +13,10 @@ from dagster_dbt import DbtProject
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # dbt installed beside this interpreter (the venv), whether or not the venv is on PATH
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else (
-    shutil.which("dbt") or "dbt"
+DBT_EXECUTABLE = (
+    str(Path(sys.executable).parent / "dbt")
+    if (Path(sys.executable).parent / "dbt").exists()
+    else (shutil.which("dbt") or "dbt")
 )
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -23,7 +25,9 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 def _sources_mtime() -> float:
     files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
     for folder in ("models", "macros", "tests"):
-        files.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.suffix in (".sql", ".yml", ".yaml"))
+        files.extend(
+            p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.suffix in (".sql", ".yml", ".yaml")
+        )
     return max(p.stat().st_mtime for p in files if p.exists())
 
 
@@ -38,5 +42,7 @@ def prepare_manifest() -> Path:
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         if out.returncode != 0:
-            raise RuntimeError(f"dbt parse failed in {DBT_PROJECT_DIR}:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+            raise RuntimeError(
+                f"dbt parse failed in {DBT_PROJECT_DIR}:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
+            )
     return manifest
