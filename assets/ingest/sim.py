@@ -10,7 +10,13 @@ The world (ARCHITECTURE.md §4):
   rise: its true edge), ``decaying`` (informed until a change point, then its lookahead fades to nothing),
   ``momentum`` (buys the side that rose over its lookback: no edge in a martingale), ``noise`` (random side),
   ``lucky`` (noise with one to five trades) and ``wash`` (round trips with itself at one price, inflating
-  volume). Bankrolls are Pareto-tailed; whales are the large bankrolls among all types.
+  volume). Bankrolls are Pareto-tailed from ``bankroll_min`` ($25k); whales are the large bankrolls among all
+  types (the top 2%: $1.25M and up, about $25k a fill at the median).
+- **Money scale**: the world has far fewer trades per market than Polymarket (1M over two years, where Polymarket
+  books that in days), so rather than simulate 100x more trades it scales money up: a token trades $10k-$100k a
+  day and whale fills reach Polymarket's whale range (tens of thousands of dollars), the range the strategy's
+  dollar thresholds ($5,000 whale trades, 1% slippage on our order) were written for. Returns, prices and edges
+  do not depend on the scale.
 - **Fills**: each entry is a BUY of one outcome at the quoted price plus half a spread; some positions are
   later partly or wholly sold at the then price less half a spread. A share of fills are maker fills (hidden
   by the Data API's ``takerOnly=true`` default) and a few transactions hold several fills.
@@ -53,6 +59,7 @@ class SimConfig:
     multi_leg_share: float = 0.03
     fifty_fifty_share: float = 0.01
     dispute_share: float = 0.03
+    bankroll_min: float = 25_000.0  # the Pareto bankroll's minimum: the world's money scale
 
     @classmethod
     def scaled(cls, scale: float = 1.0, **kwargs) -> SimConfig:
@@ -244,7 +251,7 @@ def generate_markets(cfg: SimConfig, rng: np.random.Generator) -> tuple[Markets,
 def generate_wallets(cfg: SimConfig, rng: np.random.Generator) -> pd.DataFrame:
     n = cfg.n_wallets
     wtype = rng.choice(WALLET_TYPES, size=n, p=WALLET_SHARE)
-    bankroll = np.minimum(1000.0 * (1.0 + rng.pareto(1.0, n)), 5e7)
+    bankroll = cfg.bankroll_min * np.minimum(1.0 + rng.pareto(1.0, n), 50_000.0)
     informed = np.isin(wtype, ["informed", "decaying"])
     lookahead = np.where(informed, rng.uniform(6.0, 24.0 * 7, n), 0.0)
     decay_start = np.where(
