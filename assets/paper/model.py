@@ -40,6 +40,12 @@ class PaperParams:
     var_min_days: int = 20
     max_price: float = 0.99
     time_exit_hours: float = risk.TIME_EXIT_HOURS
+    #: None: adaptive Kelly sizing; a number: every entry buys this many dollars (the fixed-size baselines)
+    fixed_notional: float | None = None
+    #: stage 3 (correlation, exposure and category limits); off for the naive baseline, which only needs the cash
+    portfolio_filter: bool = True
+    #: trailing stops, time exits and the VaR block on new entries
+    risk_management: bool = True
 
 
 DECISION_COLUMNS = ["key", "day", "nav", "correlation", "exposure_after", "drawdown", "fraction", "shares",
@@ -50,6 +56,7 @@ POSITION_COLUMNS = ["key", "wallet", "token_id", "category", "entry_day", "entry
 NAV_COLUMNS = ["day", "cash", "positions_value", "nav", "exposure_share", "max_category_share", "open_positions",
                "drawdown", "daily_return", "var", "entries_blocked"]  # fmt: skip
 ALERT_COLUMNS = ["day", "kind", "message"]
+HOLDING_COLUMNS = ["day", "key", "token_id", "value"]
 
 
 class PaperResult(NamedTuple):
@@ -58,6 +65,7 @@ class PaperResult(NamedTuple):
     positions: pd.DataFrame  # one row per position opened
     nav: pd.DataFrame  # one row per day
     alerts: pd.DataFrame  # VaR breaches and exits
+    holdings: pd.DataFrame  # each open position's value at each day's end (the NAV is cash plus their sum)
 
 
 @dataclass
@@ -158,7 +166,7 @@ def run_paper(
     cash, peak = p.starting_nav, p.starting_nav
     book: dict[str, _Position] = {}
     closed: list[_Position] = []
-    decisions, fills, nav_rows, alerts = [], [], [], []
+    decisions, fills, nav_rows, alerts, holdings = [], [], [], [], []
     daily_returns: list[float] = []
     var_blocked, last_var = False, np.nan
 
@@ -219,9 +227,17 @@ def run_paper(
             ]
             others = [token_row[q.token] for q in book.values() if q.token in token_row]
             rho = 1.0 if linked else _correlation(changes, token_row[token], others, d - first_day, p)
-            order = size.adaptive_kelly(e.edge_at_copy, e.copy_price, e.wqs, e.whale_volatility, rho, dd, nav,
-                                        params=p.sizing)  # fmt: skip
-            shares, fraction = float(order.shares), float(order.fraction)
+            if p.fixed_notional is None:
+                order = size.adaptive_kelly(e.edge_at_copy, e.copy_price, e.wqs, e.whale_volatility, rho, dd,
+                                            nav, params=p.sizing)  # fmt: skip
+                shares, fraction, size_reason = float(order.shares), float(order.fraction), order.reason[()]
+            else:
+                c = float(e.copy_price)
+                shares = float(np.floor(p.fixed_notional / c + 1e-9)) if 0 < c < 1 else 0.0
+                if shares < p.sizing.min_limit_shares:
+                    shares = 0.0
+                fraction = p.fixed_notional / nav if nav > 0 else np.nan
+                size_reason = f"fixed ${p.fixed_notional:g} under {p.sizing.min_limit_shares} shares or bad price"
             slip = float(
                 signal.slippage_estimate(shares * e.copy_price, e.daily_notional, p.signal.impact_coefficient)
             )
@@ -230,13 +246,16 @@ def run_paper(
             # the book right after the fill, marked at the copy price: limits hold on what the fill leaves behind
             marked = shares * float(e.copy_price)
             nav_after = nav - fee - (cost - marked)
-            fit = signal.portfolio_fit(
-                rho, exposure + marked, by_cat.get(e.category, 0.0) + marked, nav_after, p.signal
-            )
-            if not fit.passed[0]:
-                reasons.append(fit.reason[0])
+            if p.portfolio_filter:
+                fit = signal.portfolio_fit(
+                    rho, exposure + marked, by_cat.get(e.category, 0.0) + marked, nav_after, p.signal
+                )
+                if not fit.passed[0]:
+                    reasons.append(fit.reason[0])
             if shares <= 0:
-                reasons.append(f"size: {order.reason[()]}")
+                reasons.append(f"size: {size_reason}")
+            elif cost + fee > cash:
+                reasons.append(f"cash: ${cash:,.2f} cannot pay ${cost + fee:,.2f}")
             row = {"key": e.key, "day": d, "nav": nav, "correlation": rho, "exposure_after": exposure + marked,
                    "drawdown": dd, "fraction": fraction, "shares": shares, "notional": cost}  # fmt: skip
             if reasons:
@@ -282,7 +301,7 @@ def run_paper(
                 if pos.time_exit_day != -1 and pos.time_exit_day <= d
                 else None
             )
-            if kind is not None:
+            if kind is not None and p.risk_management:
                 wallet, token = pos.wallet, pos.token
                 close(pos, d, end_of_day, mark_of(token, d, pos.entry_price), kind, p.fee_rate, pos.shares)
                 alerts.append(
@@ -293,6 +312,10 @@ def run_paper(
                     }
                 )
         nav, exposure, by_cat = nav_at(d)
+        holdings.extend(
+            {"day": d, "key": q.key, "token_id": q.token, "value": q.shares * mark_of(q.token, d, q.entry_price)}
+            for q in book.values()
+        )
         prev = nav_rows[-1]["nav"] if nav_rows else p.starting_nav
         daily_returns.append(nav / prev - 1.0 if prev > 0 else 0.0)
         peak = max(peak, nav)
@@ -300,7 +323,7 @@ def run_paper(
         last_var = (
             risk.modified_var(np.array(window), p.var_confidence) if len(window) >= p.var_min_days else np.nan
         )
-        blocked = bool(np.isfinite(last_var) and last_var < -p.var_limit_nav)
+        blocked = bool(p.risk_management and np.isfinite(last_var) and last_var < -p.var_limit_nav)
         if blocked and not var_blocked:
             alerts.append({"day": d, "kind": "var_breach",
                            "message": f"VaR{p.var_confidence * 100:.0f} {last_var:.2%} of NAV: new entries blocked"})  # fmt: skip
@@ -325,4 +348,5 @@ def run_paper(
         pd.DataFrame(positions, columns=POSITION_COLUMNS),
         pd.DataFrame(nav_rows, columns=NAV_COLUMNS),
         pd.DataFrame(alerts, columns=ALERT_COLUMNS),
+        pd.DataFrame(holdings, columns=HOLDING_COLUMNS),
     )
