@@ -167,3 +167,29 @@ def test_a_decision_at_t_never_depends_on_data_after_t():
     pd.testing.assert_frame_equal(before(full.fills), before(changed.fills))
     pd.testing.assert_frame_equal(before(full.nav), before(changed.nav))
     assert not full.nav.equals(changed.nav)  # the change did reach the later days
+
+
+def test_baseline_switches_fixed_size_no_stage_3_no_risk_rules_and_the_cash_check():
+    """The backtest's baselines: a fixed dollar size, no stage 3 and no stops, time exits or VaR block; the cash
+    check holds for every strategy."""
+    from dataclasses import replace
+
+    cands = pd.DataFrame([_candidate(k, t, D0, category="Politics") for k, t in ((1, "A"), (2, "B"), (3, "C"))])
+    marks = pd.concat([_marks("A", [0.50, 0.55, 0.60, 0.62, 0.61, 0.40, 0.40, 0.40, 0.40, 0.40]),
+                       _marks("B", [0.50] * 10), _marks("C", [0.50] * 10)])  # fmt: skip
+    markets = pd.DataFrame([_market("A"), _market("B", end_day=D0 + 4), _market("C")])
+    naive = replace(paper.PaperParams(), fixed_notional=4_000.0, portfolio_filter=False, risk_management=False)
+    res = paper.run_paper(cands, marks, NO_SELLS, markets, D0, D0 + 9, naive)
+    entries = res.fills[res.fills["kind"] == "entry"]
+    assert list(entries["shares"]) == [8_000, 8_000]  # $4,000 at 0.50 each; the third cannot be paid for
+    assert set(res.fills["kind"]) == {"entry"}  # the stop on A and the time exit on B are off
+    refused = res.decisions[~res.decisions["copied"]]
+    assert list(refused["key"]) == [3] and refused["reason"].iloc[0].startswith("cash: ")
+    # the same three with stage 3 on: the 30% category limit refuses the second and third
+    fixed = replace(naive, portfolio_filter=True, fixed_notional=2_000.0)
+    res = paper.run_paper(cands, marks, NO_SELLS, markets, D0, D0 + 9, fixed)
+    assert res.decisions["copied"].tolist() == [True, False, False]
+    assert "category exposure" in res.decisions["reason"].iloc[1]
+    # holdings: each open position's value per day sums with the cash to the NAV
+    h = res.holdings.groupby("day")["value"].sum().reindex(res.nav["day"], fill_value=0.0)
+    np.testing.assert_allclose(res.nav["cash"].to_numpy() + h.to_numpy(), res.nav["nav"].to_numpy())
