@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import dagster as dg
 
+from assets.evaluate import backtest
 from assets.paper import model as paper
 from assets.risk import model as risk
 from assets.score import model as score
@@ -63,6 +64,29 @@ class StrategyConfig(dg.Config):
     var_limit_nav: float = 0.08
     var_window_days: int = 60
     time_exit_hours: float = risk.TIME_EXIT_HOURS
+
+    # the walk-forward backtest (evaluation.backtest_*): docs/metrics.md#walk-forward-backtest
+    backtest_warmup_days: int = backtest.BacktestParams.warmup_days
+    backtest_fold_days: int = backtest.BacktestParams.fold_days
+    backtest_train_days: int = backtest.BacktestParams.train_days
+    backtest_max_whales: int = backtest.BacktestParams.max_whales
+    backtest_fixed_notional: float = backtest.BacktestParams.fixed_notional
+    backtest_min_wqs_grid: list[float] = list(backtest.BacktestParams.min_wqs_grid)
+    backtest_bootstrap: int = backtest.BacktestParams.n_boot
+    backtest_seed: int = backtest.BacktestParams.seed
+
+    def backtest_params(self) -> backtest.BacktestParams:
+        return backtest.BacktestParams(
+            warmup_days=self.backtest_warmup_days,
+            fold_days=self.backtest_fold_days,
+            train_days=self.backtest_train_days,
+            max_whales=self.backtest_max_whales,
+            universe_min_wqs=self.universe_min_wqs,
+            fixed_notional=self.backtest_fixed_notional,
+            min_wqs_grid=tuple(self.backtest_min_wqs_grid),
+            n_boot=self.backtest_bootstrap,
+            seed=self.backtest_seed,
+        )
 
     def paper_params(self, fee_rate: float) -> paper.PaperParams:
         return paper.PaperParams(

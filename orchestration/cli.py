@@ -3,6 +3,7 @@
 whalecopy demo                         the main job on the simulated Polymarket, then a summary
 whalecopy run --source sim|live|files  the same job on any source (files: --trades PATH --markets PATH)
 whalecopy summary                      what the warehouse holds
+whalecopy report                       the HTML report of the backtest (and of real trades, with --real)
 whalecopy tune-score --seed 11         tune the scoring constants on another simulated seed
 whalecopy ui                           the Dagster web UI on 127.0.0.1
 """
@@ -59,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     intents.add_argument("--format", choices=["csv", "json"], default="csv")
     intents.add_argument("--out", help="file to write (default: standard output)")
     intents.add_argument("--since", type=date.fromisoformat, help="only orders on or after this UTC day")
+    rep = sub.add_parser("report", help="write the HTML report from the warehouse")
+    rep.add_argument("--warehouse")
+    rep.add_argument("--out", help="HTML file (default WHALECOPY_REPORT_PATH or data/report.html)")
+    rep.add_argument("--real", help="a warehouse built from real trades, for the second section")
     ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
     ui.add_argument("--port", type=int, default=3000)
     return p
@@ -236,6 +241,45 @@ def tune_score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def write_report(args: argparse.Namespace, settings: Settings) -> int:
+    import duckdb
+
+    from assets.evaluate import report
+    from assets.evaluate.report_assets import render
+
+    if not Path(settings.warehouse_path).exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_path} (run `make demo` first)")
+    real = Path(args.real) if args.real else settings.real_warehouse_path
+    if real is not None and not real.exists():
+        raise UsageError(f"--real {real}: no such warehouse")
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        html = render(con, settings.warehouse_path, real, settings.source_description)
+    path = report.write_report(html, Path(args.out) if args.out else settings.report_path)
+    print(f"whalecopy: report written to {path} ({len(html) / 1e6:.1f} MB)")
+    return 0
+
+
+def run_real_dump(settings: Settings) -> Path | None:
+    """The demo's second run: the real 2022 midterms trades through the same job, into their own warehouse."""
+    trades, markets = settings.real_dump_dir / "trades.jsonl.gz", settings.real_dump_dir / "markets.json"
+    if not (trades.exists() and markets.exists()):
+        print(f"whalecopy: no real dump at {settings.real_dump_dir} (WHALECOPY_REAL_DUMP): the report has no "
+              "real-data section", flush=True)  # fmt: skip
+        return None
+    path = settings.warehouse_path.with_name("midterms.duckdb")
+    real = dataclasses.replace(settings, source="files", trades_path=str(trades), markets_path=str(markets),
+                               warehouse_path=path, report_path=path.with_suffix(".html"))  # fmt: skip
+    t0 = time.perf_counter()
+    result = run_sync(real)
+    if not result.success:
+        from orchestration.summary import print_run_report
+
+        print_run_report(result, real, time.perf_counter() - t0)
+        raise SystemExit("whalecopy: the real-dump run failed (above)")
+    print(f"whalecopy: real trades ({trades}) -> {path} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = _parser().parse_args(argv)
@@ -253,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         return export_intents(args, settings)
     if args.command == "tune-score":
         return tune_score(args, settings)
+    if args.command == "report":
+        return write_report(args, settings)
     if args.command == "demo":
         settings = dataclasses.replace(settings, source="sim")
+        real = run_real_dump(settings)
+        if real is not None:
+            settings = dataclasses.replace(settings, real_warehouse_path=real)
     t0 = time.perf_counter()
     result = run_sync(
         settings,
@@ -266,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     from orchestration.summary import print_run_report
 
-    return print_run_report(result, settings, time.perf_counter() - t0)
+    code = print_run_report(result, settings, time.perf_counter() - t0)
+    if result.success and Path(settings.report_path).exists():
+        print(f"report: {Path(settings.report_path).resolve()}")
+    return code
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.evaluate.assets import score_ic
+from assets.evaluate.backtest_assets import build_backtest
+from assets.evaluate.report_assets import build_report
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
 from assets.paper.assets import build_paper_portfolio
 from assets.risk.assets import whale_quarantine
@@ -36,6 +38,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             whale_quarantine,
             signals,
             build_paper_portfolio(settings.fee_rate),
+            build_backtest(settings.fee_rate),
+            build_report(settings.report_path, settings.real_warehouse_path, settings.source_description,
+                         settings.warehouse_path),  # fmt: skip
         ],
         asset_checks=[*build_gates(settings.quarantine_max_share), whale_scores_integrity],
         jobs=[sync, refresh_resolutions_job()],

@@ -64,6 +64,17 @@ class Settings:
     partition_start: str = "2020-01-01"
     # alerts: a Slack-style incoming webhook (JSON {"text": ...}); none by default
     alert_webhook_url: str | None = None
+    # the report (evaluation.report, `whalecopy report`) and the warehouse of real trades for its second section
+    report_path: Path = Path("data/report.html")
+    real_warehouse_path: Path | None = None
+    # the real trades the demo also runs on (the 2022 midterms dump beside the checkout)
+    real_dump_dir: Path = Path("../shared/fixtures/polymarket/real/midterms_2022")
+
+    @property
+    def source_description(self) -> str:
+        if self.source == "sim":
+            return f"simulated Polymarket (seed {self.sim_seed}, scale {self.sim_scale:g})"
+        return {"live": "Polymarket's live APIs", "files": f"files ({self.trades_path})"}.get(self.source, self.source)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -81,6 +92,9 @@ class Settings:
             sim_throttle_share=_env_float("WHALECOPY_SIM_THROTTLE_SHARE", 0.0),
             trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
             alert_webhook_url=os.environ.get("WHALECOPY_ALERT_WEBHOOK_URL") or None,
+            report_path=Path(_env("WHALECOPY_REPORT_PATH", "data/report.html")),
+            real_dump_dir=Path(_env("WHALECOPY_REAL_DUMP", "../shared/fixtures/polymarket/real/midterms_2022")),
+            real_warehouse_path=Path(p) if (p := os.environ.get("WHALECOPY_REAL_WAREHOUSE")) else None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),
             gamma_api_url=_env("POLYMARKET_GAMMA_API_URL", "https://gamma-api.polymarket.com"),

@@ -270,6 +270,57 @@ def paper_portfolio(con: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
+def _pct(x) -> str:
+    return "–" if x is None or x != x else f"{x:+.1%}"
+
+
+def _num(x, fmt: str = ".2f") -> str:
+    return "–" if x is None or x != x else format(x, fmt)
+
+
+def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """evaluation.backtest_summary and evaluation.targets: the walk-forward strategies side by side."""
+    if not _table_exists(con, "evaluation", "backtest_summary"):
+        return []
+    rows = con.execute(
+        """
+        SELECT s.strategy, s.is_control, s.cagr, s.sharpe, s.sharpe_ci_low, s.sharpe_ci_high, s.max_drawdown,
+               s.tail_return_5, s.hit_rate, s.trades, s.final_nav, s.deflated_sharpe, s.days,
+               (SELECT min(origin) FROM evaluation.backtest_folds), (SELECT count(*) FROM evaluation.backtest_folds)
+        FROM evaluation.backtest_summary s
+        """
+    ).fetchall()
+    if not rows:
+        return ["walk-forward backtest: no strategy ran"]
+    out = [
+        f"walk-forward backtest ({rows[0][14]} folds from {rows[0][13]}, {rows[0][12]} days out of sample; "
+        "95% intervals by market bootstrap):",
+        f"  {'strategy':<21} {'CAGR':>8} {'Sharpe':>7} {'95% CI':>16} {'max DD':>7} {'p5 day':>7} {'hit':>6}"
+        f" {'trades':>7} {'final NAV':>12} {'DSR':>5}",
+    ]
+    for r in rows:
+        name = r[0] + (" (control)" if r[1] else "")
+        ci = f"[{_num(r[4])}, {_num(r[5])}]"
+        out.append(
+            f"  {name:<21} {_pct(r[2]):>8} {_num(r[3]):>7} {ci:>16} {_num(r[6], '.1%'):>7} "
+            f"{_pct(r[7]):>7} {_num(r[8], '.0%'):>6} {r[9]:>7,} {'$' + _num(r[10], ',.0f'):>12} {_num(r[11]):>5}"
+        )
+    if _table_exists(con, "evaluation", "targets"):
+        out.append("  documented targets against the measured (evaluation.targets):")
+        for t in con.execute(
+            "SELECT target, documented, measured, ci_low, ci_high, met, kind FROM evaluation.targets"
+        ).fetchall():
+            fmt = ".2f" if t[0].startswith("sharpe") else ".1%"
+            ci = f" [{_num(t[3], fmt)}, {_num(t[4], fmt)}]" if t[3] is not None and t[3] == t[3] else ""
+            verdict = {True: "met", False: "NOT met", None: "n/a"}[t[5]]
+            if t[6] == "baseline":
+                verdict = {True: "reproduced", False: "NOT reproduced", None: "n/a"}[t[5]]
+            out.append(
+                f"    {t[0]:<26} documented {_num(t[1], fmt):>7}  measured {_num(t[2], fmt):>7}{ci:<18} {verdict}"
+            )
+    return out
+
+
 def summary_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Everything the terminal summary shows, stage by stage."""
     return (
@@ -279,6 +330,7 @@ def summary_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
         + ic_table(con)
         + signal_funnel(con)
         + paper_portfolio(con)
+        + backtest_table(con)
     )
 
 

@@ -38,6 +38,10 @@ GATES = [
     Gate("orders_expectations", "analytics.orders"),
     Gate("paper_nav_expectations", "analytics.paper_nav"),
     Gate("paper_fills_expectations", "analytics.paper_fills"),
+    Gate("backtest_daily_expectations", "evaluation.backtest_daily"),
+    Gate("backtest_summary_expectations", "evaluation.backtest_summary"),
+    Gate("validation_expectations", "evaluation.validation"),
+    Gate("targets_expectations", "evaluation.targets"),
 ]
 
 

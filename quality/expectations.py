@@ -411,6 +411,8 @@ SUITES.update(
 )
 
 TIERS = ["MEGA", "LARGE", "MID", "WATCH"]
+#: the walk-forward strategies (assets/evaluate/backtest.py STRATEGIES; a test keeps the two in step)
+STRATEGIES = ["naive_copy", "fixed_size", "full", "random_whales", "reverse"]
 CONFIDENCE = ["VERY_HIGH", "HIGH", "MEDIUM", "LOW", "VERY_LOW"]
 MAX_RATIO = 1e300  # Sharpe, IR, Calmar: finite (Calmar annualises short histories and can be very large)
 
@@ -526,6 +528,42 @@ SUITES.update(
                 not_null("mean_ic"),
                 between("true_edge_spearman", -1, 1),
             ),
+        ),
+        TableSuite(
+            "evaluation.backtest_daily",
+            (
+                not_null("strategy"),
+                compound_unique("strategy", "day"),
+                in_set("strategy", STRATEGIES),
+                not_null("nav"),
+                between("nav", 0, MAX_MONEY),
+                between("daily_return", -1, 1e6),
+                between("drawdown", 0, 1),
+            ),
+        ),
+        TableSuite(
+            "evaluation.backtest_summary",
+            (
+                unique("strategy"),
+                in_set("strategy", STRATEGIES),
+                between("max_drawdown", 0, 1),
+                between("hit_rate", 0, 1),
+                between("deflated_sharpe", 0, 1),
+                between("trades", 0, 1e9),
+                not_null("final_nav"),
+            ),
+        ),
+        TableSuite(
+            "evaluation.validation",
+            (
+                not_null("check_name"),
+                compound_unique("check_name", "subject"),
+                between("p_value", 0, 1),
+            ),
+        ),
+        TableSuite(
+            "evaluation.targets",
+            (unique("target"), not_null("documented"), in_set("kind", ["promise", "baseline"])),
         ),
     )
 )

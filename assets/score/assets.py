@@ -59,7 +59,7 @@ assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
 
 
 def create_table_sql(table: str, columns: dict[str, str], key: str | None = None) -> str:
-    body = ",\n    ".join(f"{name} {kind}" for name, kind in columns.items())
+    body = ",\n    ".join(f'"{name}" {kind}' for name, kind in columns.items())  # quoted: `check`, `end`
     return f"CREATE TABLE IF NOT EXISTS {table} (\n    {body}{f', PRIMARY KEY ({key})' if key else ''}\n)"
 
 

@@ -12,7 +12,8 @@ SMALL_SCALE = 0.03  # 60 markets, 150 wallets, ~31k fills
 
 
 def small_settings(warehouse: Path, **changes) -> Settings:
-    base = Settings(warehouse_path=warehouse, source="sim", sim_scale=SMALL_SCALE, sim_seed=7)
+    base = Settings(warehouse_path=warehouse, source="sim", sim_scale=SMALL_SCALE, sim_seed=7,
+                    report_path=Path(warehouse).with_suffix(".html"))  # fmt: skip
     return dataclasses.replace(base, **changes)
 
 

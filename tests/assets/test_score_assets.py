@@ -254,3 +254,50 @@ def test_the_terminal_summary_shows_every_stage(scored):
     for heading in ("analytics.whale_scores", "whales by WQS", "score IC", "signal funnel", "stage 3 portfolio",
                     "paper portfolio as of", "VaR95"):  # fmt: skip
         assert heading in text, heading
+
+
+def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tmp_path):
+    """The walk-forward tables come out of the run, the targets table is the pipeline's, a rerun of the backtest
+    writes the same tables, and the report (asset and CLI) draws every plot."""
+    from assets.evaluate.backtest import STRATEGIES, TARGETS
+    from assets.evaluate.backtest_assets import build_backtest
+    from orchestration.cli import main
+    from orchestration.summary import summary_lines
+
+    path = scored.warehouse_path
+    tables = ("backtest_daily", "backtest_summary", "backtest_folds", "validation", "attribution_brinson",
+              "attribution_regression", "attribution_contribution", "targets")  # fmt: skip
+    with duckdb.connect(str(path), read_only=True) as con:
+        strategies = [s for (s,) in con.execute("SELECT strategy FROM evaluation.backtest_summary").fetchall()]
+        days, folds, targets = con.execute(
+            """SELECT (SELECT count(DISTINCT day) FROM evaluation.backtest_daily),
+                      (SELECT count(*) FROM evaluation.backtest_folds),
+                      (SELECT list(documented ORDER BY target) FROM evaluation.targets)"""
+        ).fetchall()[0]
+        (rows,) = con.execute("SELECT count(*) FROM evaluation.backtest_daily").fetchall()[0]
+        checks = {c for (c,) in con.execute("SELECT DISTINCT check_name FROM evaluation.validation").fetchall()}
+        text = "\n".join(summary_lines(con))
+        before = {t: con.execute(f"SELECT * FROM evaluation.{t} ORDER BY ALL").fetchall() for t in tables}
+    assert strategies == list(STRATEGIES) and rows == days * len(STRATEGIES) and folds >= 5
+    assert sorted(targets) == sorted(t[2] for t in TARGETS)
+    assert {"score_ic", "kupiec_pof", "christoffersen_independence", "overfitting", "drawdown"} <= checks
+    assert "walk-forward backtest" in text and "documented targets" in text
+
+    result = dg.materialize([build_backtest(scored.fee_rate)], resources=build_resources(scored),
+                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+    assert result.success
+    with duckdb.connect(str(path), read_only=True) as con:
+        after = {t: con.execute(f"SELECT * FROM evaluation.{t} ORDER BY ALL").fetchall() for t in tables}
+    assert after == before  # deterministic for its seed: a rerun writes the same evidence
+
+    html = scored.report_path.read_text()  # written by the evaluation.report asset in the run
+    expected = int(html.split('data-plots-expected="')[1].split('"')[0])
+    assert html.count("<img data-plot=") == expected
+    for plot in ("equity", "drawdown", "var", "funnel", "ic_by_month", "wqs_distribution"):
+        assert f'data-plot="{plot}"' in html, plot
+    assert "Documented targets against what was measured" in html
+    out = tmp_path / "r.html"
+    assert main(["report", "--warehouse", str(path), "--out", str(out)]) == 0
+    assert out.read_text().count("<img data-plot=") == expected
+    with pytest.raises(SystemExit, match="no such warehouse"):
+        main(["report", "--warehouse", str(path), "--out", str(out), "--real", str(tmp_path / "none.duckdb")])

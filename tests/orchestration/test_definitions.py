@@ -38,6 +38,7 @@ def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(
         "analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
         "analytics/whale_quarantine", "analytics/signals",
         "analytics/orders", "analytics/paper_nav", "analytics/paper_fills",
+        "evaluation/backtest_daily", "evaluation/backtest_summary", "evaluation/validation", "evaluation/targets",
     }  # fmt: skip
     assert all(spec.blocking for spec in specs)
 
@@ -53,8 +54,14 @@ def test_dbt_tests_are_blocking_checks_and_sources_join_the_lineage(defs):
 def test_score_and_evaluation_assets_are_keyed_like_their_tables(defs):
     graph = defs.resolve_asset_graph()
     for key in ("analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
-                "evaluation/score_ic_monthly"):  # fmt: skip
+                "evaluation/score_ic_monthly", "evaluation/backtest_daily", "evaluation/backtest_summary",
+                "evaluation/backtest_folds", "evaluation/validation", "evaluation/attribution_brinson",
+                "evaluation/attribution_regression", "evaluation/attribution_contribution", "evaluation/targets",
+                "evaluation/report"):  # fmt: skip
         assert graph.has(dg.AssetKey.from_user_string(key))
+    backtest = graph.get(dg.AssetKey(["evaluation", "backtest_summary"]))
+    assert dg.AssetKey(["analytics", "signals"]) in backtest.parent_keys
+    assert dg.AssetKey(["evaluation", "sim_truth"]) not in backtest.parent_keys  # nor does the backtest
     scores = graph.get(dg.AssetKey(["analytics", "whale_scores"]))
     assert dg.AssetKey(["marts", "wallet_daily_returns"]) in scores.parent_keys
     assert dg.AssetKey(["evaluation", "sim_truth"]) not in scores.parent_keys  # scoring never reads the truth
