@@ -23,7 +23,7 @@ from assets.score.assets import WHALE_SCORES, replace_table
 from assets.signal.assets import SIGNALS
 from assets.strategy import StrategyConfig
 
-from . import backtest
+from . import backtest, report
 
 BACKTEST_DAILY = dg.AssetKey(["evaluation", "backtest_daily"])
 BACKTEST_SUMMARY = dg.AssetKey(["evaluation", "backtest_summary"])
@@ -207,7 +207,7 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
         context.log.info(
             f"backtest: {len(bt.folds)} folds, {len(backtest.STRATEGIES)} strategies in {elapsed:.1f}s"
         )
-        table_md = summary_markdown(summary)
+        table_md = report.summary_markdown({"summary": summary, "targets": tables["evaluation.targets"][1]})
         for key in (BACKTEST_DAILY, BACKTEST_SUMMARY, BACKTEST_FOLDS, VALIDATION, ATTRIBUTION_BRINSON,
                     ATTRIBUTION_REGRESSION, ATTRIBUTION_CONTRIBUTION, TARGETS):  # fmt: skip
             meta = {"folds": len(bt.folds), "seconds": round(elapsed, 1)}
@@ -216,16 +216,3 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
             yield dg.MaterializeResult(asset_key=key, metadata=meta)
 
     return backtest_asset
-
-
-def summary_markdown(summary: pd.DataFrame) -> str:
-    lines = [
-        "| strategy | CAGR | Sharpe [95% CI] | max DD | trades | final NAV |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in summary.itertuples():
-        lines.append(
-            f"| {r.strategy} | {r.cagr:+.1%} | {r.sharpe:.2f} [{r.sharpe_ci_low:.2f}, {r.sharpe_ci_high:.2f}] | "
-            f"{r.max_drawdown:.1%} | {r.trades:,} | ${r.final_nav:,.0f} |"
-        )
-    return "\n".join(lines) if len(summary) else "no strategy ran"
