@@ -776,12 +776,18 @@ def _contribution_section(contribution: pd.DataFrame, plots: _Plots) -> str:
     return "".join(out)
 
 
+def _table_section(title: str, frame: pd.DataFrame, key: str, what: str, columns: list) -> str:
+    """A heading and a table of ``frame``, or "no data" when it lacks ``key``."""
+    head = f"<h2>{_esc(title)}</h2>"
+    return head + (_table(frame, columns) if _usable(frame, (key,)) else _no_data(what))
+
+
 def _regression_section(regression: pd.DataFrame) -> str:
-    title = "<h2>Alpha and beta against the benchmarks</h2>"
-    if not _usable(regression, ("strategy",)):
-        return title + _no_data("regression")
-    return title + _table(
+    return _table_section(
+        "Alpha and beta against the benchmarks",
         regression,
+        "strategy",
+        "regression",
         [
             _col("strategy", "strategy", fmt_text, True),
             _col("benchmark", "benchmark", fmt_text, True),
@@ -796,11 +802,11 @@ def _regression_section(regression: pd.DataFrame) -> str:
 
 
 def _validation_section(validation: pd.DataFrame) -> str:
-    title = "<h2>Validation checks</h2>"
-    if not _usable(validation, ("check_name",)):
-        return title + _no_data("validation")
-    return title + _table(
+    return _table_section(
+        "Validation checks",
         validation,
+        "check_name",
+        "validation",
         [
             _col("check", "check_name", fmt_text, True),
             _col("subject", "subject", fmt_text, True),
@@ -815,11 +821,11 @@ def _validation_section(validation: pd.DataFrame) -> str:
 
 
 def _folds_section(folds: pd.DataFrame) -> str:
-    title = "<h2>Walk-forward folds</h2>"
-    if not _usable(folds, ("fold",)):
-        return title + _no_data("folds")
-    return title + _table(
+    return _table_section(
+        "Walk-forward folds",
         folds,
+        "fold",
+        "folds",
         [
             _col("fold", "fold", fmt_int),
             _col("train start", "train_start", fmt_date),
