@@ -73,6 +73,7 @@ class _Position:
     key: object
     wallet: str
     token: str
+    row: int  # the token's row of the mark matrix
     condition: str
     event: str
     category: str
@@ -109,15 +110,17 @@ def _correlation(changes: np.ndarray, a: int, others: list[int], day: int, p: Pa
     if not others:
         return 0.0
     lo = max(0, day - p.correlation_days)
-    x = changes[a, lo:day]
-    best = 0.0
-    for o in others:  # the book: a handful of positions
-        y = changes[o, lo:day]
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < p.min_correlation_days or x[ok].std() == 0 or y[ok].std() == 0:
-            continue
-        best = max(best, abs(float(np.corrcoef(x[ok], y[ok])[0, 1])))
-    return best
+    y = changes[others, lo:day]  # the book's rows, each paired with ``x`` over the days both have
+    x = np.broadcast_to(changes[a, lo:day], y.shape)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = np.where(ok, x - (np.where(ok, x, 0.0).sum(axis=1) / n)[:, None], 0.0)
+        dy = np.where(ok, y - (np.where(ok, y, 0.0).sum(axis=1) / n)[:, None], 0.0)
+        sxx, syy, sxy = (dx * dx).sum(axis=1), (dy * dy).sum(axis=1), (dx * dy).sum(axis=1)
+        r = np.abs(sxy / np.sqrt(sxx * syy))
+    valid = (n >= p.min_correlation_days) & (sxx > 0) & (syy > 0)
+    return float(r[valid].max()) if valid.any() else 0.0
 
 
 def run_paper(
@@ -161,7 +164,9 @@ def run_paper(
     )
     ev = ev[(ev["event_day"] >= first_day) & (ev["event_day"] <= last_day)]
     ev = ev.sort_values(["ts", "event_kind"], kind="stable")
-    by_day = {d: g for d, g in ev.groupby("event_day", sort=True)}
+    by_day: dict[int, list] = {}
+    for e in ev.itertuples(index=False):  # one pass: a frame per day would cost more than the day's work
+        by_day.setdefault(int(e.event_day), []).append(e)
 
     cash, peak = p.starting_nav, p.starting_nav
     book: dict[str, _Position] = {}
@@ -170,14 +175,15 @@ def run_paper(
     daily_returns: list[float] = []
     var_blocked, last_var = False, np.nan
 
-    def mark_of(token: str, d: int, fallback: float) -> float:
-        v = m[token_row[token], d - first_day] if token in token_row else np.nan
-        return float(v) if np.isfinite(v) else fallback
+    def mark_of(pos: _Position, d: int) -> float:
+        """The position's token at the day's mark (its entry price before a first mark)."""
+        v = float(m[pos.row, d - first_day])
+        return v if v == v else pos.entry_price
 
     def nav_at(d: int) -> tuple[float, float, dict[str, float]]:
         exposure, by_cat = 0.0, {}
         for pos in book.values():
-            value = pos.shares * mark_of(pos.token, d, pos.entry_price)
+            value = pos.shares * mark_of(pos, d)
             exposure += value
             by_cat[pos.category] = by_cat.get(pos.category, 0.0) + value
         return cash + exposure, exposure, by_cat
@@ -199,7 +205,7 @@ def run_paper(
             closed.append(book.pop(pos.token))
 
     for d in range(first_day, last_day + 1):
-        for e in by_day.get(d, pd.DataFrame()).itertuples(index=False):  # the day's events, in time order
+        for e in by_day.get(d, ()):  # the day's events, in time order
             if e.event_kind == "whale_sell":
                 pos = book.get(str(e.token_id))
                 if pos is not None and pos.wallet == e.wallet and e.fraction > 0:
@@ -274,7 +280,7 @@ def run_paper(
             row_m = m[token_row[token], d - first_day :]
             stop = risk.trailing_stops(row_m[None, :], np.array([price]))
             pos = _Position(
-                key=e.key, wallet=e.wallet, token=token, condition=e.condition_id, event=e.event_id,
+                key=e.key, wallet=e.wallet, token=token, row=token_row[token], condition=e.condition_id, event=e.event_id,
                 category=e.category, shares=shares, cost=cost, entry_day=d, entry_price=price,
                 stop_day=int(d + stop.exit_day[0]) if stop.exit_day[0] > 0 else -1,
                 time_exit_day=int((end_ts - p.time_exit_hours * 3600) // 86_400) if np.isfinite(end_ts) else -1,
@@ -303,7 +309,7 @@ def run_paper(
             )
             if kind is not None and p.risk_management:
                 wallet, token = pos.wallet, pos.token
-                close(pos, d, end_of_day, mark_of(token, d, pos.entry_price), kind, p.fee_rate, pos.shares)
+                close(pos, d, end_of_day, mark_of(pos, d), kind, p.fee_rate, pos.shares)
                 alerts.append(
                     {
                         "day": d,
@@ -313,7 +319,7 @@ def run_paper(
                 )
         nav, exposure, by_cat = nav_at(d)
         holdings.extend(
-            {"day": d, "key": q.key, "token_id": q.token, "value": q.shares * mark_of(q.token, d, q.entry_price)}
+            {"day": d, "key": q.key, "token_id": q.token, "value": q.shares * mark_of(q, d)}
             for q in book.values()
         )
         prev = nav_rows[-1]["nav"] if nav_rows else p.starting_nav
