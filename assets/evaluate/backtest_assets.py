@@ -158,7 +158,6 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
     )  # fmt: skip
     def backtest_asset(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
         p = config.backtest_params()
-        base = config.paper_params(fee_rate)
         t0 = time.perf_counter()
         with warehouse.get_connection() as con:
             first_day, last_day = con.execute(
@@ -166,53 +165,69 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
             ).fetchall()[0]
             if first_day is None:
                 raise dg.Failure("the backtest needs marts.wallet_daily_returns: it is empty")
-            cands, marks, sells, markets, scores, complement, monthly, live = load_inputs(
-                con, config, p, int(first_day), int(last_day)
-            )
-            context.log.info(
-                f"backtest: {len(cands):,} candidate copies loaded in {time.perf_counter() - t0:.1f}s"
-            )
-            bt = backtest.walk_forward(cands, marks, sells, markets, scores, complement, int(first_day),
-                                       int(last_day), base, p, progress=context.log.info)  # fmt: skip
-            start = int(bt.folds["origin"].min())
-            summary = backtest.summary_table(bt, start, int(last_day), base.starting_nav, p)
-            daily = backtest.daily_table(bt)
-            brinson = backtest.brinson_table(bt, int(last_day))
-            tables = {
-                "evaluation.backtest_daily": (DAILY_TYPES, daily.assign(day=_as_date(daily["day"]))),
-                "evaluation.backtest_summary": (SUMMARY_TYPES, summary),
-                "evaluation.backtest_folds": (
-                    FOLD_TYPES,
-                    bt.folds.assign(
-                        **{c: _as_date(bt.folds[c]) for c in ("train_start", "origin", "fold_end")}
-                    ),
-                ),
-                "evaluation.validation": (
-                    VALIDATION_TYPES,
-                    backtest.validation_table(bt, summary, monthly, live, config.var_confidence),
-                ),
-                "evaluation.attribution_brinson": (BRINSON_TYPES, brinson),
-                "evaluation.attribution_regression": (REGRESSION_TYPES, backtest.regression_table(bt)),
-                "evaluation.attribution_contribution": (
-                    CONTRIBUTION_TYPES,
-                    backtest.contribution_table(bt, int(last_day)),
-                ),
-                "evaluation.targets": (TARGET_TYPES, backtest.targets_table(summary, brinson)),
-            }
+            if backtest.make_folds(int(first_day), int(last_day), p):
+                tables, folds = _backtest_tables(
+                    context, con, config, fee_rate, int(first_day), int(last_day)
+                )
+            else:
+                context.log.warning(
+                    f"backtest: {int(last_day) - int(first_day) + 1} days of data do not outlast the "
+                    f"{p.warmup_days}-day warm-up: no walk-forward fold, the tables are written empty"
+                )
+                tables, folds = {t: (types, None) for t, types in TABLE_TYPES.items()}, 0
             with Transaction(con):
                 con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
                 for table, (types, frame) in tables.items():
                     replace_table(con, table, types, frame)
         elapsed = time.perf_counter() - t0
-        context.log.info(
-            f"backtest: {len(bt.folds)} folds, {len(backtest.STRATEGIES)} strategies in {elapsed:.1f}s"
+        context.log.info(f"backtest: {folds} folds, {len(backtest.STRATEGIES)} strategies in {elapsed:.1f}s")
+        table_md = report.summary_markdown(
+            {"summary": tables["evaluation.backtest_summary"][1], "targets": tables["evaluation.targets"][1]}
         )
-        table_md = report.summary_markdown({"summary": summary, "targets": tables["evaluation.targets"][1]})
         for key in (BACKTEST_DAILY, BACKTEST_SUMMARY, BACKTEST_FOLDS, VALIDATION, ATTRIBUTION_BRINSON,
                     ATTRIBUTION_REGRESSION, ATTRIBUTION_CONTRIBUTION, TARGETS):  # fmt: skip
-            meta = {"folds": len(bt.folds), "seconds": round(elapsed, 1)}
+            meta = {"folds": folds, "seconds": round(elapsed, 1)}
             if key == BACKTEST_SUMMARY:
                 meta["summary"] = dg.MetadataValue.md(table_md)
             yield dg.MaterializeResult(asset_key=key, metadata=meta)
 
     return backtest_asset
+
+
+TABLE_TYPES = {
+    "evaluation.backtest_daily": DAILY_TYPES,
+    "evaluation.backtest_summary": SUMMARY_TYPES,
+    "evaluation.backtest_folds": FOLD_TYPES,
+    "evaluation.validation": VALIDATION_TYPES,
+    "evaluation.attribution_brinson": BRINSON_TYPES,
+    "evaluation.attribution_regression": REGRESSION_TYPES,
+    "evaluation.attribution_contribution": CONTRIBUTION_TYPES,
+    "evaluation.targets": TARGET_TYPES,
+}
+
+
+def _backtest_tables(context, con, config: StrategyConfig, fee_rate: float, first_day: int, last_day: int):
+    """Every evaluation table of the walk-forward, as (types, frame) by table name, and the number of folds."""
+    p, base = config.backtest_params(), config.paper_params(fee_rate)
+    t0 = time.perf_counter()
+    cands, marks, sells, markets, scores, complement, monthly, live = load_inputs(
+        con, config, p, first_day, last_day
+    )
+    context.log.info(f"backtest: {len(cands):,} candidate copies loaded in {time.perf_counter() - t0:.1f}s")
+    bt = backtest.walk_forward(cands, marks, sells, markets, scores, complement, first_day, last_day, base, p,
+                               progress=context.log.info)  # fmt: skip
+    summary = backtest.summary_table(bt, int(bt.folds["origin"].min()), last_day, base.starting_nav, p)
+    daily = backtest.daily_table(bt)
+    brinson = backtest.brinson_table(bt, last_day)
+    folds = bt.folds.assign(**{c: _as_date(bt.folds[c]) for c in ("train_start", "origin", "fold_end")})
+    frames = {
+        "evaluation.backtest_daily": daily.assign(day=_as_date(daily["day"])),
+        "evaluation.backtest_summary": summary,
+        "evaluation.backtest_folds": folds,
+        "evaluation.validation": backtest.validation_table(bt, summary, monthly, live, config.var_confidence),
+        "evaluation.attribution_brinson": brinson,
+        "evaluation.attribution_regression": backtest.regression_table(bt),
+        "evaluation.attribution_contribution": backtest.contribution_table(bt, last_day),
+        "evaluation.targets": backtest.targets_table(summary, brinson),
+    }
+    return {t: (TABLE_TYPES[t], f) for t, f in frames.items()}, len(bt.folds)
