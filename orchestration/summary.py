@@ -295,14 +295,14 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
     out = [
         f"walk-forward backtest ({rows[0][14]} folds from {rows[0][13]}, {rows[0][12]} days out of sample; "
         "95% intervals by market bootstrap):",
-        f"  {'strategy':<21} {'CAGR':>8} {'Sharpe':>7} {'95% CI':>16} {'max DD':>7} {'p5 day':>7} {'hit':>6}"
+        f"  {'strategy':<24} {'CAGR':>8} {'Sharpe':>7} {'95% CI':>16} {'max DD':>7} {'p5 day':>7} {'hit':>6}"
         f" {'trades':>7} {'final NAV':>12} {'DSR':>5}",
     ]
     for r in rows:
         name = r[0] + (" (control)" if r[1] else "")
         ci = f"[{_num(r[4])}, {_num(r[5])}]"
         out.append(
-            f"  {name:<21} {_pct(r[2]):>8} {_num(r[3]):>7} {ci:>16} {_num(r[6], '.1%'):>7} "
+            f"  {name:<24} {_pct(r[2]):>8} {_num(r[3]):>7} {ci:>16} {_num(r[6], '.1%'):>7} "
             f"{_pct(r[7]):>7} {_num(r[8], '.0%'):>6} {r[9]:>7,} {'$' + _num(r[10], ',.0f'):>12} {_num(r[11]):>5}"
         )
     if _table_exists(con, "evaluation", "targets"):

@@ -541,6 +541,10 @@ def targets_table(summary: pd.DataFrame, brinson: pd.DataFrame) -> pd.DataFrame:
             kind, met = "promise", bool(value <= documented) if np.isfinite(value) else None
         else:
             kind, met = "promise", bool(value >= documented) if np.isfinite(value) else None
+        if key == "alpha_from_selection" and np.isfinite(active) and active <= 0:
+            # a share of a shortfall is not a share of alpha: there is none to attribute
+            met = False
+            definition += f"; the active return is {active:+.1%}, so there is no alpha to attribute"
         rows.append({"target": key, "description": name, "kind": kind, "documented": documented,
                      "measured": value, "ci_low": lo, "ci_high": hi, "met": met, "definition": definition})  # fmt: skip
     return pd.DataFrame(rows)

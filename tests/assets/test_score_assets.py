@@ -301,3 +301,13 @@ def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tm
     assert out.read_text().count("<img data-plot=") == expected
     with pytest.raises(SystemExit, match="no such warehouse"):
         main(["report", "--warehouse", str(path), "--out", str(out), "--real", str(tmp_path / "none.duckdb")])
+
+    # a history shorter than the warm-up: no fold, empty tables and a warning, never a failed run
+    short = tmp_path / "short.duckdb"
+    shutil.copy(path, short)
+    result = dg.materialize([build_backtest(scored.fee_rate)], resources=build_resources(small_settings(short)),
+                            run_config={"ops": {"backtest": {"config": {"backtest_warmup_days": 10_000}}}},
+                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+    assert result.success
+    with duckdb.connect(str(short), read_only=True) as con:
+        assert all(con.execute(f"SELECT count(*) FROM evaluation.{t}").fetchall()[0][0] == 0 for t in tables)
