@@ -85,10 +85,11 @@ SELECT (SELECT count(*) FROM marts.fct_fills) AS fills,
        (SELECT count(*) FROM marts.dim_markets) AS markets,
        (SELECT count(*) FILTER (WHERE is_resolved) FROM marts.dim_markets) AS resolved_markets,
        (SELECT count(*) FROM raw.quarantine) AS quarantined_rows,
-       (SELECT min(trade_date) FROM marts.fct_fills) AS first_day,
-       (SELECT max(trade_date) FROM marts.fct_fills) AS last_day,
+       (SELECT CAST(min(trade_date) AS VARCHAR) FROM marts.fct_fills) AS first_day,
+       (SELECT CAST(max(trade_date) AS VARCHAR) FROM marts.fct_fills) AS last_day,
        (SELECT count(*) FROM analytics.whale_scores
-        WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND wqs IS NOT NULL) AS scored_wallets
+        WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND wqs IS NOT NULL) AS scored_wallets,
+       (SELECT round(max(wqs), 1) FROM analytics.whale_scores) AS highest_wqs_ever
 """
 
 REAL_WALLETS_SQL = """
@@ -136,6 +137,11 @@ def real_section(path: Path, name: str) -> dict | None:
         "trade one or two markets, and every market is US politics in one election year. These figures describe "
         "this dump; they are not evidence that the strategy works or fails on Polymarket today."
     )
+    if len(paper) and int(paper["trades"].sum()) == 0:
+        note += (
+            f" No wallet reached the copy thresholds here (the highest WQS on any date is {facts.get('highest_wqs_ever')}; "
+            "the universe starts at 60), so the walk-forward strategies made no trade on this dump."
+        )
     return {
         "name": name,
         "facts": {k: (str(v) if v is not None else "–") for k, v in facts.items()},
