@@ -63,7 +63,12 @@ def evaluate_gate(con: duckdb.DuckDBPyConnection, gate: Gate, max_quarantine_sha
         share = quarantined / total if total else 0.0
         meta.update(quarantined=int(quarantined), quarantine_share=round(share, 6), max_quarantine_share=max_quarantine_share)
         if share > max_quarantine_share:
-            why.append(f"quarantine share {share:.2%} > {max_quarantine_share:.2%}")
+            top = con.execute(
+                "SELECT reasons, count(*) FROM raw.quarantine WHERE entity = ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3",
+                [gate.entity],
+            ).fetchall()
+            most = ", ".join(f"{r} ({n:,})" for r, n in top)
+            why.append(f"quarantine share {share:.2%} > {max_quarantine_share:.2%}; most: {most}")
     if why:
         meta["failed_because"] = "; ".join(why)
     return not why, meta

@@ -42,6 +42,8 @@ class IngestReport:
     pages: int = 0
     seconds: float = 0.0
     window: tuple[int, int] | None = None
+    #: fields the source sent that the API reference does not list: ignored, and reported (schema drift)
+    unknown_fields: set[str] = field(default_factory=set)
 
     def metadata(self) -> dict:
         out = {
@@ -56,7 +58,16 @@ class IngestReport:
         }
         if self.window:
             out["window_utc"] = f"{_iso(self.window[0])} .. {_iso(self.window[1])}"
+        if self.unknown_fields:
+            out["unknown_fields_ignored"] = ", ".join(sorted(self.unknown_fields))
         return out
+
+    def drift_note(self) -> str | None:
+        """A warning line when the source sent fields the reference does not list, else None."""
+        if not self.unknown_fields:
+            return None
+        return (f"{self.entity}: the source sent fields the API reference does not list, ignored: "
+                f"{', '.join(sorted(self.unknown_fields))} (schema drift? see docs/warehouse.md#schema-drift)")  # fmt: skip
 
 
 def _iso(ts: int) -> str:
@@ -153,6 +164,7 @@ def _commit_trades(
     """Parse, then load rows, quarantine and the cursors of ``streams`` (completely fetched) in one transaction.
     A stream's row count is its accepted rows, counted per ``key_column`` (condition id or wallet)."""
     parsed = parse_trades(batch, source=source.name, now_ts=source.now_ts)
+    report.unknown_fields.update(parsed.unknown_fields)
     if key_column is None:
         counts = {s: parsed.n_accepted for s in streams}
     else:
@@ -192,6 +204,8 @@ def ingest_trades(
         _ingest_trade_file(con, source, start, end, report, refetch)
         report.seconds = time.perf_counter() - t0
         log(f"trades (file): {report.load.inserted} inserted, {report.load.quarantined} quarantined")
+        if report.drift_note():
+            log(report.drift_note())
         return report
     if scope == "markets":
         keys = markets_active_in(con, start, end)
@@ -239,6 +253,8 @@ def ingest_trades(
                 f"trades: {n}/{len(groups)} queries, {report.pages} pages, {report.load.inserted:,} new fills, "
                 f"{report.load.quarantined} quarantined, {time.perf_counter() - t0:.1f} s"
             )
+    if report.drift_note():
+        log(report.drift_note())
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -48,6 +48,11 @@ TRADE_FIELDS = {  # API field -> raw.trades column
     "transactionHash": "transaction_hash",
 }
 
+#: fields the Data API documents for a trade that raw.trades does not keep
+TRADE_FIELDS_IGNORED = frozenset({"icon", "bio", "profileImage", "profileImageOptimized"})
+#: a trade without one of these is quarantined (``missing_value``, and ``missing:<field>`` for each one absent)
+TRADE_REQUIRED = ("proxyWallet", "side", "asset", "conditionId", "size", "price", "timestamp")
+
 TRADES_SCHEMA = pa.schema(
     [
         ("proxy_wallet", pa.string()),
@@ -158,6 +163,8 @@ class Batch:
 class Parsed:
     accepted: pa.Table
     rejected: pa.Table  # quality.quarantine.QUARANTINE_SCHEMA
+    #: fields the rows carried that the API reference does not list (schema drift: ignored, and logged)
+    unknown_fields: tuple[str, ...] = ()
 
     @property
     def n_accepted(self) -> int:
@@ -181,6 +188,12 @@ def _frame(rows: Sequence[Any], fields: Iterable[str]) -> tuple[pd.DataFrame, np
         safe = [r if ok else {} for r, ok in zip(rows, is_obj, strict=True)]
         frame = pd.DataFrame.from_records(safe, columns=fields)
     return frame.reindex(columns=fields), is_obj
+
+
+def unknown_fields(rows: Sequence[Any], known: Iterable[str]) -> tuple[str, ...]:
+    """Keys of the JSON objects in ``rows`` outside ``known``, sorted (one set union over the key views)."""
+    keys: set[str] = set().union(*(r.keys() for r in rows if isinstance(r, dict)))
+    return tuple(sorted(keys - set(known)))
 
 
 def _text(s: pd.Series) -> pd.Series:
@@ -341,6 +354,8 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
         reasons.add("timestamp_millis", millis)
         reasons.add("timestamp_future", finite_t & ~millis & (t > now_ts + FUTURE_SLACK_S))
         reasons.add("timestamp_invalid", finite_t & ((t < MIN_TS) | (np.floor(t) != t)))
+    for name in TRADE_REQUIRED:  # last, so the code stays missing_value: the list names each absent field
+        reasons.add(f"missing:{name}", is_obj & frame[name].isna().to_numpy())
 
     bad = reasons.rejected()
     good = ~bad
@@ -375,7 +390,7 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
         schema=TRADES_SCHEMA,
     )
     rejected = reasons.table(rows, np.flatnonzero(bad), "trades", source, origins, refs)
-    return Parsed(accepted, rejected)
+    return Parsed(accepted, rejected, unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED))
 
 
 MARKET_FIELDS = [

@@ -75,7 +75,7 @@ def test_all_failing_rules_are_listed_first_one_is_the_code():
     out = parse([{**GOOD, "size": 0, "price": None}])
     rej = out.rejected.to_pylist()[0]
     assert rej["reason_code"] == "size_not_positive"  # a dust fill first
-    assert rej["reasons"] == "size_not_positive|missing_value"
+    assert rej["reasons"] == "size_not_positive|missing_value|missing:price"  # the absent field is named
 
 
 def test_negative_zero_price_is_zero_and_numeric_strings_parse():
