@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
+import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
@@ -12,10 +16,47 @@ from assets.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from .settings import Settings
 
 
+class WarehouseLocked(RuntimeError):
+    """Another process holds the warehouse's write lock for longer than the run waits."""
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse. DuckDB allows one writing process: while another process holds the file, a
+    connection waits (backing off from 0.2 s to 5 s) up to ``lock_wait_s``, then fails with a clear
+    ``WarehouseLocked`` naming the file and the holder DuckDB reports. Any other I/O error is raised at once."""
+
+    lock_wait_s: float = 60.0
+
+    @contextmanager
+    def get_connection(self):
+        config = {"custom_user_agent": "dagster", **self.connection_config}
+        deadline, delay = time.monotonic() + self.lock_wait_s, 0.2
+        while True:
+            try:
+                conn = duckdb.connect(self.database, read_only=False, config=config)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseLocked(
+                        f"the warehouse {self.database} is locked by another process and stayed locked for "
+                        f"{self.lock_wait_s:g} s (WHALECOPY_LOCK_WAIT_S). DuckDB allows one writer: close the "
+                        f"other connection (a DuckDB shell, a notebook, a second run) and run again. DuckDB "
+                        f"said: {exc}"
+                    ) from exc
+                time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+                delay = min(delay * 2, 5.0)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
 def build_resources(settings: Settings) -> dict:
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     return {
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(database=str(settings.warehouse_path), lock_wait_s=settings.lock_wait_s),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
         ),

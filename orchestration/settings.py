@@ -61,6 +61,8 @@ class Settings:
     # gates and costs
     fee_rate: float = 0.02
     quarantine_max_share: float = 0.05
+    # how long a run waits for another process's write lock on the warehouse before it fails
+    lock_wait_s: float = 60.0
     partition_start: str = "2020-01-01"
     # alerts: a Slack-style incoming webhook (JSON {"text": ...}); none by default
     alert_webhook_url: str | None = None
@@ -104,5 +106,6 @@ class Settings:
             live_days=_env_int("WHALECOPY_LIVE_DAYS", 30),
             fee_rate=_env_float("WHALECOPY_FEE_RATE", 0.02),
             quarantine_max_share=_env_float("WHALECOPY_QUARANTINE_MAX_SHARE", 0.05),
+            lock_wait_s=_env_float("WHALECOPY_LOCK_WAIT_S", 60.0),
             partition_start=_env("WHALECOPY_PARTITION_START", "2020-01-01"),
         )
