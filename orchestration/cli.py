@@ -245,7 +245,7 @@ def write_report(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
     from assets.evaluate import report
-    from assets.evaluate.report_assets import render
+    from assets.evaluate.report_assets import render, report_data
 
     if not Path(settings.warehouse_path).exists():
         raise UsageError(f"no warehouse at {settings.warehouse_path} (run `make demo` first)")
@@ -253,7 +253,7 @@ def write_report(args: argparse.Namespace, settings: Settings) -> int:
     if real is not None and not real.exists():
         raise UsageError(f"--real {real}: no such warehouse")
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        html = render(con, settings.warehouse_path, real, settings.source_description)
+        html = render(report_data(con), settings.warehouse_path, real, settings.source_description)
     path = report.write_report(html, Path(args.out) if args.out else settings.report_path)
     print(f"whalecopy: report written to {path} ({len(html) / 1e6:.1f} MB)")
     return 0

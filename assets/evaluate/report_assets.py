@@ -153,8 +153,8 @@ def real_section(path: Path, name: str) -> dict | None:
     }
 
 
-def render(con: duckdb.DuckDBPyConnection, warehouse: str | Path, real_path: Path | None, source: str) -> str:
-    data = report_data(con)
+def render(data: dict[str, pd.DataFrame], warehouse: str | Path, real_path: Path | None, source: str) -> str:
+    """The HTML page from ``report_data``'s frames, with the real-trades section when ``real_path`` is given."""
     days = data["daily"]["day"] if len(data["daily"]) else pd.Series(dtype=object)
     meta = {
         "warehouse": str(warehouse),
@@ -190,8 +190,8 @@ def build_report(
     )
     def report_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
         with warehouse.get_connection() as con:
-            html = render(con, warehouse_path, real_path, source)
             data = report_data(con)
+            html = render(data, warehouse_path, real_path, source)
             path = report.write_report(html, report_path)
             plots = html.count("<img data-plot=")
             row = pd.DataFrame([{"path": str(path.resolve()), "generated_at": datetime.now(UTC), "bytes": len(html),
