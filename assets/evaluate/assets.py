@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from assets.ingest.assets import SIM_TRUTH
 from assets.ingest.store import Transaction
 from assets.score.assets import WHALE_SCORES, replace_table
+from assets.score.inputs import exact_sum
 from assets.strategy import StrategyConfig
 
 from . import model
@@ -57,26 +58,40 @@ SCORE_IC_MONTHLY_COLUMNS: dict[str, str] = {
 UNIVERSES: dict[str, str] = {"all": "TRUE", "active": "fwd_fills > 0"}
 
 
-def forward_sql(horizon_days: int, min_forward_days: int, scores: str = "analytics.whale_scores") -> str:
+#: the relations ``forward_sql`` may read scores from: the stored history, or tuning's registered candidate
+SCORE_RELATIONS = ("analytics.whale_scores", "_candidate")
+
+
+def forward_sql(scores: str = "analytics.whale_scores") -> str:
     """Each (as_of, wallet) row of ``scores`` with its predictors and the sum of its daily returns over
-    ``[as_of, as_of + horizon)``; only as-of dates whose whole window lies inside the data."""
-    h, m = int(horizon_days), int(min_forward_days)
+    ``[as_of, as_of + $horizon_days)``; only as-of dates whose whole window lies inside the data, and that hold at
+    least ``$min_forward_days`` return days (both bound: see ``forward_returns``)."""
+    if scores not in SCORE_RELATIONS:
+        raise ValueError(f"scores must be one of {SCORE_RELATIONS}, not {scores!r}")
     cols = ", ".join(f"s.{c} AS {name}" for name, c in PREDICTORS.items())
     return f"""
     WITH bounds AS (SELECT max(day) + 1 AS data_end FROM marts.wallet_daily_returns),
     fwd AS (
-        SELECT s.as_of, s.wallet, sum(r.daily_return) AS fwd_return, count(r.daily_return) AS fwd_days,
+        SELECT s.as_of, s.wallet, {exact_sum('r.daily_return')} AS fwd_return, count(r.daily_return) AS fwd_days,
                sum(r.n_fills) AS fwd_fills
         FROM {scores} s
         JOIN marts.wallet_daily_returns r
-          ON r.wallet = s.wallet AND r.day >= s.as_of AND r.day < s.as_of + {h}
-        WHERE s.as_of + {h} <= (SELECT data_end FROM bounds)
+          ON r.wallet = s.wallet AND r.day >= s.as_of AND r.day < s.as_of + CAST($horizon_days AS INTEGER)
+        WHERE s.as_of + CAST($horizon_days AS INTEGER) <= (SELECT data_end FROM bounds)
         GROUP BY ALL
     )
     SELECT s.as_of, s.wallet, {cols}, f.fwd_return, f.fwd_days, f.fwd_fills
     FROM {scores} s JOIN fwd f USING (as_of, wallet)
-    WHERE f.fwd_days >= {m}
+    WHERE f.fwd_days >= $min_forward_days
     """
+
+
+def forward_returns(
+    con, horizon_days: int, min_forward_days: int, scores: str = "analytics.whale_scores"
+) -> pd.DataFrame:
+    """``forward_sql`` run with its values bound."""
+    params = {"horizon_days": int(horizon_days), "min_forward_days": int(min_forward_days)}
+    return con.execute(forward_sql(scores), params).df()
 
 
 LATEST_SQL = f"""
@@ -108,7 +123,7 @@ WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores)
 )
 def score_ic(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
-        frame = con.sql(forward_sql(config.ic_horizon_days, config.ic_min_forward_days)).df()
+        frame = forward_returns(con, config.ic_horizon_days, config.ic_min_forward_days)
         has_truth = bool(
             con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'evaluation' "

@@ -19,19 +19,30 @@ SELECT wallet, day, daily_return, pnl_net
 FROM marts.wallet_daily_returns
 """
 
+
+def exact_sum(expr: str, over: str | None = None) -> str:
+    """SQL for a sum of DOUBLEs independent of row order (terms rounded to 1e-12, added exactly as DECIMAL), so two
+    runs over the same rows give the same bits; with ``over`` (a window), a running total that later rows never
+    change. dbt's ``exact_sum`` macro is the same expression."""
+    window = f" OVER ({over})" if over else ""
+    return f"CAST(sum(CAST({expr} AS DECIMAL(38, 12))){window} AS DOUBLE)"
+
+
 #: a wallet-day's traded notional, and the day's increase of sum over markets of (cumulative notional)^2:
 #: with c the market's cumulative notional after the day and v the day's notional, c^2 - (c - v)^2 = v (2c - v).
-ACTIVITY_SQL = """
+ACTIVITY_SQL = f"""
 WITH by_day AS (
-    SELECT wallet, condition_id, CAST(floor(epoch(traded_at) / 86400) AS INTEGER) AS d, sum(notional) AS v
+    SELECT wallet, condition_id, CAST(floor(epoch(traded_at) / 86400) AS INTEGER) AS d,
+           {exact_sum("notional")} AS v
     FROM marts.fct_fills
     GROUP BY ALL
 ), cumulative AS (
-    SELECT *, sum(v) OVER (PARTITION BY wallet, condition_id ORDER BY d
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c
+    SELECT *, {exact_sum("v", "PARTITION BY wallet, condition_id ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")}
+              AS c
     FROM by_day
 )
-SELECT wallet, CAST(DATE '1970-01-01' + d AS DATE) AS day, sum(v) AS volume, sum(v * (2 * c - v)) AS volume_sq
+SELECT wallet, CAST(DATE '1970-01-01' + d AS DATE) AS day, {exact_sum("v")} AS volume,
+       {exact_sum("v * (2 * c - v)")} AS volume_sq
 FROM cumulative
 GROUP BY wallet, d
 """
@@ -60,10 +71,16 @@ class ScoreInputs:
 
     @property
     def last_day(self) -> date | None:
-        """The last day with a return row (the marts' spine runs every wallet to it)."""
+        """The last day the scores can see whole: the last day with a return row (the marts' spine runs every
+        wallet to it), but no later than the last day with fills. The spine can run past the fills (a market known
+        to resolve after the last ingested day books its P&L on that later day); scores as of such a day would read
+        its resolutions without its trades, and the history keeps what it scores, so it waits for the fills."""
         if self.daily_returns.empty:
             return None
-        return pd.Timestamp(self.daily_returns["day"].max()).date()
+        last = pd.Timestamp(self.daily_returns["day"].max()).date()
+        if not self.activity.empty:
+            last = min(last, pd.Timestamp(self.activity["day"].max()).date())
+        return last
 
     @property
     def first_day(self) -> date | None:

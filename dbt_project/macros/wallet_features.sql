@@ -18,8 +18,8 @@ activity as (
         {{ keys | join(', ') }},
         count(*) as n_fills,
         count(distinct condition_id) as n_markets,
-        sum(notional) as volume,
-        sum(fee) as fees_paid,
+        {{ exact_sum('notional') }} as volume,
+        {{ exact_sum('fee') }} as fees_paid,
         min(traded_at) as first_fill_at,
         max(traded_at) as last_fill_at
     from fills
@@ -27,14 +27,15 @@ activity as (
 ),
 
 by_market as (
-    select {{ keys | join(', ') }}, condition_id, sum(notional) as v
+    select {{ keys | join(', ') }}, condition_id, {{ exact_sum('notional') }} as v
     from fills
     group by {{ keys | join(', ') }}, condition_id
 ),
 
 concentration as (
-    select {{ keys | join(', ') }}, 10000.0 * sum(power(v / total, 2)) as market_hhi
-    from (select *, sum(v) over (partition by {{ keys | join(', ') }}) as total from by_market)
+    select {{ keys | join(', ') }}, 10000.0 * {{ exact_sum('power(v / total, 2)') }} as market_hhi
+    from (select *, cast(sum(cast(v as decimal(38, 12))) over (partition by {{ keys | join(', ') }}) as double) as total
+          from by_market)
     where total > 0
     group by {{ keys | join(', ') }}
 ),
@@ -47,8 +48,8 @@ record as (
         count(*) filter (where won and is_scorable) as wins,
         count(*) filter (where is_resolved and is_scorable and pnl_gross < 0) as losses,
         count(*) filter (where not is_scorable) as n_flagged_positions,
-        coalesce(sum(pnl_gross) filter (where is_scorable), 0.0) as pnl_gross,
-        coalesce(sum(pnl_net) filter (where is_scorable), 0.0) as pnl_net
+        coalesce({{ exact_sum('pnl_gross', filter='is_scorable') }}, 0.0) as pnl_gross,
+        coalesce({{ exact_sum('pnl_net', filter='is_scorable') }}, 0.0) as pnl_net
     from positions
     group by {{ keys | join(', ') }}
 )

@@ -18,9 +18,9 @@ with narrow as (
 held as (
     select
         *,
-        sum(case when side = 'BUY' then size else -size end) over (
-            partition by position_id order by ts, fill_key rows between unbounded preceding and current row
-        ) as shares_after
+        {{ exact_sum("case when side = 'BUY' then size else -size end",
+                     over='partition by position_id order by ts, fill_key
+                           rows between unbounded preceding and current row') }} as shares_after
     from narrow
 ),
 
@@ -50,9 +50,8 @@ segmented as (
 logs as (
     select
         *,
-        greatest(sum(log_a) over (
-            partition by position_id, segment order by ts, fill_key rows between unbounded preceding and current row
-        ), -700.0) as cum_log
+        greatest({{ exact_sum('log_a', over='partition by position_id, segment order by ts, fill_key
+                                             rows between unbounded preceding and current row') }}, -700.0) as cum_log
     from segmented
 ),
 
@@ -62,7 +61,8 @@ based as (
         case
             when ends_segment then 0.0
             -- rounded to 1e-9 USDC (USDC has 6 decimals): removes the float noise of exp(ln(.))
-            else round(exp(cum_log) * sum(c * exp(-cum_log)) over (
+            -- fsum (compensated): the running total at a fill does not depend on the fills after it
+            else round(exp(cum_log) * fsum(c * exp(-cum_log)) over (
                 partition by position_id, segment order by ts, fill_key
                 rows between unbounded preceding and current row
             ), 9)

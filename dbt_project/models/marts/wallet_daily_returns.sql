@@ -31,17 +31,17 @@ fill_days as (
         f.wallet,
         cast(f.ts // 86400 as INTEGER) as d,
         count(*) as n_fills,
-        sum(case when f.side = 'BUY' then f.notional else 0.0 end) as buys,
-        sum(f.basis_removed) as basis_removed,
-        sum(f.realised_on_sell) as realised,
-        sum(f.fee) as fees
+        {{ exact_sum("case when f.side = 'BUY' then f.notional else 0.0 end") }} as buys,
+        {{ exact_sum('f.basis_removed') }} as basis_removed,
+        {{ exact_sum('f.realised_on_sell') }} as realised,
+        {{ exact_sum('f.fee') }} as fees
     from counted_fills f
     group by 1, 2
 ),
 
 write_offs as (
     select wallet, cast(cut_ts // 86400 as INTEGER) as d, 0 as n_fills, 0.0 as buys,
-           sum(written_off) as basis_removed, 0.0 as realised, 0.0 as fees
+           {{ exact_sum('written_off') }} as basis_removed, 0.0 as realised, 0.0 as fees
     from oversold
     group by 1, 2
 ),
@@ -52,8 +52,8 @@ resolution_days as (
         cast(floor(epoch(resolved_at) / 86400) as INTEGER) as d,  -- DuckDB: // on a DOUBLE does not floor
         0 as n_fills,
         0.0 as buys,
-        sum(open_basis) as basis_removed,
-        sum(realised_at_resolution) as realised,
+        {{ exact_sum('open_basis') }} as basis_removed,
+        {{ exact_sum('realised_at_resolution') }} as realised,
         0.0 as fees
     from {{ ref('fct_positions') }}
     where is_resolved and is_scorable
@@ -61,8 +61,9 @@ resolution_days as (
 ),
 
 events as (
-    select w.wallet_id, e.d, sum(n_fills) as n_fills, sum(buys) as buys, sum(basis_removed) as basis_removed,
-           sum(realised) as realised, sum(fees) as fees
+    select w.wallet_id, e.d, sum(n_fills) as n_fills, {{ exact_sum('buys') }} as buys,
+           {{ exact_sum('basis_removed') }} as basis_removed, {{ exact_sum('realised') }} as realised,
+           {{ exact_sum('fees') }} as fees
     from (select * from fill_days union all select * from write_offs union all select * from resolution_days) e
     join wallets w using (wallet)
     group by 1, 2
@@ -82,9 +83,10 @@ running as (
         coalesce(e.buys, 0.0) as buys,
         coalesce(e.realised, 0.0) as realised,
         coalesce(e.fees, 0.0) as fees,
-        greatest(coalesce(sum(coalesce(e.buys, 0.0) - coalesce(e.basis_removed, 0.0)) over (
-            partition by s.wallet_id order by s.d rows between unbounded preceding and 1 preceding
-        ), 0.0), 0.0) as open_basis_start
+        greatest(coalesce({{ exact_sum('coalesce(e.buys, 0.0) - coalesce(e.basis_removed, 0.0)',
+                                       over='partition by s.wallet_id order by s.d
+                                             rows between unbounded preceding and 1 preceding') }}, 0.0), 0.0)
+            as open_basis_start
     from spine s
     left join events e using (wallet_id, d)
 )

@@ -1,0 +1,63 @@
+"""Content hashes of a whole warehouse, for comparing two builds.
+
+Every table and view is hashed: each row cast to text, the rows sorted, the text hashed, so the order rows were
+written in does not matter and everything else does. Provenance is left out: the run-time stamps (when a row was
+ingested, fetched, scored, computed or quarantined, or the report generated) and ``origin`` (the request URL or
+file a row came from, which names the query window). They say when and how a row arrived, not what it is, and
+differ between runs by construction.
+"""
+
+from pathlib import Path
+
+import duckdb
+
+#: columns that record when and how a run wrote a row, not what the row is
+PROVENANCE_COLUMNS = frozenset(
+    {"ingested_at", "fetched_at", "updated_at", "scored_at", "quarantined_at", "computed_at", "generated_at", "origin"}
+)
+
+
+def relation_hash(
+    con: duckdb.DuckDBPyConnection, relation: str, where: str = "TRUE", params: list | None = None
+) -> tuple[int, str]:
+    """(rows, md5 of the sorted rows) of ``relation`` (schema.name, from the catalog), provenance left out;
+    ``where`` (a condition, with ``params`` bound) selects the rows."""
+    schema, name = relation.split(".")
+    columns = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+        if r[0] not in PROVENANCE_COLUMNS
+    ]
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return con.execute(
+        f"SELECT count(*), md5(coalesce(string_agg(r, chr(10) ORDER BY r), '')) "
+        f'FROM (SELECT CAST(ROW({cols}) AS VARCHAR) AS r FROM "{schema}"."{name}" WHERE {where})',
+        params or [],
+    ).fetchone()
+
+
+def warehouse_hashes(path: str | Path) -> dict[str, tuple[int, str]]:
+    """relation -> (rows, hash) for every table and view in the warehouse file."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        relations = [
+            f"{s}.{n}"
+            for s, n in con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
+            ).fetchall()
+        ]
+        return {rel: relation_hash(con, rel) for rel in relations}
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """What differs between two ``warehouse_hashes`` results, one line per relation."""
+    out = []
+    for rel in sorted(set(a) | set(b)):
+        if rel not in a or rel not in b:
+            out.append(f"{rel}: only in {'the first' if rel in a else 'the second'}")
+        elif a[rel] != b[rel]:
+            out.append(f"{rel}: {a[rel][0]} rows {a[rel][1][:8]} vs {b[rel][0]} rows {b[rel][1][:8]}")
+    return out

@@ -1,0 +1,70 @@
+"""The pipeline's writing stages as plain calls, for the reliability tests that run them many times.
+
+The same code the job's assets run: the ingest loops on the simulated API (committing every ``commit_rows`` rows),
+the dbt project (models only: its tests change no table) through dbt's programmatic runner, and the scoring
+assets materialised by Dagster.
+"""
+
+import json
+import os
+from pathlib import Path
+
+SCALE, SEED, FEE_RATE = 0.03, 7, 0.02
+
+
+def ingest_window(warehouse: str | Path, start: int | None = None, end: int | None = None, *,
+                  scale: float = SCALE, seed: int = SEED, commit_rows: int = 2_000) -> None:  # fmt: skip
+    """Markets, then trades and prices in [start, end] (epoch s, inclusive; default the sim's whole history)."""
+    import duckdb
+
+    from assets.ingest import ingest
+    from assets.ingest.resources import PolymarketResource
+    from assets.ingest.store import ensure_raw
+
+    ingest.COMMIT_ROWS = commit_rows
+    pm = PolymarketResource(sim_scale=scale, sim_seed=seed, sim_dirty_share=0.002)
+    lo, hi = pm.history()
+    start, end = lo if start is None else start, hi if end is None else end
+    with pm.open() as src, duckdb.connect(str(warehouse)) as con:
+        ensure_raw(con)
+        ingest.ingest_markets(con, src)
+        ingest.ingest_trades(con, src, start=start, end=end, markets_per_request=2)
+        ingest.ingest_prices(con, src, start=start, end=end)
+
+
+def dbt_models(warehouse: str | Path) -> None:
+    """``dbt run`` of every model on ``warehouse``, in this process."""
+    from dbt.cli.main import dbtRunner
+
+    from assets.transform.project import DBT_PROJECT_DIR
+
+    os.environ["WHALECOPY_DBT_DATABASE"] = str(warehouse)
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    result = dbtRunner().invoke(
+        ["run", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--vars", json.dumps({"fee_rate": FEE_RATE})]
+    )  # fmt: skip
+    # dbt-duckdb keeps its database open for the next invocation; close it so this process's other connections
+    # (which use another configuration) can open the file
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+    if not result.success:
+        raise RuntimeError(f"dbt run failed: {result.exception or result.result}")
+
+
+def score(warehouse: str | Path) -> None:
+    """The ``analytics.whale_scores`` and ``analytics.whale_universe`` assets on ``warehouse``."""
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from assets.score.assets import whale_scores, whale_universe
+
+    dg.materialize(
+        [whale_scores, whale_universe],
+        resources={"warehouse": DuckDBResource(database=str(warehouse))},
+        raise_on_error=True,
+    )
