@@ -266,4 +266,4 @@ class ClobApi:
         body = self.api.get_json("/prices-history", params)
         if not isinstance(body, dict) or not isinstance(body.get("history"), list):
             raise PaginationError("expected {'history': [{'t': ..., 'p': ...}, ...]}", url)
-        return Page(url, body["history"], context={"token_id": token_id})
+        return Page(url, body["history"], context={"token_id": token_id, "start": start})

@@ -7,6 +7,7 @@ run fetches again (exact repeats are dropped by the natural key).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import numpy as np
 
 from .clients import Page
 from .http import NonJsonBodyError
-from .records import Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
+from .records import WALLET_RE, Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
 from .sources import ApiSource, FileSource
 from .store import (
     LoadResult,
@@ -31,6 +32,7 @@ from .store import (
 
 Log = Callable[[str], None]
 COMMIT_ROWS = 200_000  # rows gathered before a parse + commit
+_WALLET = re.compile(WALLET_RE)
 
 
 @dataclass
@@ -216,7 +218,10 @@ def ingest_trades(
             found.add(page)
             report.pages += 1
         big = {r.get("proxyWallet") for r in found.rows if isinstance(r, dict)}
-        keys = sorted(set(universe_wallets(con)) | {w for w in big if isinstance(w, str)})
+        # a wallet becomes a query and a stream name: a malformed one is skipped (its fills would be quarantined)
+        keys = sorted(
+            set(universe_wallets(con)) | {w for w in big if isinstance(w, str) and _WALLET.fullmatch(w)}
+        )
         prefix = "trades/user/"
     else:
         raise ValueError(f"scope must be 'markets' or 'wallets', not {scope!r}")
@@ -311,22 +316,43 @@ def ingest_leaderboard(
 # ---------------------------------------------------------------------------------------------- prices
 
 
-def universe_tokens(con: duckdb.DuckDBPyConnection, start: int, end: int) -> list[str]:
-    """Tokens the whale universe traded in the window (or every traded token when no universe is seeded)."""
-    rows = con.execute(
-        """
-        WITH u AS (
-            SELECT DISTINCT proxy_wallet FROM raw.leaderboard
-            WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.leaderboard)
-        )
-        SELECT DISTINCT asset FROM raw.trades t
-        WHERE t.ts BETWEEN ? AND ?
-          AND (NOT EXISTS (SELECT 1 FROM u) OR t.proxy_wallet IN (SELECT proxy_wallet FROM u))
-        ORDER BY 1
-        """,
-        [start, end],
-    ).fetchall()
-    return [r[0] for r in rows]
+PRICE_WINDOWS_SQL = """
+WITH u AS (
+    SELECT DISTINCT proxy_wallet FROM raw.leaderboard
+    WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.leaderboard)
+), tokens AS (
+    SELECT asset, any_value(condition_id) AS condition_id FROM raw.trades t
+    WHERE t.ts <= $end AND (NOT EXISTS (SELECT 1 FROM u) OR t.proxy_wallet IN (SELECT proxy_wallet FROM u))
+    GROUP BY asset
+), windows AS (
+    SELECT k.asset,
+           CASE WHEN s.stream IS NULL
+                THEN least($start, coalesce(CAST(epoch(try_cast(m.start_date AS TIMESTAMPTZ)) AS BIGINT), $start))
+                ELSE least($start, s.cursor_ts + 1) END AS fetch_from,
+           s.start_ts, s.cursor_ts
+    FROM tokens k
+    LEFT JOIN raw.markets m USING (condition_id)
+    LEFT JOIN raw.ingest_state s ON s.stream = 'prices/' || k.asset
+    WHERE coalesce(epoch(try_cast(m.closed_time AS TIMESTAMPTZ)),
+                   epoch(try_cast(m.end_date AS TIMESTAMPTZ)) + 86400 * 30, 9e18) >= $start
+)
+SELECT asset, fetch_from, coalesce(start_ts <= fetch_from AND cursor_ts >= $end, FALSE) AS covered
+FROM windows ORDER BY asset
+"""
+
+
+def price_windows(
+    con: duckdb.DuckDBPyConnection, start: int, end: int, refetch: bool = False
+) -> tuple[list[tuple[str, int]], int]:
+    """(token, fetch from) for the tokens to price up to ``end``: every token the whale universe (or, with no
+    universe seeded, anyone) has traded by ``end`` whose market is still open at ``start``, so a held position is
+    marked on days nobody trades it. Each token is fetched from where its stream stopped: a token never priced
+    before from its market's start (when that is before ``start``), a known one from its cursor. So thirty daily
+    runs price exactly what one run over the thirty days does. Returns the windows to fetch and how many tokens
+    were left out because their stored window already covers theirs (none with ``refetch``)."""
+    rows = con.execute(PRICE_WINDOWS_SQL, {"start": start, "end": end}).fetchall()
+    todo = [(token, int(since)) for token, since, done in rows if refetch or not done]
+    return todo, len(rows) - len(todo)
 
 
 def ingest_prices(
@@ -341,37 +367,35 @@ def ingest_prices(
 ) -> IngestReport:
     t0 = time.perf_counter()
     report = IngestReport("price_history", window=(start, end))
-    tokens = universe_tokens(con, start, end)
-    done = set() if refetch else covered(con, "prices/", start, end)
-    todo = [t for t in tokens if "prices/" + t not in done]
-    report.streams_skipped = len(tokens) - len(todo)
+    todo, report.streams_skipped = price_windows(con, start, end, refetch)
     log(f"price_history: {len(todo)} tokens to fetch, {report.streams_skipped} already covered")
     pending: list[Page] = []
     pending_rows = 0
     last_log = time.perf_counter()
-    for i, page in enumerate(
-        source.price_pages(todo, start=start, end=end, fidelity_min=fidelity_min), start=1
-    ):
+    for i, page in enumerate(source.price_pages(todo, end=end, fidelity_min=fidelity_min), start=1):
         pending.append(page)
         pending_rows += len(page.rows)
         report.pages += 1
         if pending_rows >= COMMIT_ROWS:
-            _commit_prices(con, pending, source, start, end, report)
+            _commit_prices(con, pending, source, end, report)
             pending, pending_rows = [], 0
         if time.perf_counter() - last_log > 10:
             last_log = time.perf_counter()
             log(f"price_history: {i}/{len(todo)} tokens, {report.load.inserted:,} points")
     if pending:
-        _commit_prices(con, pending, source, start, end, report)
+        _commit_prices(con, pending, source, end, report)
     report.streams_done = len(todo)
     report.seconds = time.perf_counter() - t0
     log(f"price_history: {report.load.inserted:,} points for {len(todo)} tokens in {report.seconds:.1f} s")
     return report
 
 
-def _commit_prices(con, pages: Sequence[Page], source, start: int, end: int, report: IngestReport) -> None:
+def _commit_prices(con, pages: Sequence[Page], source, end: int, report: IngestReport) -> None:
     parsed = parse_price_history(pages, source=source.name, now_ts=source.now_ts)
-    cursors = {f"prices/{(p.context or {}).get('token_id')}": (start, end, len(p.rows)) for p in pages}
+    cursors = {
+        f"prices/{(p.context or {}).get('token_id')}": ((p.context or {})["start"], end, len(p.rows))
+        for p in pages
+    }
     report.load += load_price_history(
         con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors
     )

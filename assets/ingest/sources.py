@@ -66,9 +66,10 @@ class ApiSource:
         yield from self.data.leaderboard(category=category, time_period="ALL", order_by=order_by, limit=limit)
 
     def price_pages(
-        self, tokens: Sequence[str], *, start: int, end: int, fidelity_min: int
+        self, windows: Sequence[tuple[str, int]], *, end: int, fidelity_min: int
     ) -> Iterator[Page]:
-        for token in tokens:
+        """One page per (token, start): the token's price history over [start, end]."""
+        for token, start in windows:
             yield self.clob.prices_history(token, start, end, fidelity_min)
 
     def call_stats(self) -> dict[str, Any]:
