@@ -5,18 +5,24 @@ whalecopy run --source sim|live|files  the same job on any source (files: --trad
 whalecopy summary                      what the warehouse holds
 whalecopy report                       the HTML report of the backtest (and of real trades, with --real)
 whalecopy tune-score --seed 11         tune the scoring constants on another simulated seed
+whalecopy sql "SELECT ..."             a read-only query on the warehouse, sandboxed (no other file, no writes)
 whalecopy ui                           the Dagster web UI on 127.0.0.1
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import io
+import json
+import math
 import os
 import sys
 import time
 import warnings
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from .settings import SOURCES, Settings
@@ -64,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--warehouse")
     rep.add_argument("--out", help="HTML file (default WHALECOPY_REPORT_PATH or data/report.html)")
     rep.add_argument("--real", help="a warehouse built from real trades, for the second section")
+    sql = sub.add_parser(
+        "sql",
+        help="run a read-only SQL query on the warehouse (sandboxed: no other file, no network, no writes)",
+    )
+    sql.add_argument("query", help='the SQL, quoted (e.g. "SELECT count(*) FROM marts.fct_fills")')
+    sql.add_argument("--warehouse")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument("--limit", type=int, default=100, help="rows printed (default 100; 0 prints every row)")
     ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
     ui.add_argument("--port", type=int, default=3000)
     return p
@@ -213,6 +227,126 @@ def export_intents(args: argparse.Namespace, settings: Settings, out=sys.stdout)
     return 0
 
 
+SQL_CELL_WIDTH = 80  # the text table cuts longer values (ids fit); csv and json print them whole
+
+
+def _sql_failure(exc: Exception) -> str:
+    """One line saying why DuckDB refused or failed a query."""
+    import duckdb
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, duckdb.PermissionException):
+        return f"refused: {first} (`whalecopy sql` reads the warehouse only: no other file, no network, no extension)"
+    if "configuration has been locked" in first:
+        return f"refused: {first} (`whalecopy sql` locks its sandbox's settings)"
+    if "read-only mode" in first:
+        return f"refused: {first} (`whalecopy sql` opens the warehouse read-only)"
+    if isinstance(exc, duckdb.IOException) and "lock" in first.lower():
+        return f"the warehouse is locked by another process (a run writing to it?): {first}"
+    return first
+
+
+def _sql_cell(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= SQL_CELL_WIDTH else text[: SQL_CELL_WIDTH - 3] + "..."
+
+
+def _sql_json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN, inf: JSON has no such number
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_sql_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _sql_json_value(v) for k, v in value.items()}
+    return value
+
+
+def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
+    """``rows`` as an aligned text table (numbers to the right), CSV with a header, or a JSON array of objects."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["true" if v is True else "false" if v is False else v for v in r] for r in rows])
+        return buf.getvalue()
+    if fmt == "json":
+        objects = [dict(zip(columns, map(_sql_json_value, r), strict=True)) for r in rows]
+        return (
+            "[\n" + ",\n".join(json.dumps(o, default=str) for o in objects) + ("\n]\n" if objects else "]\n")
+        )
+    cells = [[_sql_cell(v) for v in r] for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    numeric = [
+        any(isinstance(r[i], int | float | Decimal) and not isinstance(r[i], bool) for r in rows)
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]) + "\n"
+
+
+def run_sql(args: argparse.Namespace, settings: Settings, out=None, err=None) -> int:
+    """``whalecopy sql``: the query on a sandboxed connection (orchestration/sandbox.py); 2 and one line on stderr
+    when it is refused or fails."""
+    import duckdb
+
+    out, err = out or sys.stdout, err or sys.stderr
+
+    from .sandbox import connect_sandboxed
+
+    def fail(message: str) -> int:
+        print(f"whalecopy sql: {message}", file=err)
+        return 2
+
+    if args.limit < 0:
+        return fail(f"--limit {args.limit}: give 0 (every row) or a positive number")
+    if not args.query.strip():
+        return fail("the query is empty")
+    try:
+        con = connect_sandboxed(settings.warehouse_path)
+    except FileNotFoundError as exc:
+        return fail(f"{exc} (run `make demo` first, or give --warehouse PATH)")
+    except duckdb.Error as exc:
+        return fail(_sql_failure(exc))
+    try:
+        con.execute(args.query)
+        columns = [d[0] for d in con.description] if con.description else []
+        rows, more = [], 0
+        if columns:
+            rows = con.fetchmany(args.limit) if args.limit else con.fetchall()
+            # the rest is counted, not kept, in Arrow batches (DuckDB warns of "an extra copy": one batch at a time)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                rest = con.to_arrow_reader(100_000) if args.limit else None
+                more = sum(batch.num_rows for batch in rest) if rest is not None else 0
+    except duckdb.Error as exc:
+        return fail(_sql_failure(exc))
+    finally:
+        con.close()
+    if not columns:
+        print("whalecopy sql: the statement ran and returned no rows", file=err)
+        return 0
+    out.write(format_rows(columns, rows, args.format))
+    total = len(rows) + more
+    note = (
+        f"({total:,} row{'' if total == 1 else 's'})"
+        if not more
+        else f"(first {len(rows):,} of {total:,} rows; {more:,} more not shown: raise --limit, 0 for all)"
+    )
+    print(note, file=out if args.format == "table" else err)
+    return 0
+
+
 def tune_score(args: argparse.Namespace, settings: Settings) -> int:
     """Build (or reuse) a simulated warehouse for the tuning seed, then grid-search the scoring constants."""
     import duckdb
@@ -295,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "intents":
         return export_intents(args, settings)
+    if args.command == "sql":
+        return run_sql(args, settings)
     if args.command == "tune-score":
         return tune_score(args, settings)
     if args.command == "report":

@@ -16,7 +16,7 @@ from assets.paper.assets import (
     MARKS_SQL,
     PAPER_NAV,
     WHALE_RETURNS_SQL,
-    whale_sells_sql,
+    WHALE_SELLS_SQL,
     whale_volatility,
 )
 from assets.score.assets import WHALE_SCORES, replace_table
@@ -44,19 +44,18 @@ WHERE a.condition_id IN (SELECT condition_id FROM intermediate.int_market_tokens
 """
 
 
-def offered_sql(latency_seconds: int) -> str:
-    """Every BUY the strategies may be offered, keyed by a row number (the 128-bit fill key stays in DuckDB)."""
-    lat = int(latency_seconds)
-    return f"""
+#: every BUY the strategies may be offered, keyed by a row number (the 128-bit fill key stays in DuckDB);
+#: ``$latency_seconds``, ``$min_wqs`` and ``$wallets`` are bound
+OFFERED_SQL = f"""
     CREATE OR REPLACE TEMP TABLE _bt_offered AS
     WITH pairs AS ({COMPLEMENT_SQL})
     SELECT row_number() OVER (ORDER BY s.traded_at, s.fill_key) AS key, s.fill_key, s.wallet, s.token_id,
-           s.condition_id, s.event_id, s.category, epoch(s.traded_at) + {lat} AS ts,
+           s.condition_id, s.event_id, s.category, epoch(s.traded_at) + $latency_seconds AS ts,
            {DAY.format("s.traded_at")} AS fill_day, s.whale_price, s.whale_notional, s.copy_price,
            s.daily_notional, s.days_to_resolution, s.wqs, s.rolling_sharpe_30, s.rolling_sharpe_90,
            s.current_drawdown, s.quarantined, s.edge_at_copy, s.slippage, p.complement AS complement_token
     FROM analytics.signals s LEFT JOIN pairs p USING (token_id)
-    WHERE s.wqs >= ? OR s.wallet IN (SELECT UNNEST(?::VARCHAR[]))
+    WHERE s.wqs >= $min_wqs OR s.wallet IN (SELECT UNNEST($wallets::VARCHAR[]))
     """
 
 
@@ -114,12 +113,13 @@ def load_inputs(con, config: StrategyConfig, p: backtest.BacktestParams, first_d
             backtest.random_wallets(scores, f.origin, len(whales), p.seed * 1000 + f.fold)
         )
     min_wqs = min([*p.min_wqs_grid, config.min_wqs])
-    con.execute(offered_sql(config.copy_latency_seconds), [min_wqs, sorted(wallets)])
+    latency = {"latency_seconds": int(config.copy_latency_seconds)}
+    con.execute(OFFERED_SQL, {**latency, "min_wqs": min_wqs, "wallets": sorted(wallets)})
     cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _bt_offered").df()
     con.execute(PAPER_TOKENS_SQL)
     cands["whale_volatility"] = whale_volatility(con.sql(WHALE_RETURNS_SQL).df(), cands)
     marks = con.sql(MARKS_SQL).df()
-    sells = con.sql(whale_sells_sql(config.copy_latency_seconds)).df()
+    sells = con.execute(WHALE_SELLS_SQL, latency).df()
     markets = con.sql(MARKETS_SQL).df()
     complement = con.sql(COMPLEMENT_SQL).df().set_index("token_id")["complement"]
     monthly = con.execute(

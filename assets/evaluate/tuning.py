@@ -17,7 +17,7 @@ from assets.score import model as score
 from assets.score.inputs import load_score_inputs
 
 from . import model
-from .assets import forward_sql
+from .assets import forward_returns
 
 #: the grid: constants of the WQS that are this project's choice (the issue fixes the weights and penalties)
 GRID: dict[str, tuple] = {
@@ -44,7 +44,7 @@ def tune(
         history = score.score_history(inputs.daily_returns, inputs.activity, inputs.positions, dates, params)
         con.register("_candidate", history)
         try:
-            frame = con.sql(forward_sql(horizon_days, min_forward_days, scores="_candidate")).df()
+            frame = forward_returns(con, horizon_days, min_forward_days, scores="_candidate")
         finally:
             con.unregister("_candidate")
         ic = model.information_coefficients(frame, ["wqs"], "fwd_return")

@@ -88,8 +88,14 @@ def keeping_bad_bodies(con: duckdb.DuckDBPyConnection, entity: str, source: str)
         raise
 
 
+#: the raw tables an ingest asset writes (the only names ``_result`` puts into SQL)
+RAW_TABLES = ("markets", "trades", "price_history", "leaderboard")
+
+
 def _result(report: IngestReport, con: duckdb.DuckDBPyConnection, table: str) -> dg.MaterializeResult:
-    (rows,) = con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()  # table names are constants here
+    if table not in RAW_TABLES:
+        raise ValueError(f"raw table {table!r} is not one of {RAW_TABLES}")
+    (rows,) = con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()
     return dg.MaterializeResult(metadata={**report.metadata(), "dagster/row_count": int(rows)})
 
 

@@ -30,11 +30,11 @@ RISK_DAILY = dg.AssetKey(["analytics", "risk_daily"])
 ALERTS = dg.AssetKey(["analytics", "alerts"])
 
 
-def candidates_sql(latency_seconds: int) -> str:
-    return f"""
+#: the candidates stage 3 sees (``$latency_seconds``, the copy latency, is bound)
+CANDIDATES_SQL = """
     CREATE OR REPLACE TEMP TABLE _paper_candidates AS
     SELECT row_number() OVER (ORDER BY traded_at, fill_key) AS key, fill_key, wallet, token_id, condition_id,
-           event_id, category, epoch(traded_at) + {int(latency_seconds)} AS ts, copy_price, edge_at_copy, wqs,
+           event_id, category, epoch(traded_at) + $latency_seconds AS ts, copy_price, edge_at_copy, wqs,
            daily_notional, CAST(floor(epoch(traded_at) / 86400) AS BIGINT) AS fill_day
     FROM analytics.signals
     WHERE stage_reached = 'portfolio'
@@ -55,9 +55,9 @@ SELECT token_id, day, coalesce(h.price, t.price) AS price FROM history h FULL JO
 """
 
 
-def whale_sells_sql(latency_seconds: int) -> str:
-    return f"""
-    SELECT f.wallet, f.token_id, f.ts + {int(latency_seconds)} AS ts, f.price, f.size / f.shares_before AS fraction
+#: the whales' sells of the candidates' tokens, seen after the copy latency (``$latency_seconds``, bound)
+WHALE_SELLS_SQL = """
+    SELECT f.wallet, f.token_id, f.ts + $latency_seconds AS ts, f.price, f.size / f.shares_before AS fraction
     FROM intermediate.int_position_fills f
     SEMI JOIN (SELECT DISTINCT wallet, token_id FROM _paper_candidates) c USING (wallet, token_id)
     WHERE f.side = 'SELL' AND f.shares_before > 1e-9
@@ -185,11 +185,12 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
     ):
         params = config.paper_params(fee_rate)
         with warehouse.get_connection() as con:
-            con.execute(candidates_sql(config.copy_latency_seconds))
+            latency = {"latency_seconds": int(config.copy_latency_seconds)}
+            con.execute(CANDIDATES_SQL, latency)
             cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _paper_candidates").df()
             cands["whale_volatility"] = whale_volatility(con.sql(WHALE_RETURNS_SQL).df(), cands)
             marks = con.sql(MARKS_SQL).df()
-            sells = con.sql(whale_sells_sql(config.copy_latency_seconds)).df()
+            sells = con.execute(WHALE_SELLS_SQL, latency).df()
             markets = con.sql(MARKETS_SQL).df()
             first_day, last_day = con.execute(
                 "SELECT CAST(floor(epoch(min(day)) / 86400) AS BIGINT), CAST(floor(epoch(max(day)) / 86400) AS BIGINT) "

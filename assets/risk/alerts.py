@@ -15,6 +15,15 @@ import httpx
 MAX_LINES = 20  # one message; the rest are counted, not listed
 
 
+def redacted(url: str) -> str:
+    """The webhook as it may be logged: scheme and host only (a Slack-style webhook's path is its secret)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        parsed = None
+    return f"{parsed.scheme}://{parsed.host}/..." if parsed and parsed.host else "(the configured webhook)"
+
+
 def alert_text(alerts: Sequence[dict]) -> str:
     lines = [f"[{a['kind']}] day {a['day']}: {a['message']}" for a in alerts[:MAX_LINES]]
     more = len(alerts) - MAX_LINES
@@ -41,9 +50,11 @@ class AlertsResource(dg.ConfigurableResource):
         try:
             with httpx.Client(timeout=self.timeout_s, transport=transport) as client:
                 post_alerts(client, self.webhook_url, alerts)
-        except httpx.HTTPError as exc:
+        except httpx.HTTPError as exc:  # the message may carry the URL: log its kind and status only
+            status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
             log.warning(
-                f"alerts: the webhook {self.webhook_url} failed ({exc!r}); the alerts stay in analytics.alerts"
+                f"alerts: the webhook {redacted(self.webhook_url)} failed ({type(exc).__name__}"
+                f"{f' {status}' if status else ''}); the alerts stay in analytics.alerts"
             )
             return 0
         return len(alerts)

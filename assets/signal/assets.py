@@ -21,10 +21,9 @@ from . import model
 SIGNALS = dg.AssetKey(["analytics", "signals"])
 
 
-def candidates_sql(latency_seconds: int) -> str:
-    """Every BUY fill with the facts the stages need, each known at the fill (or at the copy, for the price)."""
-    lat = int(latency_seconds)
-    return f"""
+#: every BUY fill with the facts the stages need, each known at the fill (or at the copy, for the price);
+#: ``$latency_seconds`` is bound (the copy latency)
+CANDIDATES_SQL = """
     WITH buys AS (
         SELECT fill_key, wallet, condition_id, token_id, price, notional, ts, traded_at, trade_date
         FROM intermediate.int_position_fills
@@ -38,7 +37,8 @@ def candidates_sql(latency_seconds: int) -> str:
     ),
     copy AS (  -- the last trade on the token at or before the fill + the copy latency: what we would pay
         SELECT b.fill_key, t.price AS copy_price
-        FROM buys b ASOF JOIN intermediate.int_position_fills t ON t.token_id = b.token_id AND t.ts <= b.ts + {lat}
+        FROM buys b ASOF JOIN intermediate.int_position_fills t
+          ON t.token_id = b.token_id AND t.ts <= b.ts + $latency_seconds
     )
     SELECT
         b.fill_key, b.wallet, b.condition_id, b.token_id, m.event_id, m.category, b.traded_at,
@@ -105,8 +105,9 @@ def signals(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse
         # seconds): Python works on a row number and the key is joined back on insert
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _candidates AS SELECT row_number() OVER () AS row_id, * FROM ("
-            + candidates_sql(config.copy_latency_seconds)
-            + ")"
+            + CANDIDATES_SQL
+            + ")",
+            {"latency_seconds": int(config.copy_latency_seconds)},
         )
         c = con.sql("SELECT * EXCLUDE (fill_key) FROM _candidates").df()
         c["edge_at_copy"] = model.edge_at_copy(c["whale_edge"], c["whale_price"], c["copy_price"])
