@@ -59,6 +59,10 @@ def test_every_asset_key_is_its_warehouse_table(synced):
 
 
 def test_ingesting_twice_leaves_identical_tables(synced):
+    """The whole job run again, then again refetching every window: the raw tables are not even rewritten (load
+    stamps included), and every other table and view has the same content hash (run stamps left out)."""
+    from tests.reliability.hashing import differences, warehouse_hashes
+
     settings, _ = synced
     tables = {
         "raw.trades": "fill_key",
@@ -69,10 +73,14 @@ def test_ingesting_twice_leaves_identical_tables(synced):
         "raw.ingest_state": "stream",
     }
     before = {t: content_hash(settings.warehouse_path, t, o) for t, o in tables.items()}
+    whole_before = warehouse_hashes(settings.warehouse_path)
     assert sync(settings).success  # covered windows: nothing fetched
     assert sync(settings, refetch=True).success  # everything fetched again: repeats dropped
     after = {t: content_hash(settings.warehouse_path, t, o) for t, o in tables.items()}
     assert after == before
+    assert len(whole_before) > 30
+    diff = differences(whole_before, warehouse_hashes(settings.warehouse_path))
+    assert not diff, "running the job again changed tables:\n" + "\n".join(diff)
 
 
 def test_cursor_is_committed_with_the_rows(synced):
@@ -120,10 +128,14 @@ def test_a_storm_of_429s_and_5xx_stores_every_row_exactly_once(tmp_path):
     con = duckdb.connect(str(tmp_path / "storm.duckdb"))
     ensure_raw(con)
     ingest.ingest_markets(con, src)
-    report = ingest.ingest_trades(con, src, start=world.config.start_ts, end=world.now - 1, markets_per_request=5)
+    report = ingest.ingest_trades(
+        con, src, start=world.config.start_ts, end=world.now - 1, markets_per_request=5
+    )
     assert report.pages > 50  # a multi-page backfill
     assert faults.injected.get("429_retry_after", 0) >= 5 and faults.injected.get("503", 0) >= 5
-    stored = con.execute("SELECT transaction_hash, proxy_wallet, asset, side, size, price, ts FROM raw.trades").fetchall()
+    stored = con.execute(
+        "SELECT transaction_hash, proxy_wallet, asset, side, size, price, ts FROM raw.trades"
+    ).fetchall()
     assert collections.Counter(stored) == collections.Counter(tape_keys(world))
     assert sleeps.count(2.5) >= faults.injected["429_retry_after"]  # Retry-After honoured every time
 
@@ -149,7 +161,9 @@ def test_a_persistent_failure_fails_naming_the_endpoint_and_keeps_the_cursor(tmp
     ingest.ingest_markets(con, src)
     with pytest.raises(RetriesExhaustedError, match=r"HTTP 502.*sim-data-api\.polymarket\.local/trades\?"):
         ingest.ingest_trades(con, src, start=world.config.start_ts, end=world.now - 1)
-    assert con.execute("SELECT count(*) FROM raw.ingest_state WHERE stream LIKE 'trades/%'").fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM raw.ingest_state WHERE stream LIKE 'trades/%'").fetchone()[0] == 0
+    )
     assert con.execute("SELECT count(*) FROM raw.trades").fetchone()[0] == 0
 
 
@@ -191,7 +205,9 @@ def test_a_throttled_sim_still_loads_everything(tmp_path):
     result = sync(settings)
     assert result.success
     world = PolymarketResource(sim_scale=settings.sim_scale, sim_seed=settings.sim_seed).world()
-    assert collections.Counter(warehouse_keys(settings.warehouse_path)) == collections.Counter(tape_keys(world))
+    assert collections.Counter(warehouse_keys(settings.warehouse_path)) == collections.Counter(
+        tape_keys(world)
+    )
 
 
 def test_a_cloudflare_page_fails_the_run_naming_the_url_and_is_kept(tmp_path):
@@ -210,17 +226,25 @@ def test_a_cloudflare_page_fails_the_run_naming_the_url_and_is_kept(tmp_path):
     kept = con.execute("SELECT reason_code, origin, record FROM raw.quarantine").fetchall()
     assert len(kept) == 1 and kept[0][0] == "non_json_body"
     assert "/trades?" in kept[0][1] and "Just a moment" in kept[0][2]
-    assert con.execute("SELECT count(*) FROM raw.ingest_state WHERE stream LIKE 'trades/%'").fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM raw.ingest_state WHERE stream LIKE 'trades/%'").fetchone()[0] == 0
+    )
 
 
 def test_a_gx_gate_catches_a_bad_row_written_behind_ingestions_back(tmp_path):
     settings = small_settings(tmp_path / "w.duckdb", sim_dirty_share=0.0)
     assert sync(settings).success
     with duckdb.connect(str(settings.warehouse_path)) as con:
-        con.execute("UPDATE raw.trades SET price = 1.5 WHERE fill_key = (SELECT min(fill_key) FROM raw.trades)")
-    result = sync(settings)  # every window covered: nothing new is fetched, the gate validates the table again
+        con.execute(
+            "UPDATE raw.trades SET price = 1.5 WHERE fill_key = (SELECT min(fill_key) FROM raw.trades)"
+        )
+    result = sync(
+        settings
+    )  # every window covered: nothing new is fetched, the gate validates the table again
     assert not result.success
-    gate = next(e for e in result.get_asset_check_evaluations() if e.asset_check_key.name == "raw_trades_gate")
+    gate = next(
+        e for e in result.get_asset_check_evaluations() if e.asset_check_key.name == "raw_trades_gate"
+    )
     assert not gate.passed
     assert "price between 0 and 1" in gate.metadata["failed_because"].value
     done = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}

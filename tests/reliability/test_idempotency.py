@@ -1,5 +1,6 @@
-"""Idempotency: the whole job run again (refetching everything) changes no table, and thirty daily increments
-build the same warehouse as one full build.
+"""Idempotency: thirty daily increments build the same warehouse as one full build. (The whole job run again,
+refetching every window, changing no table: ``tests/assets/test_ingest_assets.py``,
+``test_ingesting_twice_leaves_identical_tables``, on the warehouse that module's job built.)
 
 What may differ, by design, and is checked as such rather than ignored:
 - ``raw.ingest_state`` is bookkeeping: which windows were fetched, and how many rows the latest fetch returned.
@@ -8,14 +9,10 @@ What may differ, by design, and is checked as such rather than ignored:
   as-of date of the full build is there too, row for row identical.
 """
 
-import io
-
 import duckdb
 import pytest
 
 from assets.ingest.resources import PolymarketResource
-from orchestration.cli import run_sync
-from tests.assets.helpers import small_settings
 from tests.reliability import stages
 from tests.reliability.hashing import differences, relation_hash, warehouse_hashes
 
@@ -25,29 +22,15 @@ DAY = 86_400
 INCREMENTS = 30
 
 
-def test_the_whole_job_run_again_changes_no_table(tmp_path):
-    settings = small_settings(tmp_path / "twice.duckdb", sim_dirty_share=0.002)
-    assert run_sync(settings, out=io.StringIO()).success
-    first = warehouse_hashes(settings.warehouse_path)
-    assert run_sync(settings, out=io.StringIO(), refetch=True).success  # every window fetched again
-    second = warehouse_hashes(settings.warehouse_path)
-    assert len(first) > 30 and first["raw.trades"][0] > 30_000
-    diff = differences(first, second)
-    assert not diff, "the second run changed tables:\n" + "\n".join(diff)
-
-
 def _full_days(history: tuple[int, int]) -> list[tuple[int, int]]:
     lo, hi = history
     last = (hi + 1) // DAY * DAY  # start of the day after the last full day
     return [(last - DAY * k, last - DAY * (k - 1) - 1) for k in range(INCREMENTS, 0, -1)]
 
 
-def test_thirty_daily_increments_equal_one_full_build(tmp_path):
+def test_thirty_daily_increments_equal_one_full_build(reference_build, tmp_path):
     history = PolymarketResource(sim_scale=stages.SCALE, sim_seed=stages.SEED).history()
-    full, daily = tmp_path / "full.duckdb", tmp_path / "daily.duckdb"
-    stages.ingest_window(full)
-    stages.dbt_models(full)
-    stages.score(full)
+    full, daily = reference_build[0], tmp_path / "daily.duckdb"  # conftest.py: one full build
 
     days = _full_days(history)
     stages.ingest_window(daily, history[0], days[0][0] - 1)

@@ -79,25 +79,8 @@ class Child:
         assert rc == 0, "the pipeline failed:\n" + "\n".join(s for _, s in self.lines[-60:])
 
 
-def _stage_durations(child: Child) -> dict[str, float]:
-    marks = child.markers()
-    out = {}
-    for (t0, s0), (t1, _) in zip(marks, marks[1:], strict=False):
-        if s0.startswith("STAGE "):
-            out[s0.removeprefix("STAGE ")] = t1 - t0
-    return out
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ref") / "reference.duckdb"
-    child = Child(path)
-    child.finish()
-    return path, _stage_durations(child)
-
-
-def test_twenty_kills_then_resume_give_the_uninterrupted_warehouse(reference, tmp_path):
-    ref_path, durations = reference
+def test_twenty_kills_then_resume_give_the_uninterrupted_warehouse(reference_build, tmp_path):
+    ref_path, durations = reference_build  # conftest.py: the same stages, never interrupted
     path = tmp_path / "killed.duckdb"
     rng = random.Random(SEED)
     # ingestion only ever moves forward, so its kills come first; the others in random order
@@ -124,10 +107,10 @@ def test_twenty_kills_then_resume_give_the_uninterrupted_warehouse(reference, tm
     assert not diff, "the resumed warehouse differs from the uninterrupted one:\n" + "\n".join(diff)
 
 
-def test_negative_control_a_non_atomic_cursor_is_caught(reference, tmp_path):
+def test_negative_control_a_non_atomic_cursor_is_caught(reference_build, tmp_path):
     """The same check, against an ingest that commits a unit's cursor before its rows: one kill in that gap
     loses the unit for good (the resumed run believes it is covered), and the hashes say so."""
-    ref_path, _ = reference
+    ref_path, _ = reference_build
     path = tmp_path / "broken.duckdb"
     child = Child(path, "--non-atomic-cursor", "--ingest-only")
     assert child.wait_for("CURSOR_COMMITTED")
