@@ -13,7 +13,16 @@ import duckdb
 
 #: columns that record when and how a run wrote a row, not what the row is
 PROVENANCE_COLUMNS = frozenset(
-    {"ingested_at", "fetched_at", "updated_at", "scored_at", "quarantined_at", "computed_at", "generated_at", "origin"}
+    {
+        "ingested_at",
+        "fetched_at",
+        "updated_at",
+        "scored_at",
+        "quarantined_at",
+        "computed_at",
+        "generated_at",
+        "origin",
+    }
 )
 
 
