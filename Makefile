@@ -45,6 +45,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Re-pin after editing pyproject.toml (needs only the package index).
 lock:

@@ -1,8 +1,8 @@
 """Ingest benchmarks (one case per process, so each peak memory is its own). Not part of `make test`.
 
-    python bench/bench_ingest.py sim_bulk --scale 10     simulate ~10M fills and bulk-load them (Arrow) into raw.trades
-    python bench/bench_ingest.py http --scale 1          the demo path: simulated API -> httpx clients -> parse -> load
-    python bench/bench_ingest.py loader --rows 100000    Arrow bulk load vs executemany, same rows, same table
+python bench/bench_ingest.py sim_bulk --scale 10     simulate ~10M fills and bulk-load them (Arrow) into raw.trades
+python bench/bench_ingest.py http --scale 1          the demo path: simulated API -> httpx clients -> parse -> load
+python bench/bench_ingest.py loader --rows 100000    Arrow bulk load vs executemany, same rows, same table
 """
 
 import argparse
@@ -79,7 +79,9 @@ def loader(rows: int, db: Path) -> dict:
     t0 = time.perf_counter()
     load_trades(con, table, QUARANTINE_SCHEMA.empty_table(), source="sim")
     t_arrow = time.perf_counter() - t0
-    con.execute("CREATE TABLE many AS SELECT * EXCLUDE (fill_key, trade_date, source, ingested_at) FROM raw.trades LIMIT 0")
+    con.execute(
+        "CREATE TABLE many AS SELECT * EXCLUDE (fill_key, trade_date, source, ingested_at) FROM raw.trades LIMIT 0"
+    )
     values = [tuple(r.values()) for r in table.to_pylist()]
     t1 = time.perf_counter()
     con.executemany(f"INSERT INTO many VALUES ({', '.join('?' * table.num_columns)})", values)

@@ -48,7 +48,11 @@ def dbt(command: str, db: Path, target: Path) -> dict:
     results = json.loads((target / "run_results.json").read_text())["results"]
     slowest = sorted(((r["unique_id"].split(".")[-1], round(r["execution_time"], 2)) for r in results),
                      key=lambda x: -x[1])[:6]  # fmt: skip
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(max(peak, before) / 1024), "slowest": dict(slowest)}
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(max(peak, before) / 1024),
+        "slowest": dict(slowest),
+    }
 
 
 def main() -> None:

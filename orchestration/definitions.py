@@ -39,8 +39,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             signals,
             build_paper_portfolio(settings.fee_rate),
             build_backtest(settings.fee_rate),
-            build_report(settings.report_path, settings.real_warehouse_path, settings.source_description,
-                         settings.warehouse_path),  # fmt: skip
+            build_report(
+                settings.report_path,
+                settings.real_warehouse_path,
+                settings.source_description,
+                settings.warehouse_path,
+            ),  # fmt: skip
         ],
         asset_checks=[*build_gates(settings.quarantine_max_share), whale_scores_integrity],
         jobs=[sync, refresh_resolutions_job()],

@@ -21,6 +21,7 @@ def refresh_resolutions_job() -> dg.UnresolvedAssetJobDefinition:
     """Markets and the models built on them (no partitioned asset): what changes when markets resolve."""
     return dg.define_asset_job(
         REFRESH_JOB,
-        selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "markets"])) | dg.AssetSelection.groups("transform"),
+        selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "markets"]))
+        | dg.AssetSelection.groups("transform"),
         description="Refetch markets and rebuild the dbt models (launched by market_resolution_sensor).",
     )

@@ -17,7 +17,11 @@ from .jobs import REFRESH_JOB
 def daily_sync_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     """Every day at 00:30 UTC, sync the day that just ended (its daily partition), then everything downstream."""
     return dg.build_schedule_from_partitioned_job(
-        job, name="daily_sync", hour_of_day=0, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.STOPPED
+        job,
+        name="daily_sync",
+        hour_of_day=0,
+        minute_of_hour=30,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
     )
 
 
@@ -60,7 +64,10 @@ def market_resolution_sensor(
 ):
     try:
         open_ids = open_markets(warehouse)
-    except (duckdb.IOException, duckdb.CatalogException) as exc:  # a run holds the write lock, or no warehouse yet
+    except (
+        duckdb.IOException,
+        duckdb.CatalogException,
+    ) as exc:  # a run holds the write lock, or no warehouse yet
         return dg.SkipReason(f"warehouse not readable now: {exc}")
     if not open_ids:
         return dg.SkipReason("the warehouse holds no open market")

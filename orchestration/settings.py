@@ -76,7 +76,9 @@ class Settings:
     def source_description(self) -> str:
         if self.source == "sim":
             return f"simulated Polymarket (seed {self.sim_seed}, scale {self.sim_scale:g})"
-        return {"live": "Polymarket's live APIs", "files": f"files ({self.trades_path})"}.get(self.source, self.source)
+        return {"live": "Polymarket's live APIs", "files": f"files ({self.trades_path})"}.get(
+            self.source, self.source
+        )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -95,7 +97,9 @@ class Settings:
             trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
             alert_webhook_url=os.environ.get("WHALECOPY_ALERT_WEBHOOK_URL") or None,
             report_path=Path(_env("WHALECOPY_REPORT_PATH", "data/report.html")),
-            real_dump_dir=Path(_env("WHALECOPY_REAL_DUMP", "../shared/fixtures/polymarket/real/midterms_2022")),
+            real_dump_dir=Path(
+                _env("WHALECOPY_REAL_DUMP", "../shared/fixtures/polymarket/real/midterms_2022")
+            ),
             real_warehouse_path=Path(p) if (p := os.environ.get("WHALECOPY_REAL_WAREHOUSE")) else None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),

@@ -45,7 +45,9 @@ GATES = [
 ]
 
 
-def evaluate_gate(con: duckdb.DuckDBPyConnection, gate: Gate, max_quarantine_share: float) -> tuple[bool, dict]:
+def evaluate_gate(
+    con: duckdb.DuckDBPyConnection, gate: Gate, max_quarantine_share: float
+) -> tuple[bool, dict]:
     """Validate one gate. Returns (passed, metadata)."""
     result = validate_connection(con, gate.table)
     meta: dict = {
@@ -58,10 +60,16 @@ def evaluate_gate(con: duckdb.DuckDBPyConnection, gate: Gate, max_quarantine_sha
     }
     why = list(result.failed)
     if gate.entity is not None:
-        (quarantined,) = con.execute("SELECT count(*) FROM raw.quarantine WHERE entity = ?", [gate.entity]).fetchone()
+        (quarantined,) = con.execute(
+            "SELECT count(*) FROM raw.quarantine WHERE entity = ?", [gate.entity]
+        ).fetchone()
         total = meta["rows"] + int(quarantined)
         share = quarantined / total if total else 0.0
-        meta.update(quarantined=int(quarantined), quarantine_share=round(share, 6), max_quarantine_share=max_quarantine_share)
+        meta.update(
+            quarantined=int(quarantined),
+            quarantine_share=round(share, 6),
+            max_quarantine_share=max_quarantine_share,
+        )
         if share > max_quarantine_share:
             top = con.execute(
                 "SELECT reasons, count(*) FROM raw.quarantine WHERE entity = ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3",

@@ -21,7 +21,9 @@ def load_fixture(name: str):
 @pytest.fixture
 def midterms() -> Path:
     if not (MIDTERMS / "trades.jsonl.gz").exists():
-        pytest.skip(f"../shared is absent here ({MIDTERMS} not found): the real midterms dump is not available")
+        pytest.skip(
+            f"../shared is absent here ({MIDTERMS} not found): the real midterms dump is not available"
+        )
     return MIDTERMS
 
 

@@ -72,7 +72,7 @@ def forward_sql(scores: str = "analytics.whale_scores") -> str:
     return f"""
     WITH bounds AS (SELECT max(day) + 1 AS data_end FROM marts.wallet_daily_returns),
     fwd AS (
-        SELECT s.as_of, s.wallet, {exact_sum('r.daily_return')} AS fwd_return, count(r.daily_return) AS fwd_days,
+        SELECT s.as_of, s.wallet, {exact_sum("r.daily_return")} AS fwd_return, count(r.daily_return) AS fwd_days,
                sum(r.n_fills) AS fwd_fills
         FROM {scores} s
         JOIN marts.wallet_daily_returns r

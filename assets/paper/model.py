@@ -243,7 +243,9 @@ def run_paper(
                 if shares < p.sizing.min_limit_shares:
                     shares = 0.0
                 fraction = p.fixed_notional / nav if nav > 0 else np.nan
-                size_reason = f"fixed ${p.fixed_notional:g} under {p.sizing.min_limit_shares} shares or bad price"
+                size_reason = (
+                    f"fixed ${p.fixed_notional:g} under {p.sizing.min_limit_shares} shares or bad price"
+                )
             slip = float(
                 signal.slippage_estimate(shares * e.copy_price, e.daily_notional, p.signal.impact_coefficient)
             )

@@ -32,7 +32,18 @@ def tape_keys(world, exclude: np.ndarray | None = None) -> list[tuple]:
     token = np.where(t.outcome_index[rows] == 0, m.token_yes[t.market[rows]], m.token_no[t.market[rows]])
     wallets = world.wallets["address"].to_numpy()[t.wallet[rows]]
     side = np.where(t.side[rows] == 0, "BUY", "SELL")
-    return list(zip(world.tx_hash[t.tx[rows]], wallets, token, side, t.size[rows], t.price[rows], t.ts[rows], strict=True))
+    return list(
+        zip(
+            world.tx_hash[t.tx[rows]],
+            wallets,
+            token,
+            side,
+            t.size[rows],
+            t.price[rows],
+            t.ts[rows],
+            strict=True,
+        )
+    )
 
 
 def warehouse_keys(path: Path) -> list[tuple]:

@@ -39,12 +39,17 @@ def test_midterms_dump_loads_every_good_fill_and_quarantines_the_rest(midterms, 
     # 286 zero-size dust fills, and 2 fills whose "wallet" is a username, not an address
     assert reasons == {"size_not_positive": 286, "bad_wallet": 2}
     assert all("redkollantai" in r[0] for r in bad)
-    assert n_trades == 27_717 and n_trades + sum(reasons.values()) == lines  # nothing lost, nothing duplicated
+    assert (
+        n_trades == 27_717 and n_trades + sum(reasons.values()) == lines
+    )  # nothing lost, nothing duplicated
     assert (n_markets, n_resolved) == (39, 37)
     assert wallets == 2_419
     before = content_hash(path, "raw.trades", "fill_key"), content_hash(path, "raw.quarantine", "record_key")
     assert run_sync(settings, out=io.StringIO(), refetch=True).success
-    assert (content_hash(path, "raw.trades", "fill_key"), content_hash(path, "raw.quarantine", "record_key")) == before
+    assert (
+        content_hash(path, "raw.trades", "fill_key"),
+        content_hash(path, "raw.quarantine", "record_key"),
+    ) == before
 
 
 @pytest.fixture
@@ -78,9 +83,10 @@ def test_every_format_gives_the_same_result(tmp_path, trade_rows, fmt):
     ensure_raw(con)
     report = ingest.ingest_trades(con, src, start=1_500_000_000, end=NOW)
     assert report.load.inserted == 5 and report.load.quarantined == 1
-    assert con.execute("SELECT asset FROM raw.trades ORDER BY ts LIMIT 1").fetchone()[0] == sorted(
-        trade_rows[:5], key=lambda r: r["timestamp"]
-    )[0]["asset"]
+    assert (
+        con.execute("SELECT asset FROM raw.trades ORDER BY ts LIMIT 1").fetchone()[0]
+        == sorted(trade_rows[:5], key=lambda r: r["timestamp"])[0]["asset"]
+    )
 
 
 def test_parquet_nan_is_non_finite_and_null_is_missing(tmp_path, trade_rows):

@@ -268,14 +268,18 @@ def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tm
     tables = ("backtest_daily", "backtest_summary", "backtest_folds", "validation", "attribution_brinson",
               "attribution_regression", "attribution_contribution", "targets")  # fmt: skip
     with duckdb.connect(str(path), read_only=True) as con:
-        strategies = [s for (s,) in con.execute("SELECT strategy FROM evaluation.backtest_summary").fetchall()]
+        strategies = [
+            s for (s,) in con.execute("SELECT strategy FROM evaluation.backtest_summary").fetchall()
+        ]
         days, folds, targets = con.execute(
             """SELECT (SELECT count(DISTINCT day) FROM evaluation.backtest_daily),
                       (SELECT count(*) FROM evaluation.backtest_folds),
                       (SELECT list(documented ORDER BY target) FROM evaluation.targets)"""
         ).fetchall()[0]
         (rows,) = con.execute("SELECT count(*) FROM evaluation.backtest_daily").fetchall()[0]
-        checks = {c for (c,) in con.execute("SELECT DISTINCT check_name FROM evaluation.validation").fetchall()}
+        checks = {
+            c for (c,) in con.execute("SELECT DISTINCT check_name FROM evaluation.validation").fetchall()
+        }
         text = "\n".join(summary_lines(con))
         before = {t: con.execute(f"SELECT * FROM evaluation.{t} ORDER BY ALL").fetchall() for t in tables}
     assert strategies == list(STRATEGIES) and rows == days * len(STRATEGIES) and folds >= 5

@@ -20,18 +20,25 @@ def test_midterms_realised_pnl_matches_an_independent_recompute(midterms, tmp_pa
                               markets_path=str(midterms / "markets.json"))  # fmt: skip
     assert run_sync(settings, out=io.StringIO()).success
     with duckdb.connect(str(path), read_only=True) as con:
-        mart = con.execute(
-            "SELECT wallet, sum(pnl_gross) FROM marts.fct_positions WHERE is_resolved GROUP BY 1"
-        ).df().set_index("wallet").iloc[:, 0]
+        mart = (
+            con.execute("SELECT wallet, sum(pnl_gross) FROM marts.fct_positions WHERE is_resolved GROUP BY 1")
+            .df()
+            .set_index("wallet")
+            .iloc[:, 0]
+        )
     trades = pd.read_json(midterms / "trades.jsonl.gz", lines=True, dtype={"asset": str})
     payout = {}
     for m in json.loads((midterms / "markets.json").read_text()):
         if m["closed"] and m.get("umaResolutionStatus") == "resolved":
-            payout.update(zip(json.loads(m["clobTokenIds"]), map(float, json.loads(m["outcomePrices"])), strict=True))
+            payout.update(
+                zip(json.loads(m["clobTokenIds"]), map(float, json.loads(m["outcomePrices"])), strict=True)
+            )
     t = trades[(trades["size"] > 0) & trades["proxyWallet"].str.fullmatch(r"0x[0-9a-f]{40}")].copy()
     t["R"] = t["asset"].map(payout)
     t = t[t["R"].notna()]
-    t["pnl"] = np.where(t["side"] == "BUY", t["size"] * (t["R"] - t["price"]), t["size"] * (t["price"] - t["R"]))
+    t["pnl"] = np.where(
+        t["side"] == "BUY", t["size"] * (t["R"] - t["price"]), t["size"] * (t["price"] - t["R"])
+    )
     ref = t.groupby("proxyWallet")["pnl"].sum()
     assert len(ref) > 2000
     assert set(ref.index) == set(mart.index)
@@ -44,7 +51,9 @@ def test_marts_on_the_simulated_market(tmp_path):
     result = run_sync(settings, out=io.StringIO())
     assert result.success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        n_fills, n_raw = con.execute("SELECT (SELECT count(*) FROM marts.fct_fills), (SELECT count(*) FROM raw.trades)").fetchone()
+        n_fills, n_raw = con.execute(
+            "SELECT (SELECT count(*) FROM marts.fct_fills), (SELECT count(*) FROM raw.trades)"
+        ).fetchone()
         assert n_fills == n_raw
         # positions reconcile with fills; resolved P&L is cash flow + payout x net shares
         (bad,) = con.execute(
@@ -66,7 +75,10 @@ def test_marts_on_the_simulated_market(tmp_path):
         ).fetchone()
         assert non_finite == 0
         cats = {r[0] for r in con.execute("SELECT DISTINCT category FROM marts.dim_markets").fetchall()}
-        assert cats <= {"Politics", "Sports", "Crypto", "Economics", "Culture", "Tech", "Weather"} and len(cats) >= 5
+        assert (
+            cats <= {"Politics", "Sports", "Crypto", "Economics", "Culture", "Tech", "Weather"}
+            and len(cats) >= 5
+        )
         informed = con.execute(
             """SELECT avg(f.pnl_net / nullif(f.volume, 0)) FROM marts.wallet_features f
                JOIN evaluation.sim_truth t USING (wallet) WHERE t.wallet_type = 'informed'"""
@@ -85,7 +97,11 @@ def test_a_failing_dbt_test_stops_the_models_downstream(tmp_path):
     market = load_fixture("pscanner_market_open.json")
     shared_token = trades[0]["asset"]
     twin = {**market, "conditionId": "0x" + "b" * 64, "clobTokenIds": json.dumps([shared_token, "1" * 70])}
-    first = {**market, "conditionId": trades[0]["conditionId"], "clobTokenIds": json.dumps([shared_token, "2" * 70])}
+    first = {
+        **market,
+        "conditionId": trades[0]["conditionId"],
+        "clobTokenIds": json.dumps([shared_token, "2" * 70]),
+    }
     (tmp_path / "markets.json").write_text(json.dumps([first, twin]))
     (tmp_path / "trades.json").write_text(json.dumps(trades))
     settings = small_settings(tmp_path / "w.duckdb", source="files", trades_path=str(tmp_path / "trades.json"),
@@ -94,9 +110,14 @@ def test_a_failing_dbt_test_stops_the_models_downstream(tmp_path):
     assert not result.success
     failed = {e.asset_check_key.name for e in result.get_asset_check_evaluations() if not e.passed}
     assert any("unique_int_market_tokens_token_id" in name for name in failed)
-    assert all(e.passed for e in result.get_asset_check_evaluations() if e.asset_check_key.name.startswith("raw_"))
+    assert all(
+        e.passed for e in result.get_asset_check_evaluations() if e.asset_check_key.name.startswith("raw_")
+    )
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        tables = {tuple(r) for r in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+        tables = {
+            tuple(r)
+            for r in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+        }
     assert ("intermediate", "int_market_tokens") in tables  # built, then its test failed
     for downstream in ("int_position_fills", "fct_positions", "wallet_daily_returns", "wallet_features"):
         assert not any(t[1] == downstream for t in tables)

@@ -11,7 +11,11 @@ DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
 def test_dbt_parses_offline(tmp_path):
-    env = {**os.environ, "WAREHOUSE_PATH": str(tmp_path / "w.duckdb"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "WAREHOUSE_PATH": str(tmp_path / "w.duckdb"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     dbt = Path(sys.executable).parent / "dbt"
     if not dbt.exists():
         pytest.fail(f"dbt is not installed next to {sys.executable}: the pinned install is incomplete")

@@ -20,14 +20,27 @@ def test_definitions_load_with_the_sync_job(defs):
     job = defs.resolve_job_def("sync")
     assert job is not None
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw/markets", "raw/leaderboard", "raw/trades", "raw/price_history", "evaluation/sim_truth"} <= keys
+    assert {
+        "raw/markets",
+        "raw/leaderboard",
+        "raw/trades",
+        "raw/price_history",
+        "evaluation/sim_truth",
+    } <= keys
     assert {"staging/stg_polymarket__trades", "marts/fct_fills", "marts/fct_positions", "marts/dim_markets",
             "marts/wallet_daily_returns", "marts/wallet_features"} <= keys  # fmt: skip
 
 
 def test_asset_keys_are_schema_and_table(defs):
     for key in defs.resolve_asset_graph().get_all_asset_keys():
-        assert len(key.path) == 2 and key.path[0] in {"raw", "staging", "intermediate", "marts", "analytics", "evaluation"}
+        assert len(key.path) == 2 and key.path[0] in {
+            "raw",
+            "staging",
+            "intermediate",
+            "marts",
+            "analytics",
+            "evaluation",
+        }
 
 
 def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(defs):
@@ -45,7 +58,9 @@ def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(
 
 def test_dbt_tests_are_blocking_checks_and_sources_join_the_lineage(defs):
     graph = defs.resolve_asset_graph()
-    dbt_checks = [k for k in graph.asset_check_keys if k.asset_key.path[0] in ("staging", "intermediate", "marts")]
+    dbt_checks = [
+        k for k in graph.asset_check_keys if k.asset_key.path[0] in ("staging", "intermediate", "marts")
+    ]
     assert len(dbt_checks) >= 40
     stg = graph.get(dg.AssetKey(["staging", "stg_polymarket__trades"]))
     assert dg.AssetKey(["raw", "trades"]) in stg.parent_keys  # the dbt source is the ingest asset

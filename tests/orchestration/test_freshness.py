@@ -21,7 +21,9 @@ def test_the_daily_schedule_syncs_the_day_that_just_ended(tmp_path):
     schedule = defs.resolve_schedule_def("daily_sync")
     assert schedule.cron_schedule == "30 0 * * *"
     with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 24, 0, 30, tzinfo=UTC))
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
+        )
         requests = list(schedule.evaluate_tick(ctx).run_requests)
     assert [r.partition_key for r in requests] == ["2026-11-23"]
     assert defs.resolve_job_def(schedule.job_name).name == "sync"
@@ -44,7 +46,10 @@ def stale_warehouse(tmp_path):
     pm, con = markets_warehouse(path)
     stale = [r[0] for r in con.execute(
         "SELECT condition_id FROM raw.markets WHERE uma_resolution_status = 'resolved' ORDER BY 1 LIMIT 3").fetchall()]  # fmt: skip
-    con.execute("UPDATE raw.markets SET closed = false, uma_resolution_status = NULL WHERE condition_id IN (SELECT unnest(?))", [stale])
+    con.execute(
+        "UPDATE raw.markets SET closed = false, uma_resolution_status = NULL WHERE condition_id IN (SELECT unnest(?))",
+        [stale],
+    )
     con.close()
     return pm, DuckDBResource(database=str(path)), stale
 
@@ -67,13 +72,17 @@ def test_the_sensor_skips_when_nothing_resolved(tmp_path):
     pm, con = markets_warehouse(path)
     con.close()
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, resources={"polymarket": pm, "warehouse": DuckDBResource(database=str(path))})
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"polymarket": pm, "warehouse": DuckDBResource(database=str(path))}
+        )
         assert isinstance(market_resolution_sensor(ctx), dg.SkipReason)
 
 
 def test_the_sensor_cursor_forgets_markets_the_warehouse_has_caught_up_with():
     key, new, cursor = resolution_decision(["a", "b", "c"], ["a", "b"], None)
     assert key and new == ["a", "b"] and json.loads(cursor) == ["a", "b"]
-    key2, new2, cursor2 = resolution_decision(["c"], ["c"], cursor)  # a and b are resolved in the warehouse now
+    key2, new2, cursor2 = resolution_decision(
+        ["c"], ["c"], cursor
+    )  # a and b are resolved in the warehouse now
     assert key2 and new2 == ["c"] and json.loads(cursor2) == ["c"]
     assert resolution_decision(["c"], ["c"], cursor2)[0] is None

@@ -182,7 +182,10 @@ def test_targets_semantics():
         t.loc["tail_risk_reduction", "measured"] == pytest.approx(0.75)
         and t.loc["tail_risk_reduction", "met"]
     )
-    assert t.loc["alpha_from_selection", "measured"] == pytest.approx(0.75) and t.loc["alpha_from_selection", "met"]
+    assert (
+        t.loc["alpha_from_selection", "measured"] == pytest.approx(0.75)
+        and t.loc["alpha_from_selection", "met"]
+    )
     # a shortfall made mostly of selection is not alpha from selection
     short = bt.targets_table(pd.DataFrame(rows), brinson * -1).set_index("target")
     assert short.loc["alpha_from_selection", "measured"] == pytest.approx(0.75)

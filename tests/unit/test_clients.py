@@ -159,7 +159,9 @@ def recorded_markets(n=7):
 @pytest.mark.parametrize("keyset", [True, False])
 def test_gamma_reads_open_and_closed_markets(keyset):
     markets = recorded_markets(9)
-    api = GammaApi(ApiClient("https://gamma-api.polymarket.com", transport=gamma_server(markets, keyset)), page_limit=2)
+    api = GammaApi(
+        ApiClient("https://gamma-api.polymarket.com", transport=gamma_server(markets, keyset)), page_limit=2
+    )
     got = [m["conditionId"] for closed in (False, True) for p in api.markets(closed=closed) for m in p.rows]
     assert sorted(got) == sorted(m["conditionId"] for m in markets)
 

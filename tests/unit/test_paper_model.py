@@ -44,7 +44,9 @@ def test_one_copy_held_to_resolution():
     assert final["cash"] == pytest.approx(10_000 - 400 - 8 + 800)
     assert final["open_positions"] == 0 and final["nav"] == pytest.approx(final["cash"])
     pos = res.positions.iloc[0]
-    assert pos["close_reason"] == "settlement" and pos["realised_pnl"] == pytest.approx(800 - 400 - 8, abs=0.01)  # slippage on a deep book: ~0
+    assert pos["close_reason"] == "settlement" and pos["realised_pnl"] == pytest.approx(
+        800 - 400 - 8, abs=0.01
+    )  # slippage on a deep book: ~0
 
 
 def test_trailing_stop_time_exit_and_mirrored_whale_sell():
@@ -68,7 +70,9 @@ def test_trailing_stop_time_exit_and_mirrored_whale_sell():
     c_sell = res.fills[(res.fills["token_id"] == "C") & (res.fills["kind"] == "whale_sell")].iloc[0]
     c_entry = res.fills[(res.fills["token_id"] == "C") & (res.fills["kind"] == "entry")].iloc[0]
     assert c_sell["shares"] == pytest.approx(-c_entry["shares"] / 2)
-    assert c_sell["price"] == pytest.approx(0.55, abs=1e-5)  # the whale's price, less ~0 slippage on a deep book
+    assert c_sell["price"] == pytest.approx(
+        0.55, abs=1e-5
+    )  # the whale's price, less ~0 slippage on a deep book
     assert by.loc["C", "shares_open"] == pytest.approx(c_entry["shares"] / 2)
     assert set(res.alerts["kind"]) == {"trailing_stop", "time_exit"}
 
@@ -174,11 +178,15 @@ def test_baseline_switches_fixed_size_no_stage_3_no_risk_rules_and_the_cash_chec
     check holds for every strategy."""
     from dataclasses import replace
 
-    cands = pd.DataFrame([_candidate(k, t, D0, category="Politics") for k, t in ((1, "A"), (2, "B"), (3, "C"))])
+    cands = pd.DataFrame(
+        [_candidate(k, t, D0, category="Politics") for k, t in ((1, "A"), (2, "B"), (3, "C"))]
+    )
     marks = pd.concat([_marks("A", [0.50, 0.55, 0.60, 0.62, 0.61, 0.40, 0.40, 0.40, 0.40, 0.40]),
                        _marks("B", [0.50] * 10), _marks("C", [0.50] * 10)])  # fmt: skip
     markets = pd.DataFrame([_market("A"), _market("B", end_day=D0 + 4), _market("C")])
-    naive = replace(paper.PaperParams(), fixed_notional=4_000.0, portfolio_filter=False, risk_management=False)
+    naive = replace(
+        paper.PaperParams(), fixed_notional=4_000.0, portfolio_filter=False, risk_management=False
+    )
     res = paper.run_paper(cands, marks, NO_SELLS, markets, D0, D0 + 9, naive)
     entries = res.fills[res.fills["kind"] == "entry"]
     assert list(entries["shares"]) == [8_000, 8_000]  # $4,000 at 0.50 each; the third cannot be paid for

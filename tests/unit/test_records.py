@@ -99,7 +99,10 @@ def test_markets_recorded_shapes():
     event = load_fixture("pscanner_event_with_resolved_markets.json")
     wrapper = {k: event[k] for k in ("id", "slug", "title", "tags")}
     nested = [{**m, "events": [wrapper]} for m in event["markets"]]  # /markets embeds the market's events
-    rows = nested + [load_fixture("pscanner_market_open.json"), load_fixture("cascadian_market_2020_closed_raw.json")]
+    rows = nested + [
+        load_fixture("pscanner_market_open.json"),
+        load_fixture("cascadian_market_2020_closed_raw.json"),
+    ]
     batch = Batch()
     batch.add(Page("https://gamma-api.polymarket.com/markets?closed=true", rows))
     out = parse_markets(batch, source="live")
@@ -126,7 +129,13 @@ def test_markets_with_mismatched_arrays_are_quarantined():
 
 def test_price_history_points():
     token = "1" * 77
-    pages = [Page("u", [{"t": 1_760_000_000, "p": 0.42}, {"t": 1_760_003_600, "p": 1.5}], context={"token_id": token})]
+    pages = [
+        Page(
+            "u",
+            [{"t": 1_760_000_000, "p": 0.42}, {"t": 1_760_003_600, "p": 1.5}],
+            context={"token_id": token},
+        )
+    ]
     out = parse_price_history(pages, source="live", now_ts=NOW)
     assert out.accepted.to_pylist() == [{"token_id": token, "ts": 1_760_000_000, "price": 0.42}]
     assert out.rejected.column("reason_code").to_pylist() == ["price_out_of_range"]

@@ -255,4 +255,6 @@ def test_a_date_scores_the_same_whichever_other_dates_are_scored_with_it():
     t = _as_of(120)[0]
     alone = m.score_history(ret, act, pos, [t])
     together = m.score_history(ret, act, pos, _as_of(40, 120, 190))
-    pd.testing.assert_frame_equal(alone, together[together["as_of"] == t].reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(
+        alone, together[together["as_of"] == t].reset_index(drop=True), check_exact=True
+    )

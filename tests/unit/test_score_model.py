@@ -435,7 +435,9 @@ def test_score_wallets_frame():
     assert out["wqs"].iloc[0] > out["wqs"].iloc[1]
     assert out["reason"].iloc[0] is None
     by = out.set_index("wallet")
-    assert by.loc["0xnew", "wqs"] is None and f"fewer than {m.MIN_RETURN_DAYS} days" in by.loc["0xnew", "reason"]
+    assert (
+        by.loc["0xnew", "wqs"] is None and f"fewer than {m.MIN_RETURN_DAYS} days" in by.loc["0xnew", "reason"]
+    )
     assert by.loc["0xflat", "sharpe"] is None and "zero variance" in by.loc["0xflat", "reason"]
     assert by.loc["0xghost", "tier"] is None and by.loc["0xghost", "n_return_days"] == 0
     assert by.loc["0xgood", "regime"] in {"IMPROVING", "DETERIORATING", "STABLE"}

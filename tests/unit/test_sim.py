@@ -21,7 +21,9 @@ def test_prices_are_calibrated_over_12000_markets():
     rng = np.random.default_rng(11)
     markets, grid = generate_markets(cfg, rng)
     done = np.isin(markets.outcome, [0.0, 1.0])
-    k = (rng.random(len(markets)) * (markets.grid_len - 1)).astype(np.int64)  # never the final (resolved) point
+    k = (rng.random(len(markets)) * (markets.grid_len - 1)).astype(
+        np.int64
+    )  # never the final (resolved) point
     p = grid[markets.grid_start + k][done]
     y = markets.outcome[done]
     assert len(p) >= 10_000
@@ -32,7 +34,9 @@ def test_prices_are_calibrated_over_12000_markets():
         sel = bins == b
         n = sel.sum()
         se = np.sqrt((p[sel] * (1 - p[sel])).mean() / n)
-        assert abs(y[sel].mean() - p[sel].mean()) < 4 * se + 1e-3, f"bin {b}: {y[sel].mean():.3f} vs {p[sel].mean():.3f}"
+        assert abs(y[sel].mean() - p[sel].mean()) < 4 * se + 1e-3, (
+            f"bin {b}: {y[sel].mean():.3f} vs {p[sel].mean():.3f}"
+        )
 
 
 def realised_edges(world):
@@ -96,11 +100,17 @@ def test_the_served_api_keeps_the_real_traps(world):
     server = SimPolymarket(world, dirty_share=0.0)
     client = httpx.Client(transport=server)
     cid = world.markets.condition_id[int(np.bincount(world.tape.market).argmax())]
-    rows_default = orjson.loads(client.get(f"{DATA_URL}/trades", params={"market": cid, "limit": 9999}).content)
+    rows_default = orjson.loads(
+        client.get(f"{DATA_URL}/trades", params={"market": cid, "limit": 9999}).content
+    )
     assert len(rows_default) == 500  # the page cap, whatever limit asks
     in_market = world.tape.market == np.flatnonzero(world.markets.condition_id == cid)[0]
-    taker = orjson.loads(client.get(f"{DATA_URL}/trades", params={"market": cid, "limit": 500, "offset": 0}).content)
-    all_ = orjson.loads(client.get(f"{DATA_URL}/trades", params={"market": cid, "takerOnly": "false", "limit": 500}).content)
+    taker = orjson.loads(
+        client.get(f"{DATA_URL}/trades", params={"market": cid, "limit": 500, "offset": 0}).content
+    )
+    all_ = orjson.loads(
+        client.get(f"{DATA_URL}/trades", params={"market": cid, "takerOnly": "false", "limit": 500}).content
+    )
     assert len(taker) <= 500 and len(all_) == min(500, in_market.sum())
     n_taker_total = (in_market & ~world.tape.is_maker).sum()
     assert n_taker_total < in_market.sum()  # takerOnly=true (the default) hides maker fills
@@ -112,7 +122,9 @@ def test_the_served_api_keeps_the_real_traps(world):
     assert isinstance(row["asset"], str) and len(row["asset"]) >= 70
     open_ = orjson.loads(client.get(f"{GAMMA_URL}/markets", params={"limit": 500}).content)
     closed = orjson.loads(client.get(f"{GAMMA_URL}/markets", params={"limit": 500, "closed": "true"}).content)
-    assert all(not m["closed"] for m in open_) and all(m["closed"] for m in closed)  # closed needs closed=true
+    assert all(not m["closed"] for m in open_) and all(
+        m["closed"] for m in closed
+    )  # closed needs closed=true
     m = closed[0]
     assert isinstance(m["outcomes"], str) and isinstance(m["clobTokenIds"], str)  # JSON-encoded strings
     assert m["closedTime"].endswith("+00") and " " in m["closedTime"]  # Postgres style

@@ -80,7 +80,9 @@ finite = st.floats(allow_nan=True, allow_infinity=True, width=64)
     edge=finite, price=finite, wqs=finite, vol=finite, rho=finite, dd=finite,
     nav=st.floats(min_value=0, max_value=1e9), order_type=st.sampled_from(["limit", "market"]),
 )  # fmt: skip
-def test_sizes_are_never_negative_never_above_the_cap_and_whole_shares(edge, price, wqs, vol, rho, dd, nav, order_type):
+def test_sizes_are_never_negative_never_above_the_cap_and_whole_shares(
+    edge, price, wqs, vol, rho, dd, nav, order_type
+):
     s = m.adaptive_kelly(edge, price, wqs, vol, rho, dd, nav=nav, order_type=order_type)
     assert 0.0 <= float(s.fraction) <= m.MAX_POSITION_NAV
     assert float(s.shares) >= 0 and float(s.shares) == np.floor(float(s.shares))
