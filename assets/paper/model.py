@@ -1,12 +1,13 @@
-"""The paper-trading portfolio: stage 3 of the signal filter, sizing, fills, exits and daily NAV. Pure (no Dagster,
-no DuckDB).
+"""The paper-trading portfolio: the decision engine (:class:`Book`) and the day loop that drives it over a history
+(:func:`run_paper`). Pure (no Dagster, no DuckDB).
 
-A portfolio is path-dependent, so this is an event loop over days; everything inside a day is vectorised where
-the book allows (marks, NAV, exposure). Within a day, in time order: entries (candidates that passed stages 1 and
-2) and the mirrored sells of the whales we copy. At the day's end: trailing stops, time exits and resolutions,
-then marks, NAV, drawdown and the portfolio's Cornish-Fisher VaR, which blocks entries the next day when it is
-beyond the limit. Every decision at time t reads only data up to t; the trailing stop's plan is computed at entry
-from later marks with a causal rule (a day's stop level uses marks up to that day).
+A portfolio is path-dependent, so the book is advanced event by event: a whale BUY that passed stages 1 and 2
+goes through stage 3, sizing and the limits (``on_fill``); a copied whale's sell is mirrored (``on_whale_sell``);
+marks arrive per token and day (``on_mark``); the day's end settles resolutions, runs trailing stops and time
+exits at the day's mark, then books NAV, drawdown and the portfolio's Cornish-Fisher VaR, which blocks entries
+the next day when it is beyond the limit (``on_day_end``). Every decision at time t reads only what the book was
+given up to t: a stop is advanced one day at a time (:class:`assets.risk.model.TrailingStop`). The daily paper
+run, the walk-forward backtest and the live loop (``live/``) all drive this one book.
 
 Conventions: prices are per share (0-1); cash and NAV in USDC; fees are ``fee_rate`` of notional on every fill
 (none at settlement); a buy pays ``price * (1 + slippage)`` and a sell receives ``price * (1 - slippage)``, with
@@ -73,7 +74,7 @@ class _Position:
     key: object
     wallet: str
     token: str
-    row: int  # the token's row of the mark matrix
+    row: int  # the token's row of the mark book
     condition: str
     event: str
     category: str
@@ -81,37 +82,93 @@ class _Position:
     cost: float
     entry_day: int
     entry_price: float
-    stop_day: int  # -1: the stop never triggers on the marks we have
-    time_exit_day: int
-    resolved_day: int  # -1: not resolved in the data
-    payout: float
     daily_notional: float
+    stop: risk.TrailingStop
+    stopped: bool = False  # the trailing stop has been hit (it exits then when the risk rules are on)
     closed_day: int = -1
     close_reason: str | None = None
     proceeds: float = 0.0
     fees: float = 0.0
 
 
-def _mark_matrix(marks: pd.DataFrame, tokens: np.ndarray, first_day: int, n_days: int) -> np.ndarray:
-    """tokens x days of daily marks, carried forward from the last mark (NaN before a token's first mark)."""
-    out = np.full((len(tokens), n_days), np.nan)
-    if len(marks):
-        index = pd.Index(tokens)
-        row = index.get_indexer(marks["token_id"])
-        col = marks["day"].to_numpy(dtype=np.int64) - first_day
-        keep = (row >= 0) & (col >= 0) & (col < n_days)
-        out[row[keep], col[keep]] = marks["price"].to_numpy(dtype=float)[keep]
-    return risk.carry_forward(out)
+class MarkBook:
+    """Daily marks per token (rows) and day (columns from ``origin``), carried forward from each token's last mark
+    (NaN before its first). Marks may arrive in any order and for any past day: a token's carried row is rebuilt
+    when one of its marks changes. Columns grow as days advance."""
+
+    def __init__(self, origin: int, days: int = 64):
+        self.origin = origin
+        self.rows: dict[str, int] = {}
+        self.raw = np.full((16, max(days, 1)), np.nan)
+        self.carried = self.raw.copy()
+
+    def row(self, token: str) -> int:
+        r = self.rows.get(token)
+        if r is None:
+            r = self.rows[token] = len(self.rows)
+            if r >= len(self.raw):
+                grow = np.full((len(self.raw), self.raw.shape[1]), np.nan)
+                self.raw, self.carried = np.vstack([self.raw, grow]), np.vstack([self.carried, grow])
+        return r
+
+    def _cover(self, col: int) -> None:
+        if col >= self.raw.shape[1]:
+            width = max(col + 1, 2 * self.raw.shape[1])
+            pad = np.full((len(self.raw), width - self.raw.shape[1]), np.nan)
+            self.raw = np.hstack([self.raw, pad])
+            self.carried = risk.carry_forward(np.hstack([self.carried, pad]))
+
+    def set_many(self, tokens: np.ndarray, days: np.ndarray, prices: np.ndarray) -> None:
+        """Marks in bulk (the batch's whole history at once); days before ``origin`` are dropped."""
+        cols = np.asarray(days, dtype=np.int64) - self.origin
+        keep = cols >= 0
+        if not keep.any():
+            return
+        rows = np.array([self.row(str(t)) for t in pd.unique(np.asarray(tokens, dtype=object)[keep])])
+        self._cover(int(cols[keep].max()))
+        index = pd.Index(list(self.rows))
+        r = index.get_indexer(np.asarray(tokens, dtype=object)[keep].astype(str))
+        self.raw[r, cols[keep]] = np.asarray(prices, dtype=float)[keep]
+        self.carried[rows] = risk.carry_forward(self.raw[rows])
+
+    def set(self, token: str, day: int, price: float) -> None:
+        col = day - self.origin
+        if col < 0:
+            return
+        r = self.row(token)
+        self._cover(col)
+        self.raw[r, col] = price
+        self.carried[r] = risk.carry_forward(self.raw[r : r + 1])[0]
+
+    def at(self, r: int, day: int) -> float:
+        col = day - self.origin
+        return float(self.carried[r, col]) if 0 <= col < self.carried.shape[1] else np.nan
+
+    def changes(self, rows: list[int], lo_day: int, hi_day: int) -> np.ndarray:
+        """Day-on-day changes of the carried marks over ``[lo_day, hi_day)`` (NaN on the book's first column)."""
+        lo, hi = lo_day - self.origin, hi_day - self.origin
+        self._cover(max(hi, 0))
+        block = self.carried[rows, max(lo - 1, 0) : hi]
+        d = np.diff(block, axis=1)
+        return np.hstack([np.full((len(rows), 1), np.nan), d]) if lo <= 0 else d
 
 
-def _correlation(changes: np.ndarray, a: int, others: list[int], day: int, p: PaperParams) -> float:
-    """Largest |correlation| of daily mark changes between token row ``a`` and the rows ``others`` over the
-    window before ``day``; 0 where fewer than ``min_correlation_days`` days overlap (unknown is not linked)."""
-    if not others:
+class MarketInfo(NamedTuple):
+    end_ts: float  # scheduled end (inf when unknown)
+    resolved_ts: float  # resolution time (inf while unresolved)
+    payout: float  # per share of this outcome (NaN while unresolved)
+
+
+UNKNOWN_MARKET = MarketInfo(np.inf, np.inf, np.nan)
+
+
+def _correlation(changes: np.ndarray, p: PaperParams) -> float:
+    """Largest |correlation| of daily mark changes between row 0 of ``changes`` and each other row, over the
+    days both have; 0 where fewer than ``min_correlation_days`` days overlap (unknown is not linked)."""
+    if len(changes) < 2:
         return 0.0
-    lo = max(0, day - p.correlation_days)
-    y = changes[others, lo:day]  # the book's rows, each paired with ``x`` over the days both have
-    x = np.broadcast_to(changes[a, lo:day], y.shape)
+    y = changes[1:]  # the book's rows, each paired with ``x`` over the days both have
+    x = np.broadcast_to(changes[0], y.shape)
     ok = np.isfinite(x) & np.isfinite(y)
     n = ok.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -121,6 +178,247 @@ def _correlation(changes: np.ndarray, a: int, others: list[int], day: int, p: Pa
         r = np.abs(sxy / np.sqrt(sxx * syy))
     valid = (n >= p.min_correlation_days) & (sxx > 0) & (syy > 0)
     return float(r[valid].max()) if valid.any() else 0.0
+
+
+class Book:
+    """The decision engine: one paper book advanced event by event. The daily paper run, the walk-forward backtest
+    and the live loop all drive it, so the decision on a whale fill is made by this code wherever it is made.
+
+    - ``on_market(token, info)``: a token's scheduled end, resolution and payout (as known now);
+    - ``on_mark(token, day, price)`` / ``on_marks(...)``: a day's closing mark;
+    - ``on_fill(candidate, day)``: a whale BUY that passed stages 1 and 2 -> stage 3, sizing and the risk limits:
+      the decision row (copied, or why not) and, when copied, the entry fill;
+    - ``on_whale_sell(wallet, token, ts, price, fraction, day)``: the copied whale sold: sell the same share;
+    - ``on_day_end(day)``: resolutions settle, then trailing stops and time exits at the day's mark; NAV,
+      drawdown and the Cornish-Fisher VaR, which blocks entries the next day when it is beyond the limit.
+
+    A decision at time t reads only what the book was given up to t: marks of earlier days for the correlation,
+    the day's mark at its end. Each method appends to the book's records (``decisions``, ``fills``, ...).
+    """
+
+    def __init__(self, params: PaperParams = PaperParams(), mark_origin: int = 0):
+        self.p = params
+        self.marks = MarkBook(mark_origin)
+        self.markets: dict[str, MarketInfo] = {}
+        self.cash = self.peak = params.starting_nav
+        self.open: dict[str, _Position] = {}
+        self.closed: list[_Position] = []
+        self.decisions: list[dict] = []
+        self.fills: list[dict] = []
+        self.nav_rows: list[dict] = []
+        self.alerts: list[dict] = []
+        self.holdings: list[dict] = []
+        self.daily_returns: list[float] = []
+        self.var_blocked = False
+
+    # -------------------------------------------------------------------------------------------- inputs
+    def on_market(self, token: str, info: MarketInfo) -> None:
+        self.markets[str(token)] = info
+
+    def on_mark(self, token: str, day: int, price: float) -> None:
+        self.marks.set(str(token), int(day), float(price))
+
+    def on_marks(self, tokens, days, prices) -> None:
+        self.marks.set_many(tokens, days, prices)
+
+    # -------------------------------------------------------------------------------------------- state
+    def mark_of(self, pos: _Position, d: int) -> float:
+        """The position's token at the day's mark (its entry price before a first mark)."""
+        v = self.marks.at(pos.row, d)
+        return v if v == v else pos.entry_price
+
+    def nav_at(self, d: int) -> tuple[float, float, dict[str, float]]:
+        exposure, by_cat = 0.0, {}
+        for pos in self.open.values():
+            value = pos.shares * self.mark_of(pos, d)
+            exposure += value
+            by_cat[pos.category] = by_cat.get(pos.category, 0.0) + value
+        return self.cash + exposure, exposure, by_cat
+
+    def _close(self, pos: _Position, d: int, ts: float, price: float, kind: str, fee_rate: float,
+               shares: float) -> dict:  # fmt: skip
+        gross = shares * price
+        fee = gross * fee_rate
+        self.cash += gross - fee
+        pos.shares -= shares
+        pos.proceeds += gross
+        pos.fees += fee
+        fill = {"key": pos.key, "kind": kind, "day": d, "ts": ts, "token_id": pos.token, "shares": -shares,
+                "price": price, "fee": fee, "cash_after": self.cash}  # fmt: skip
+        self.fills.append(fill)
+        if pos.shares <= 1e-9:
+            pos.closed_day, pos.close_reason = d, kind
+            self.closed.append(self.open.pop(pos.token))
+        return fill
+
+    # -------------------------------------------------------------------------------------------- events
+    def on_whale_sell(
+        self, wallet: str, token: str, ts: float, price: float, fraction: float, d: int
+    ) -> dict | None:
+        """Mirror a copied whale's sell of ``fraction`` of its position: the same share of ours, at its price less
+        our slippage. Returns the fill, or None when we hold nothing of that whale's on the token."""
+        pos = self.open.get(str(token))
+        if pos is None or pos.wallet != wallet or not fraction > 0:
+            return None
+        p = self.p
+        shares = pos.shares * min(float(fraction), 1.0)
+        slip = float(
+            signal.slippage_estimate(shares * price, pos.daily_notional, p.signal.impact_coefficient)
+        )
+        fill_price = float(price) * (1 - min(slip, 1.0) if np.isfinite(slip) else 1.0)
+        return self._close(pos, d, float(ts), fill_price, "whale_sell", p.fee_rate, shares)
+
+    def on_fill(self, e, d: int) -> dict:
+        """Stage 3, sizing and the limits for one candidate that passed stages 1 and 2 (``key, wallet, token_id,
+        condition_id, event_id, category, ts, copy_price, edge_at_copy, wqs, whale_volatility, daily_notional``).
+        Returns the decision row; a copy also books its entry fill and opens the position."""
+        p = self.p
+        nav, exposure, by_cat = self.nav_at(d)
+        dd = max(0.0, 1.0 - nav / self.peak) if self.peak > 0 else 1.0
+        token = str(e.token_id)
+        reasons = []
+        if self.var_blocked:
+            reasons.append(f"portfolio VaR beyond {p.var_limit_nav:.0%} of NAV")
+        if token in self.open:
+            reasons.append("already holding this outcome")
+        linked = any(q.event == e.event_id or q.condition == e.condition_id for q in self.open.values())
+        row = self.marks.row(token)
+        if linked:
+            rho = 1.0
+        elif self.open:
+            rows = [row] + [q.row for q in self.open.values()]
+            rho = _correlation(self.marks.changes(rows, d - p.correlation_days, d), p)
+        else:
+            rho = 0.0
+        if p.fixed_notional is None:
+            order = size.adaptive_kelly(e.edge_at_copy, e.copy_price, e.wqs, e.whale_volatility, rho, dd, nav,
+                                        params=p.sizing)  # fmt: skip
+            shares, fraction, size_reason = float(order.shares), float(order.fraction), order.reason[()]
+        else:
+            c = float(e.copy_price)
+            shares = float(np.floor(p.fixed_notional / c + 1e-9)) if 0 < c < 1 else 0.0
+            if shares < p.sizing.min_limit_shares:
+                shares = 0.0
+            fraction = p.fixed_notional / nav if nav > 0 else np.nan
+            size_reason = f"fixed ${p.fixed_notional:g} under {p.sizing.min_limit_shares} shares or bad price"
+        slip = float(
+            signal.slippage_estimate(shares * e.copy_price, e.daily_notional, p.signal.impact_coefficient)
+        )
+        price = min(float(e.copy_price) * (1 + (slip if np.isfinite(slip) else 0.0)), p.max_price)
+        cost, fee = shares * price, shares * price * p.fee_rate
+        # the book right after the fill, marked at the copy price: limits hold on what the fill leaves behind
+        marked = shares * float(e.copy_price)
+        nav_after = nav - fee - (cost - marked)
+        if p.portfolio_filter:
+            fit = signal.portfolio_fit(
+                rho, exposure + marked, by_cat.get(e.category, 0.0) + marked, nav_after, p.signal
+            )
+            if not fit.passed[0]:
+                reasons.append(fit.reason[0])
+        if shares <= 0:
+            reasons.append(f"size: {size_reason}")
+        elif cost + fee > self.cash:
+            reasons.append(f"cash: ${self.cash:,.2f} cannot pay ${cost + fee:,.2f}")
+        decision = {"key": e.key, "day": d, "nav": nav, "correlation": rho, "exposure_after": exposure + marked,
+                    "drawdown": dd, "fraction": fraction, "shares": shares, "notional": cost}  # fmt: skip
+        if reasons:
+            decision |= {"copied": False, "reason": "; ".join(reasons), "shares": 0.0, "notional": 0.0}
+            self.decisions.append(decision)
+            return decision
+        self.cash -= cost + fee
+        self.open[token] = _Position(
+            key=e.key, wallet=e.wallet, token=token, row=row, condition=e.condition_id, event=e.event_id,
+            category=e.category, shares=shares, cost=cost, entry_day=d, entry_price=price,
+            daily_notional=float(e.daily_notional), stop=risk.TrailingStop(price), fees=fee,
+        )  # fmt: skip
+        self.fills.append({"key": e.key, "kind": "entry", "day": d, "ts": float(e.ts), "token_id": token,
+                           "shares": shares, "price": price, "fee": fee, "cash_after": self.cash})  # fmt: skip
+        decision |= {"copied": True, "reason": None}
+        self.decisions.append(decision)
+        return decision
+
+    def on_day_end(self, d: int) -> dict:
+        """Close day ``d``: settlements, stops and time exits, then the day's NAV row (returned)."""
+        p = self.p
+        end_of_day = (d + 1) * 86_400.0
+        for pos in list(self.open.values()):
+            stop_hit = pos.stop.update(self.marks.at(pos.row, d)) if d >= pos.entry_day else False
+            info = self.markets.get(pos.token, UNKNOWN_MARKET)
+            resolved_day = int(info.resolved_ts // 86_400) if np.isfinite(info.resolved_ts) else -1
+            if resolved_day != -1 and resolved_day <= d and np.isfinite(info.payout):
+                self._close(pos, d, end_of_day, float(info.payout), "settlement", 0.0, pos.shares)
+                continue
+            exit_day = (
+                int((info.end_ts - p.time_exit_hours * 3600) // 86_400) if np.isfinite(info.end_ts) else -1
+            )
+            kind = (
+                "trailing_stop"
+                if pos.stopped or stop_hit
+                else "time_exit"
+                if exit_day != -1 and exit_day <= d
+                else None
+            )
+            pos.stopped = pos.stopped or stop_hit
+            if kind is not None and p.risk_management:
+                wallet, token = pos.wallet, pos.token
+                self._close(pos, d, end_of_day, self.mark_of(pos, d), kind, p.fee_rate, pos.shares)
+                self.alerts.append({"day": d, "kind": kind,
+                                    "message": f"{kind.replace('_', ' ')} of {token} (copying {wallet})"})  # fmt: skip
+        nav, exposure, by_cat = self.nav_at(d)
+        self.holdings.extend(
+            {"day": d, "key": q.key, "token_id": q.token, "value": q.shares * self.mark_of(q, d)}
+            for q in self.open.values()
+        )
+        prev = self.nav_rows[-1]["nav"] if self.nav_rows else p.starting_nav
+        self.daily_returns.append(nav / prev - 1.0 if prev > 0 else 0.0)
+        self.peak = max(self.peak, nav)
+        window = self.daily_returns[-p.var_window_days :]
+        last_var = (
+            risk.modified_var(np.array(window), p.var_confidence) if len(window) >= p.var_min_days else np.nan
+        )
+        blocked = bool(p.risk_management and np.isfinite(last_var) and last_var < -p.var_limit_nav)
+        if blocked and not self.var_blocked:
+            self.alerts.append({"day": d, "kind": "var_breach",
+                                "message": f"VaR{p.var_confidence * 100:.0f} {last_var:.2%} of NAV: new entries blocked"})  # fmt: skip
+        self.var_blocked = blocked
+        row = {
+            "day": d, "cash": self.cash, "positions_value": exposure, "nav": nav,
+            "exposure_share": exposure / nav if nav > 0 else np.nan,
+            "max_category_share": max(by_cat.values()) / nav if by_cat and nav > 0 else 0.0,
+            "open_positions": len(self.open), "drawdown": 1.0 - nav / self.peak if self.peak > 0 else np.nan,
+            "daily_return": self.daily_returns[-1], "var": last_var, "entries_blocked": self.var_blocked,
+        }  # fmt: skip
+        self.nav_rows.append(row)
+        return row
+
+    # -------------------------------------------------------------------------------------------- output
+    def result(self) -> PaperResult:
+        positions = [
+            {"key": q.key, "wallet": q.wallet, "token_id": q.token, "category": q.category, "entry_day": q.entry_day,
+             "entry_price": q.entry_price, "shares_open": q.shares, "cost": q.cost, "proceeds": q.proceeds,
+             "fees": q.fees, "closed_day": q.closed_day if q.closed_day != -1 else None, "close_reason": q.close_reason,
+             "realised_pnl": q.proceeds - q.cost - q.fees if q.closed_day != -1 else None}
+            for q in [*self.closed, *self.open.values()]
+        ]  # fmt: skip
+        return PaperResult(
+            pd.DataFrame(self.decisions, columns=DECISION_COLUMNS),
+            pd.DataFrame(self.fills, columns=FILL_COLUMNS),
+            pd.DataFrame(positions, columns=POSITION_COLUMNS),
+            pd.DataFrame(self.nav_rows, columns=NAV_COLUMNS),
+            pd.DataFrame(self.alerts, columns=ALERT_COLUMNS),
+            pd.DataFrame(self.holdings, columns=HOLDING_COLUMNS),
+        )
+
+
+def _market_infos(markets: pd.DataFrame) -> dict[str, MarketInfo]:
+    mk = markets.drop_duplicates("token_id")
+    end = pd.to_numeric(mk["end_ts"], errors="coerce").to_numpy(dtype=float)
+    res = pd.to_numeric(mk["resolved_ts"], errors="coerce").to_numpy(dtype=float)
+    pay = pd.to_numeric(mk["payout"], errors="coerce").to_numpy(dtype=float)
+    return {
+        str(t): MarketInfo(e if np.isfinite(e) else np.inf, r if np.isfinite(r) else np.inf, y)
+        for t, e, r, y in zip(mk["token_id"].astype(str), end, res, pay, strict=True)
+    }
 
 
 def run_paper(
@@ -140,15 +438,12 @@ def run_paper(
     - ``whale_sells``: ``wallet, token_id, ts, price, fraction`` (the share of its position the whale sold).
     - ``markets``: ``token_id, end_ts, resolved_ts, payout`` (scheduled end; resolution time and payout or NaN).
     """
-    p = params
-    n_days = last_day - first_day + 1
-    tokens = pd.unique(
-        pd.concat([candidates["token_id"], markets["token_id"]], ignore_index=True).astype(str)
-    )
-    token_row = {t: i for i, t in enumerate(tokens)}
-    m = _mark_matrix(marks, tokens, first_day, n_days)
-    changes = np.diff(m, axis=1, prepend=np.nan)
-    mk = markets.drop_duplicates("token_id").set_index("token_id")
+    book = Book(params, mark_origin=first_day)
+    book.markets = _market_infos(markets)
+    if len(marks):
+        book.on_marks(
+            marks["token_id"].astype(str).to_numpy(), marks["day"].to_numpy(), marks["price"].to_numpy()
+        )
 
     events = []
     for kind, frame in (("entry", candidates), ("whale_sell", whale_sells)):
@@ -168,193 +463,13 @@ def run_paper(
     for e in ev.itertuples(index=False):  # one pass: a frame per day would cost more than the day's work
         by_day.setdefault(int(e.event_day), []).append(e)
 
-    cash, peak = p.starting_nav, p.starting_nav
-    book: dict[str, _Position] = {}
-    closed: list[_Position] = []
-    decisions, fills, nav_rows, alerts, holdings = [], [], [], [], []
-    daily_returns: list[float] = []
-    var_blocked, last_var = False, np.nan
-
-    def mark_of(pos: _Position, d: int) -> float:
-        """The position's token at the day's mark (its entry price before a first mark)."""
-        v = float(m[pos.row, d - first_day])
-        return v if v == v else pos.entry_price
-
-    def nav_at(d: int) -> tuple[float, float, dict[str, float]]:
-        exposure, by_cat = 0.0, {}
-        for pos in book.values():
-            value = pos.shares * mark_of(pos, d)
-            exposure += value
-            by_cat[pos.category] = by_cat.get(pos.category, 0.0) + value
-        return cash + exposure, exposure, by_cat
-
-    def close(
-        pos: _Position, d: int, ts: float, price: float, kind: str, fee_rate: float, shares: float
-    ) -> None:
-        nonlocal cash
-        gross = shares * price
-        fee = gross * fee_rate
-        cash += gross - fee
-        pos.shares -= shares
-        pos.proceeds += gross
-        pos.fees += fee
-        fills.append({"key": pos.key, "kind": kind, "day": d, "ts": ts, "token_id": pos.token, "shares": -shares,
-                      "price": price, "fee": fee, "cash_after": cash})  # fmt: skip
-        if pos.shares <= 1e-9:
-            pos.closed_day, pos.close_reason = d, kind
-            closed.append(book.pop(pos.token))
-
     for d in range(first_day, last_day + 1):
         for e in by_day.get(d, ()):  # the day's events, in time order
             if e.event_kind == "whale_sell":
-                pos = book.get(str(e.token_id))
-                if pos is not None and pos.wallet == e.wallet and e.fraction > 0:
-                    shares = pos.shares * min(float(e.fraction), 1.0)
-                    slip = float(
-                        signal.slippage_estimate(
-                            shares * e.price, pos.daily_notional, p.signal.impact_coefficient
-                        )
-                    )
-                    price = float(e.price) * (1 - min(slip, 1.0) if np.isfinite(slip) else 1.0)
-                    close(pos, d, float(e.ts), price, "whale_sell", p.fee_rate, shares)
-                continue
-            nav, exposure, by_cat = nav_at(d)
-            dd = max(0.0, 1.0 - nav / peak) if peak > 0 else 1.0
-            token = str(e.token_id)
-            reasons = []
-            if var_blocked:
-                reasons.append(f"portfolio VaR beyond {p.var_limit_nav:.0%} of NAV")
-            if token in book:
-                reasons.append("already holding this outcome")
-            linked = [
-                token_row[q.token]
-                for q in book.values()
-                if q.event == e.event_id or q.condition == e.condition_id
-            ]
-            others = [token_row[q.token] for q in book.values() if q.token in token_row]
-            rho = 1.0 if linked else _correlation(changes, token_row[token], others, d - first_day, p)
-            if p.fixed_notional is None:
-                order = size.adaptive_kelly(e.edge_at_copy, e.copy_price, e.wqs, e.whale_volatility, rho, dd,
-                                            nav, params=p.sizing)  # fmt: skip
-                shares, fraction, size_reason = float(order.shares), float(order.fraction), order.reason[()]
+                book.on_whale_sell(
+                    e.wallet, str(e.token_id), float(e.ts), float(e.price), float(e.fraction), d
+                )
             else:
-                c = float(e.copy_price)
-                shares = float(np.floor(p.fixed_notional / c + 1e-9)) if 0 < c < 1 else 0.0
-                if shares < p.sizing.min_limit_shares:
-                    shares = 0.0
-                fraction = p.fixed_notional / nav if nav > 0 else np.nan
-                size_reason = (
-                    f"fixed ${p.fixed_notional:g} under {p.sizing.min_limit_shares} shares or bad price"
-                )
-            slip = float(
-                signal.slippage_estimate(shares * e.copy_price, e.daily_notional, p.signal.impact_coefficient)
-            )
-            price = min(float(e.copy_price) * (1 + (slip if np.isfinite(slip) else 0.0)), p.max_price)
-            cost, fee = shares * price, shares * price * p.fee_rate
-            # the book right after the fill, marked at the copy price: limits hold on what the fill leaves behind
-            marked = shares * float(e.copy_price)
-            nav_after = nav - fee - (cost - marked)
-            if p.portfolio_filter:
-                fit = signal.portfolio_fit(
-                    rho, exposure + marked, by_cat.get(e.category, 0.0) + marked, nav_after, p.signal
-                )
-                if not fit.passed[0]:
-                    reasons.append(fit.reason[0])
-            if shares <= 0:
-                reasons.append(f"size: {size_reason}")
-            elif cost + fee > cash:
-                reasons.append(f"cash: ${cash:,.2f} cannot pay ${cost + fee:,.2f}")
-            row = {"key": e.key, "day": d, "nav": nav, "correlation": rho, "exposure_after": exposure + marked,
-                   "drawdown": dd, "fraction": fraction, "shares": shares, "notional": cost}  # fmt: skip
-            if reasons:
-                decisions.append(
-                    row | {"copied": False, "reason": "; ".join(reasons), "shares": 0.0, "notional": 0.0}
-                )
-                continue
-            cash -= cost + fee
-            info = mk.loc[token] if token in mk.index else None
-            end_ts = float(info["end_ts"]) if info is not None and np.isfinite(info["end_ts"]) else np.inf
-            res_ts = (
-                float(info["resolved_ts"])
-                if info is not None and np.isfinite(info["resolved_ts"])
-                else np.inf
-            )
-            row_m = m[token_row[token], d - first_day :]
-            stop = risk.trailing_stops(row_m[None, :], np.array([price]))
-            pos = _Position(
-                key=e.key, wallet=e.wallet, token=token, row=token_row[token], condition=e.condition_id, event=e.event_id,
-                category=e.category, shares=shares, cost=cost, entry_day=d, entry_price=price,
-                stop_day=int(d + stop.exit_day[0]) if stop.exit_day[0] > 0 else -1,
-                time_exit_day=int((end_ts - p.time_exit_hours * 3600) // 86_400) if np.isfinite(end_ts) else -1,
-                resolved_day=int(res_ts // 86_400) if np.isfinite(res_ts) else -1,
-                payout=float(info["payout"]) if info is not None and np.isfinite(info["payout"]) else np.nan,
-                daily_notional=float(e.daily_notional), fees=fee,
-            )  # fmt: skip
-            book[token] = pos
-            fills.append({"key": e.key, "kind": "entry", "day": d, "ts": float(e.ts), "token_id": token,
-                          "shares": shares, "price": price, "fee": fee, "cash_after": cash})  # fmt: skip
-            decisions.append(row | {"copied": True, "reason": None})
-
-        # end of day: resolutions settle, then stops and time exits at the day's mark
-        for pos in list(book.values()):
-            end_of_day = (d + 1) * 86_400.0
-            if pos.resolved_day != -1 and pos.resolved_day <= d and np.isfinite(pos.payout):
-                close(pos, d, end_of_day, pos.payout, "settlement", 0.0, pos.shares)
-                continue
-            stop = pos.stop_day != -1 and pos.stop_day <= d
-            kind = (
-                "trailing_stop"
-                if stop
-                else "time_exit"
-                if pos.time_exit_day != -1 and pos.time_exit_day <= d
-                else None
-            )
-            if kind is not None and p.risk_management:
-                wallet, token = pos.wallet, pos.token
-                close(pos, d, end_of_day, mark_of(pos, d), kind, p.fee_rate, pos.shares)
-                alerts.append(
-                    {
-                        "day": d,
-                        "kind": kind,
-                        "message": f"{kind.replace('_', ' ')} of {token} (copying {wallet})",
-                    }
-                )
-        nav, exposure, by_cat = nav_at(d)
-        holdings.extend(
-            {"day": d, "key": q.key, "token_id": q.token, "value": q.shares * mark_of(q, d)}
-            for q in book.values()
-        )
-        prev = nav_rows[-1]["nav"] if nav_rows else p.starting_nav
-        daily_returns.append(nav / prev - 1.0 if prev > 0 else 0.0)
-        peak = max(peak, nav)
-        window = daily_returns[-p.var_window_days :]
-        last_var = (
-            risk.modified_var(np.array(window), p.var_confidence) if len(window) >= p.var_min_days else np.nan
-        )
-        blocked = bool(p.risk_management and np.isfinite(last_var) and last_var < -p.var_limit_nav)
-        if blocked and not var_blocked:
-            alerts.append({"day": d, "kind": "var_breach",
-                           "message": f"VaR{p.var_confidence * 100:.0f} {last_var:.2%} of NAV: new entries blocked"})  # fmt: skip
-        var_blocked = blocked
-        nav_rows.append({
-            "day": d, "cash": cash, "positions_value": exposure, "nav": nav, "exposure_share": exposure / nav if nav > 0 else np.nan,
-            "max_category_share": max(by_cat.values()) / nav if by_cat and nav > 0 else 0.0, "open_positions": len(book),
-            "drawdown": 1.0 - nav / peak if peak > 0 else np.nan, "daily_return": daily_returns[-1], "var": last_var,
-            "entries_blocked": var_blocked,
-        })  # fmt: skip
-
-    positions = [
-        {"key": q.key, "wallet": q.wallet, "token_id": q.token, "category": q.category, "entry_day": q.entry_day,
-         "entry_price": q.entry_price, "shares_open": q.shares, "cost": q.cost, "proceeds": q.proceeds,
-         "fees": q.fees, "closed_day": q.closed_day if q.closed_day != -1 else None, "close_reason": q.close_reason,
-         "realised_pnl": q.proceeds - q.cost - q.fees if q.closed_day != -1 else None}
-        for q in [*closed, *book.values()]
-    ]  # fmt: skip
-    return PaperResult(
-        pd.DataFrame(decisions, columns=DECISION_COLUMNS),
-        pd.DataFrame(fills, columns=FILL_COLUMNS),
-        pd.DataFrame(positions, columns=POSITION_COLUMNS),
-        pd.DataFrame(nav_rows, columns=NAV_COLUMNS),
-        pd.DataFrame(alerts, columns=ALERT_COLUMNS),
-        pd.DataFrame(holdings, columns=HOLDING_COLUMNS),
-    )
+                book.on_fill(e, d)
+        book.on_day_end(d)
+    return book.result()

@@ -225,6 +225,55 @@ def trailing_stops(
     return StopExits(first, exit_price, np.where(np.isfinite(level), level, np.nan))
 
 
+class TrailingStop:
+    """:func:`trailing_stops` for one position, advanced one day at a time (the paper book and the live loop).
+
+    ``update(mark)`` takes the day's carried mark (the entry day first) and returns whether the stop is hit that
+    day. It performs the vectorised version's arithmetic in the same order (Wilder's ATR recursion, the ratcheting
+    level, the previous day's level as the trigger), so the first hit is on the same day, bit for bit
+    (tests/unit/test_risk_model.py). The one look-ahead of the vectorised version, day 0's move taken from day 1,
+    is resolved on day 1, the first day a hit can happen.
+    """
+
+    __slots__ = ("a", "activation_price", "active", "atr", "atr_multiple", "filled", "level", "n")
+
+    def __init__(self, entry_price: float, atr_multiple: float = ATR_MULTIPLE, activation: float = TRAIL_ACTIVATION,
+                 period: int = ATR_PERIOD):  # fmt: skip
+        self.a = 1.0 / period
+        self.atr_multiple = atr_multiple
+        self.activation_price = entry_price * (1 + activation)
+        self.n = 0
+        self.filled = float("nan")  # the last mark (carried forward)
+        self.atr = float("nan")
+        self.active = False
+        self.level = float("-inf")  # the running maximum of the level, through the previous day
+
+    def _level(self, filled: float, atr: float) -> float:
+        self.active = self.active or filled >= self.activation_price
+        return filled - self.atr_multiple * atr if self.active else float("-inf")
+
+    def update(self, mark: float) -> bool:
+        p = float(mark)
+        filled = self.filled if p != p else p
+        n, a = self.n, self.a
+        self.n += 1
+        if n == 0:
+            self.filled = filled
+            return False
+        move = abs(filled - self.filled)
+        move = 0.0 if move != move else move  # nan_to_num
+        if n == 1:  # day 0's move is day 1's: settle day 0's ATR and level now
+            atr0 = a * move + (1 - a) * move
+            self.level = max(self.level, self._level(self.filled, atr0))
+            self.atr = atr0
+        prev = self.level
+        hit = p == p and prev != float("-inf") and p <= prev
+        self.atr = a * move + (1 - a) * self.atr
+        self.level = max(self.level, self._level(filled, self.atr))
+        self.filled = filled
+        return hit
+
+
 def time_exit_due(
     now_ts: np.ndarray | float, resolution_ts: np.ndarray | float, hours: float = TIME_EXIT_HOURS
 ) -> np.ndarray:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.risk import model as risk
 
@@ -107,6 +109,29 @@ def test_trailing_stop_waits_for_plus_five_percent_then_ratchets_and_exits():
     assert np.isnan(level[0]) and (np.diff(level[1:6]) >= -1e-15).all()  # only ratchets up
     atr = risk.average_true_range(prices[1:])[0]
     assert level[4] == pytest.approx(max(p - 2.5 * a for p, a in zip(run[1:5], atr[1:5], strict=True)))
+
+
+prices_walk = st.lists(st.one_of(st.floats(0.01, 0.99), st.just(float("nan"))), min_size=1, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(walk=prices_walk, entry=st.floats(0.05, 0.95))
+def test_the_day_by_day_stop_exits_on_the_day_the_vectorised_one_does(walk, entry):
+    """The paper book and the live loop advance a stop a day at a time; it must hit on the same day as
+    ``trailing_stops`` over the whole series (the marks it sees are carried forward, NaN only before the first)."""
+    p = risk.carry_forward(np.array([walk]))[0]
+    expected = int(risk.trailing_stops(p[None, :], np.array([entry])).exit_day[0])
+    stop = risk.TrailingStop(entry)
+    hits = [j for j, x in enumerate(p) if stop.update(x)]
+    assert (hits[0] if hits else -1) == expected
+
+
+def test_the_day_by_day_stop_on_the_documented_example():
+    run = [0.50, 0.53, 0.56, 0.60, 0.61, 0.60, 0.40, 0.30]
+    stop = risk.TrailingStop(0.50)
+    assert [stop.update(x) for x in run] == [False] * 6 + [True, True]
+    flat = risk.TrailingStop(0.50)
+    assert not any(flat.update(x) for x in [0.50, 0.51, 0.45, 0.40, 0.52])  # never 5% up: never trails
 
 
 def test_time_exit_24_hours_before_resolution():
