@@ -1,6 +1,8 @@
-"""The strategy's thresholds in one typed config (docs/metrics.md): defaults are the documented values, shown
-in the Dagster launchpad and overridable per run (``ops: {<asset>: {config: {...}}}``). Later stages add their
-fields here, so one object carries every threshold of a run."""
+"""The strategy's thresholds in one typed config (docs/metrics.md), shared by every asset of a run, by the gates
+and by the live loop: a Dagster resource (``strategy``) whose defaults are the documented values, shown in the
+launchpad and overridable per run (``resources: {strategy: {config: {...}}}``), so an override reaches every
+stage at once. The run writes the config it used into the live snapshot (``live/snapshot.py``), and the live loop
+decides with exactly that config."""
 
 from dataclasses import replace
 
@@ -14,7 +16,7 @@ from assets.signal import model as signal
 from assets.size import model as size
 
 
-class StrategyConfig(dg.Config):
+class StrategyConfig(dg.ConfigurableResource):
     # scoring (assets/score): docs/metrics.md#scoring-kernels and #point-in-time-scores
     score_every_days: int = (
         7  # as-of dates on a fixed grid (7: Mondays), plus the day after the last data day
@@ -25,9 +27,6 @@ class StrategyConfig(dg.Config):
     consistency_scale: float = score.CONSISTENCY_SCALE
     consistency_min_points: int = score.CONSISTENCY_MIN_POINTS
     regime_band: float = score.REGIME_BAND
-    rebuild_scores: bool = (
-        False  # drop the stored history and score every date again (the history is immutable otherwise)
-    )
     # discovery (analytics.whale_universe)
     universe_min_wqs: float = 60.0  # MID tier and above
     predictive_positions: int = 20  # posterior-predictive wins in the next N resolved positions
@@ -74,6 +73,10 @@ class StrategyConfig(dg.Config):
     backtest_min_wqs_grid: list[float] = list(backtest.BacktestParams.min_wqs_grid)
     backtest_bootstrap: int = backtest.BacktestParams.n_boot
     backtest_seed: int = backtest.BacktestParams.seed
+
+    def gate_bounds(self) -> dict[str, float]:
+        """The bounds the gates read from this config (quality/expectations.py), so a gate moves with it."""
+        return {"max_position_nav": self.max_position_nav}
 
     def backtest_params(self) -> backtest.BacktestParams:
         return backtest.BacktestParams(

@@ -101,6 +101,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(s, **changes)
 
 
+#: the run tags Dagster reads for a run over a range of partitions (the documented tag names of a single-run
+#: backfill; dagster exports no public constant for them, and its private module is not an API)
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
 class UsageError(SystemExit):
     def __init__(self, message: str):
         super().__init__(f"whalecopy: {message}")
@@ -147,7 +153,6 @@ def run_sync(settings: Settings, *, start: date | None = None, end: date | None 
              refetch: bool = False, rebuild_scores: bool = False, out=sys.stdout):  # fmt: skip
     """Run the ``sync`` job in this process over the source's history; returns the Dagster result."""
     import dagster as dg
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from orchestration.definitions import build_definitions
     from orchestration.jobs import SYNC_JOB
@@ -181,7 +186,7 @@ def run_sync(settings: Settings, *, start: date | None = None, end: date | None 
     result = job.execute_in_process(
         instance=instance,
         run_config=run_config,
-        tags={ASSET_PARTITION_RANGE_START_TAG: lo.isoformat(), ASSET_PARTITION_RANGE_END_TAG: hi.isoformat()},
+        tags={PARTITION_RANGE_START_TAG: lo.isoformat(), PARTITION_RANGE_END_TAG: hi.isoformat()},
         raise_on_error=False,
     )
     result.timings = step_timings(instance, result.run_id)

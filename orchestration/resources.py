@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.ingest.resources import PolymarketResource
 from assets.risk.alerts import AlertsResource
+from assets.strategy import StrategyConfig
 from assets.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 from .settings import Settings
@@ -79,4 +80,6 @@ def build_resources(settings: Settings) -> dict:
             max_attempts=settings.http_max_attempts,
         ),
         "alerts": AlertsResource(webhook_url=settings.alert_webhook_url, timeout_s=settings.http_timeout_s),
+        # every threshold of the strategy, one config for every asset and gate of a run (and the live loop)
+        "strategy": StrategyConfig(),
     }

@@ -6,11 +6,11 @@ went to ``raw.quarantine`` exceeds the configured bound. A failing gate blocks e
 asset in the same run. The results are in the check's metadata.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from .expectations import validate_connection
 
@@ -46,10 +46,13 @@ GATES = [
 
 
 def evaluate_gate(
-    con: duckdb.DuckDBPyConnection, gate: Gate, max_quarantine_share: float
+    con: duckdb.DuckDBPyConnection,
+    gate: Gate,
+    max_quarantine_share: float,
+    bounds: Mapping[str, float] | None = None,
 ) -> tuple[bool, dict]:
-    """Validate one gate. Returns (passed, metadata)."""
-    result = validate_connection(con, gate.table)
+    """Validate one gate (``bounds``: the run's strategy bounds). Returns (passed, metadata)."""
+    result = validate_connection(con, gate.table, bounds=bounds)
     meta: dict = {
         "rows": int(result.statistics.get("table_rows", 0)),
         "rows_checked_by_gx": result.rows_checked,
@@ -95,10 +98,13 @@ def build_gates(max_quarantine_share: float) -> list[dg.AssetChecksDefinition]:
                 name=gate.name,
                 blocking=True,
                 description=f"Great Expectations suite of {gate.table} (quality/expectations.py){bound}",
+                required_resource_keys={"warehouse", "strategy"},
             )
-            def _check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-                with warehouse.get_connection() as con:
-                    passed, meta = evaluate_gate(con, gate, max_quarantine_share)
+            def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+                # the strategy's bounds: the same config object the run's stages read (a threshold moves both)
+                bounds = context.resources.strategy.gate_bounds()
+                with context.resources.warehouse.get_connection() as con:
+                    passed, meta = evaluate_gate(con, gate, max_quarantine_share, bounds)
                 return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
 
             return _check

@@ -60,7 +60,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,17 @@ class Env:
     now: int  # epoch seconds, read once per validation
     types: Mapping[str, str]  # column -> DuckDB type (upper case) of the table being validated
     batch_limit: int  # the most rows GX sees (max_rows)
+    #: bounds that come from the run's strategy config (``StrategyConfig.gate_bounds``), by name
+    bounds: Mapping[str, float] = field(default_factory=dict)
+
+    def bound(self, name: str) -> float:
+        try:
+            return float(self.bounds[name])
+        except KeyError:
+            raise KeyError(
+                f"this suite needs the strategy's {name!r}: pass bounds=StrategyConfig(...).gate_bounds() "
+                f"(given: {sorted(self.bounds) or 'none'})"
+            ) from None
 
 
 Bound = float | int | Callable[[Env], float | int] | None
@@ -160,6 +171,12 @@ def _lit(value: Any) -> str:
             raise ValueError(f"bound must be finite, got {value}")
         return repr(value)
     raise TypeError(f"unsupported literal {value!r}")
+
+
+def strategy_bound(name: str, slack: float = 0.0) -> Callable[[Env], float]:
+    """A bound read from the run's strategy config at validation time (``name`` of ``gate_bounds()``), so the
+    gate and the stage it checks never disagree about a threshold."""
+    return lambda env: env.bound(name) + slack
 
 
 def _resolve(bound: Bound, env: Env) -> float | int | None:
@@ -493,7 +510,8 @@ SUITES.update(
             (
                 not_null("fill_key"),
                 unique("key"),
-                between("fraction", 0, 0.08 + 1e-9),
+                between("fraction", 0, strategy_bound("max_position_nav", 1e-9),
+                        label="fraction between 0 and the position cap (max_position_nav)"),
                 between("shares", 0, 1e12),
                 between("correlation", -1, 1),
                 not_null("copied"),
@@ -585,10 +603,12 @@ def _build_suite(spec: TableSuite, env: Env) -> gx.ExpectationSuite:
     return suite
 
 
-def suite_for(table: str, *, now: int | None = None, max_rows: int = 200_000) -> gx.ExpectationSuite:
+def suite_for(
+    table: str, *, now: int | None = None, max_rows: int = 200_000, bounds: Mapping[str, float] | None = None
+) -> gx.ExpectationSuite:
     """The GX ``ExpectationSuite`` for ``table`` ("schema.table"), with time bounds resolved at ``now`` (default:
-    the current time) and row-count minimums capped at ``max_rows`` (the batch size)."""
-    env = Env(int(time.time()) if now is None else now, {}, max_rows)
+    the current time), row-count minimums capped at ``max_rows`` (the batch size) and the strategy's bounds."""
+    env = Env(int(time.time()) if now is None else now, {}, max_rows, dict(bounds or {}))
     return _build_suite(_suite_spec(table), env)
 
 
@@ -737,9 +757,15 @@ def _describe(stats: Mapping[str, Any], rows: int, rows_checked: int) -> str:
 
 
 def validate_connection(
-    con: duckdb.DuckDBPyConnection, table: str, *, max_rows: int = 200_000, now: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    *,
+    max_rows: int = 200_000,
+    now: int | None = None,
+    bounds: Mapping[str, float] | None = None,
 ) -> SuiteResult:
-    """Run ``table``'s suite on an open DuckDB connection (see the module docstring for how)."""
+    """Run ``table``'s suite on an open DuckDB connection (see the module docstring for how). ``bounds``: the run's
+    strategy bounds (``StrategyConfig.gate_bounds()``), for the suites that check a strategy threshold."""
     spec = _suite_spec(table)
     if max_rows < 1:
         raise ValueError("max_rows must be >= 1")
@@ -761,7 +787,7 @@ def validate_connection(
             [schema, name],
         ).fetchall()
     }
-    env = Env(int(time.time()) if now is None else int(now), types, max_rows)
+    env = Env(int(time.time()) if now is None else int(now), types, max_rows, dict(bounds or {}))
 
     rows, full = _full_table_counts(con, relation, spec.checks, env)
     columns = [c for check in spec.checks for c in check.columns]
@@ -787,7 +813,9 @@ def validate_connection(
     return SuiteResult(table, not failed, len(spec.checks), failed, _json_safe(statistics), len(df))
 
 
-def validate_table(database_path: str, table: str, *, max_rows: int = 200_000) -> SuiteResult:
+def validate_table(
+    database_path: str, table: str, *, max_rows: int = 200_000, bounds: Mapping[str, float] | None = None
+) -> SuiteResult:
     """Open the DuckDB file read-only and run ``table``'s suite (``table`` is a key of ``SUITES``)."""
     _suite_spec(table)
     try:
@@ -797,6 +825,6 @@ def validate_table(database_path: str, table: str, *, max_rows: int = 200_000) -
         con = duckdb.connect(str(database_path))
     try:
         con.execute("SET enable_progress_bar = false")
-        return validate_connection(con, table, max_rows=max_rows)
+        return validate_connection(con, table, max_rows=max_rows, bounds=bounds)
     finally:
         con.close()

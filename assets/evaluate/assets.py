@@ -121,9 +121,9 @@ WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores)
         ),
     ]
 )
-def score_ic(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
+def score_ic(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
-        frame = forward_returns(con, config.ic_horizon_days, config.ic_min_forward_days)
+        frame = forward_returns(con, strategy.ic_horizon_days, strategy.ic_min_forward_days)
         has_truth = bool(
             con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'evaluation' "
@@ -150,7 +150,7 @@ def score_ic(context: dg.AssetExecutionContext, config: StrategyConfig, warehous
                 {p: model.spearman(common[p], common["true_edge"]) for p in PREDICTORS} if len(common) else {}
             )
             summary["true_edge_spearman"] = summary["predictor"].map(truth).astype(float)
-            summary["horizon_days"] = config.ic_horizon_days
+            summary["horizon_days"] = strategy.ic_horizon_days
             summary["target_ic"] = model.TARGET_IC
             summary["first_as_of"] = pd.Timestamp(frame["as_of"].min()).date()
             summary["last_as_of"] = pd.Timestamp(frame["as_of"].max()).date()
@@ -168,7 +168,7 @@ def score_ic(context: dg.AssetExecutionContext, config: StrategyConfig, warehous
                 replace_table(con, table, columns, data)
     shown = summary[summary["universe"] == "all"] if len(summary) else summary
     table = {r.predictor: round(float(r.mean_ic), 4) for r in shown.itertuples()} if len(shown) else {}
-    context.log.info(f"score_ic (all wallets, {config.ic_horizon_days}-day horizon): {table}")
+    context.log.info(f"score_ic (all wallets, {strategy.ic_horizon_days}-day horizon): {table}")
     yield dg.MaterializeResult(
         asset_key=SCORE_IC,
         metadata={

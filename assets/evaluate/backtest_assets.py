@@ -91,7 +91,7 @@ def _as_date(days: pd.Series) -> pd.Series:
     return pd.to_datetime(days.astype("int64"), unit="D").dt.date
 
 
-def load_inputs(con, config: StrategyConfig, p: backtest.BacktestParams, first_day: int, last_day: int):
+def load_inputs(con, strategy: StrategyConfig, p: backtest.BacktestParams, first_day: int, last_day: int):
     """The frames ``backtest.walk_forward`` takes, read point in time from the warehouse."""
     folds = backtest.make_folds(first_day, last_day, p)
     score_days = [
@@ -112,8 +112,8 @@ def load_inputs(con, config: StrategyConfig, p: backtest.BacktestParams, first_d
         wallets |= set(whales) | set(
             backtest.random_wallets(scores, f.origin, len(whales), p.seed * 1000 + f.fold)
         )
-    min_wqs = min([*p.min_wqs_grid, config.min_wqs])
-    latency = {"latency_seconds": int(config.copy_latency_seconds)}
+    min_wqs = min([*p.min_wqs_grid, strategy.min_wqs])
+    latency = {"latency_seconds": int(strategy.copy_latency_seconds)}
     con.execute(OFFERED_SQL, {**latency, "min_wqs": min_wqs, "wallets": sorted(wallets)})
     cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _bt_offered").df()
     con.execute(PAPER_TOKENS_SQL)
@@ -156,8 +156,8 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
             spec(TARGETS, "The documented targets against what the backtest measured, with intervals."),
         ],
     )  # fmt: skip
-    def backtest_asset(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
-        p = config.backtest_params()
+    def backtest_asset(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
+        p = strategy.backtest_params()
         t0 = time.perf_counter()
         with warehouse.get_connection() as con:
             first_day, last_day = con.execute(
@@ -167,7 +167,7 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
                 raise dg.Failure("the backtest needs marts.wallet_daily_returns: it is empty")
             if backtest.make_folds(int(first_day), int(last_day), p):
                 tables, folds = _backtest_tables(
-                    context, con, config, fee_rate, int(first_day), int(last_day)
+                    context, con, strategy, fee_rate, int(first_day), int(last_day)
                 )
             else:
                 context.log.warning(
@@ -206,12 +206,12 @@ TABLE_TYPES = {
 }
 
 
-def _backtest_tables(context, con, config: StrategyConfig, fee_rate: float, first_day: int, last_day: int):
+def _backtest_tables(context, con, strategy: StrategyConfig, fee_rate: float, first_day: int, last_day: int):
     """Every evaluation table of the walk-forward, as (types, frame) by table name, and the number of folds."""
-    p, base = config.backtest_params(), config.paper_params(fee_rate)
+    p, base = strategy.backtest_params(), strategy.paper_params(fee_rate)
     t0 = time.perf_counter()
     cands, marks, sells, markets, scores, complement, monthly, live = load_inputs(
-        con, config, p, first_day, last_day
+        con, strategy, p, first_day, last_day
     )
     context.log.info(f"backtest: {len(cands):,} candidate copies loaded in {time.perf_counter() - t0:.1f}s")
     bt = backtest.walk_forward(cands, marks, sells, markets, scores, complement, first_day, last_day, base, p,
@@ -224,7 +224,7 @@ def _backtest_tables(context, con, config: StrategyConfig, fee_rate: float, firs
         "evaluation.backtest_daily": daily.assign(day=_as_date(daily["day"])),
         "evaluation.backtest_summary": summary,
         "evaluation.backtest_folds": folds,
-        "evaluation.validation": backtest.validation_table(bt, summary, monthly, live, config.var_confidence),
+        "evaluation.validation": backtest.validation_table(bt, summary, monthly, live, strategy.var_confidence),
         "evaluation.attribution_brinson": brinson,
         "evaluation.attribution_regression": backtest.regression_table(bt),
         "evaluation.attribution_contribution": backtest.contribution_table(bt, last_day),

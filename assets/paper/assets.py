@@ -179,13 +179,13 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
     )  # fmt: skip
     def paper_portfolio(
         context: dg.AssetExecutionContext,
-        config: StrategyConfig,
+        strategy: StrategyConfig,
         warehouse: DuckDBResource,
         alerts: AlertsResource,
     ):
-        params = config.paper_params(fee_rate)
+        params = strategy.paper_params(fee_rate)
         with warehouse.get_connection() as con:
-            latency = {"latency_seconds": int(config.copy_latency_seconds)}
+            latency = {"latency_seconds": int(strategy.copy_latency_seconds)}
             con.execute(CANDIDATES_SQL, latency)
             cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _paper_candidates").df()
             cands["whale_volatility"] = whale_volatility(con.sql(WHALE_RETURNS_SQL).df(), cands)

@@ -30,7 +30,7 @@ WHALE_QUARANTINE_COLUMNS = {
     description="Whale quarantine per (as_of, wallet): a strike for Sharpe < 0.5, current drawdown > 30% or "
     "consistency < 5; three strikes within 90 days quarantine the whale for 30 days (docs/metrics.md).",
 )
-def whale_quarantine(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
+def whale_quarantine(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
         scores = con.sql(
             "SELECT as_of, wallet, sharpe, -current_drawdown AS drawdown, consistency FROM analytics.whale_scores"
@@ -45,15 +45,15 @@ def whale_quarantine(context: dg.AssetExecutionContext, config: StrategyConfig, 
         day_numbers = ((dates - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy()
         strike = model.strikes(
             wide["sharpe"].to_numpy(dtype=float), wide["drawdown"].to_numpy(dtype=float),
-            wide["consistency"].to_numpy(dtype=float), config.strike_min_sharpe, config.strike_max_drawdown,
-            config.strike_min_consistency,
+            wide["consistency"].to_numpy(dtype=float), strategy.strike_min_sharpe, strategy.strike_max_drawdown,
+            strategy.strike_min_consistency,
         )  # fmt: skip
         state = model.quarantine(
             strike,
             day_numbers,
-            config.strikes_to_quarantine,
-            config.strike_window_days,
-            config.quarantine_days,
+            strategy.strikes_to_quarantine,
+            strategy.strike_window_days,
+            strategy.quarantine_days,
         )
         rows, cols = np.nonzero(present.to_numpy())
         released = state.released_day[rows, cols]

@@ -109,6 +109,12 @@ def replace_table(
         append_frame(con, table, frame[[c for c in columns if c in frame.columns]])
 
 
+class ScoreRunConfig(dg.Config):
+    """How this run treats the stored score history (not a strategy threshold: see ``StrategyConfig``)."""
+
+    rebuild_scores: bool = False  # drop the stored history and score every date again (immutable otherwise)
+
+
 @dg.asset(
     key=WHALE_SCORES,
     deps=SCORE_INPUTS,
@@ -117,7 +123,9 @@ def replace_table(
     description="WQS and its components per (wallet, as_of), from data known before as_of: an immutable, "
     "append-only history (docs/metrics.md#point-in-time-scores).",
 )
-def whale_scores(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
+def whale_scores(
+    context: dg.AssetExecutionContext, config: ScoreRunConfig, strategy: StrategyConfig, warehouse: DuckDBResource
+):
     with warehouse.get_connection() as con:
         inputs = load_score_inputs(con)
         con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
@@ -138,14 +146,14 @@ def whale_scores(context: dg.AssetExecutionContext, config: StrategyConfig, ware
         if inputs.last_day is None:
             context.log.info("whale_scores: the marts hold no daily returns yet; nothing to score")
             return dg.MaterializeResult(metadata={"new_as_of_dates": 0, "rows_written": 0})
-        grid = model.as_of_dates(inputs.first_day, inputs.last_day, config.score_every_days)
+        grid = model.as_of_dates(inputs.first_day, inputs.last_day, strategy.score_every_days)
         todo = [d for d in grid if d not in held]
         context.log.info(
             f"whale_scores: {len(grid)} as-of dates from {grid[0] if grid else '-'} to {grid[-1] if grid else '-'}; "
             f"{len(held)} already held, scoring {len(todo)}"
         )
         history = model.score_history(
-            inputs.daily_returns, inputs.activity, inputs.positions, todo, config.score_params()
+            inputs.daily_returns, inputs.activity, inputs.positions, todo, strategy.score_params()
         )
         history["scored_at"] = pd.Timestamp(datetime.now(UTC))
         with Transaction(con):
@@ -227,23 +235,23 @@ WHALE_UNIVERSE_COLUMNS: dict[str, str] = {
     description="Discovery: the wallets worth following as of the latest date (WQS >= universe_min_wqs, best "
     "first), with their win-rate and edge intervals and a Monte Carlo forecast of wins in their next positions.",
 )
-def whale_universe(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
+def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
         latest = con.execute(
             "SELECT * FROM analytics.whale_scores "
             "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND wqs >= ? ORDER BY rank",
-            [config.universe_min_wqs],
+            [strategy.universe_min_wqs],
         ).df()
-        k = config.win_rate_prior_strength
+        k = strategy.win_rate_prior_strength
         alpha = latest["win_rate_prior"].to_numpy(dtype=float) * k + latest["wins"].to_numpy(dtype=float)
         beta = (1 - latest["win_rate_prior"].to_numpy(dtype=float)) * k + (
             latest["n_resolved_positions"].to_numpy(dtype=float) - latest["wins"].to_numpy(dtype=float)
         )
         pred = model.posterior_predictive_wins(
-            alpha, beta, config.predictive_positions, config.predictive_draws, rng=np.random.default_rng(0)
+            alpha, beta, strategy.predictive_positions, strategy.predictive_draws, rng=np.random.default_rng(0)
         )
         universe = latest.assign(
-            predictive_positions=config.predictive_positions,
+            predictive_positions=strategy.predictive_positions,
             predicted_wins_mean=pred.mean,
             predicted_wins_lower=pred.lower,
             predicted_wins_upper=pred.upper,
@@ -253,7 +261,7 @@ def whale_universe(context: dg.AssetExecutionContext, config: StrategyConfig, wa
             replace_table(con, "analytics.whale_universe", WHALE_UNIVERSE_COLUMNS, universe)
     tiers = universe["tier"].value_counts().to_dict()
     context.log.info(
-        f"whale_universe: {len(universe)} wallets with WQS >= {config.universe_min_wqs}: {tiers}"
+        f"whale_universe: {len(universe)} wallets with WQS >= {strategy.universe_min_wqs}: {tiers}"
     )
     return dg.MaterializeResult(
         metadata={

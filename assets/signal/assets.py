@@ -98,8 +98,8 @@ SIGNALS_COLUMNS = {
     description="Every whale BUY fill as a candidate copy: the stage it reached (whale, trade, portfolio) and every "
     "reason it failed (docs/metrics.md#signals).",
 )
-def signals(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: DuckDBResource):
-    params = config.signal_params()
+def signals(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
+    params = strategy.signal_params()
     with warehouse.get_connection() as con:
         # the 128-bit fill key stays in DuckDB (NumPy has no such integer, and casting 770k of them to text takes
         # seconds): Python works on a row number and the key is joined back on insert
@@ -107,12 +107,12 @@ def signals(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse
             "CREATE OR REPLACE TEMP TABLE _candidates AS SELECT row_number() OVER () AS row_id, * FROM ("
             + CANDIDATES_SQL
             + ")",
-            {"latency_seconds": int(config.copy_latency_seconds)},
+            {"latency_seconds": int(strategy.copy_latency_seconds)},
         )
         c = con.sql("SELECT * EXCLUDE (fill_key) FROM _candidates").df()
         c["edge_at_copy"] = model.edge_at_copy(c["whale_edge"], c["whale_price"], c["copy_price"])
         # our order at its largest (the position cap on the starting NAV): slippage is judged for that size
-        c["order_notional_estimate"] = config.max_position_nav * config.starting_nav
+        c["order_notional_estimate"] = strategy.max_position_nav * strategy.starting_nav
         c["slippage"] = model.slippage_estimate(
             c["order_notional_estimate"], c["daily_notional"], params.impact_coefficient
         )

@@ -197,8 +197,7 @@ def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replay
     shutil.copy(scored.warehouse_path, path)
     settings = small_settings(path)
     paper_assets = build_paper_portfolio(settings.fee_rate)
-    run_config = {"ops": {name: {"config": LOOSE} for name in ("analytics__whale_quarantine", "analytics__signals",
-                                                                "paper_portfolio")}}  # fmt: skip
+    run_config = {"resources": {"strategy": {"config": LOOSE}}}  # one config: every asset of the run sees it
 
     def run():
         result = dg.materialize([whale_quarantine, signals, paper_assets], resources=build_resources(settings),
@@ -310,7 +309,7 @@ def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tm
     short = tmp_path / "short.duckdb"
     shutil.copy(path, short)
     result = dg.materialize([build_backtest(scored.fee_rate)], resources=build_resources(small_settings(short)),
-                            run_config={"ops": {"backtest": {"config": {"backtest_warmup_days": 10_000}}}},
+                            run_config={"resources": {"strategy": {"config": {"backtest_warmup_days": 10_000}}}},
                             instance=dg.DagsterInstance.ephemeral())  # fmt: skip
     assert result.success
     with duckdb.connect(str(short), read_only=True) as con:

@@ -433,3 +433,47 @@ def test_uhugeint_reaches_gx_as_its_exact_decimal_text(tmp_path):
     con.executemany("INSERT INTO k VALUES (?::UHUGEINT)", [[str(v)] for v in edges])
     got = con.execute(f"SELECT {ex._fetch_expr('fill_key', 'UHUGEINT')} FROM k").df()["fill_key"].tolist()
     assert got == [str(v) for v in edges]
+
+
+ORDERS_SQL = """
+CREATE SCHEMA IF NOT EXISTS analytics;
+CREATE TABLE analytics.orders AS
+SELECT k::UHUGEINT AS fill_key, k AS key, 20000 AS day, 10000.0 AS nav, 0.0 AS correlation, 0.0 AS exposure_after,
+       0.0 AS drawdown, f AS fraction, 100.0 AS shares, 50.0 AS notional, true AS copied, NULL::VARCHAR AS reason
+FROM (VALUES (1, 0.08), (2, 0.09)) t(k, f)
+"""  # one order exactly at the default 8% cap, one above it
+
+
+def test_the_orders_gate_reads_the_position_cap_from_the_run_strategy(tmp_path):
+    """No config bound is copied into a gate: the orders gate takes the cap from the run's StrategyConfig, so
+    raising the cap moves the gate, in the suite and in the blocking Dagster check."""
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from assets.strategy import StrategyConfig
+    from quality.checks import build_gates
+
+    path = make_warehouse(tmp_path / "w.duckdb", *ORDERS_SQL.split(";"))
+    check = "fraction between 0 and the position cap (max_position_nav)"
+    default = validate_table(path, "analytics.orders", bounds=StrategyConfig().gate_bounds())
+    assert failed_checks(default) == {check}
+    assert default.statistics["expectations"][check]["full_table_unexpected"] == 1  # 0.08 itself passes
+    raised = validate_table(path, "analytics.orders", bounds=StrategyConfig(max_position_nav=0.10).gate_bounds())
+    assert raised.success, raised.failed
+    with pytest.raises(KeyError, match="max_position_nav"):
+        validate_table(path, "analytics.orders")  # a suite that needs a strategy bound says so
+
+    @dg.asset(key=["analytics", "orders"])
+    def orders():
+        return None  # written above; the check reads the table
+
+    (gate,) = [c for c in build_gates(0.05) if "orders_expectations" in {k.name for k in c.check_keys}]
+
+    def run(cap: float) -> bool:
+        resources = {"warehouse": DuckDBResource(database=path), "strategy": StrategyConfig(max_position_nav=cap)}
+        result = dg.materialize([orders, gate], resources=resources, instance=dg.DagsterInstance.ephemeral(),
+                                raise_on_error=False)  # fmt: skip
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation.passed
+
+    assert run(0.10) and not run(0.08)
