@@ -510,8 +510,12 @@ SUITES.update(
             (
                 not_null("fill_key"),
                 unique("key"),
-                between("fraction", 0, strategy_bound("max_position_nav", 1e-9),
-                        label="fraction between 0 and the position cap (max_position_nav)"),
+                between(
+                    "fraction",
+                    0,
+                    strategy_bound("max_position_nav", 1e-9),
+                    label="fraction between 0 and the position cap (max_position_nav)",
+                ),
                 between("shares", 0, 1e12),
                 between("correlation", -1, 1),
                 not_null("copied"),

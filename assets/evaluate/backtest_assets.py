@@ -156,7 +156,9 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
             spec(TARGETS, "The documented targets against what the backtest measured, with intervals."),
         ],
     )  # fmt: skip
-    def backtest_asset(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
+    def backtest_asset(
+        context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource
+    ):
         p = strategy.backtest_params()
         t0 = time.perf_counter()
         with warehouse.get_connection() as con:
@@ -224,7 +226,9 @@ def _backtest_tables(context, con, strategy: StrategyConfig, fee_rate: float, fi
         "evaluation.backtest_daily": daily.assign(day=_as_date(daily["day"])),
         "evaluation.backtest_summary": summary,
         "evaluation.backtest_folds": folds,
-        "evaluation.validation": backtest.validation_table(bt, summary, monthly, live, strategy.var_confidence),
+        "evaluation.validation": backtest.validation_table(
+            bt, summary, monthly, live, strategy.var_confidence
+        ),
         "evaluation.attribution_brinson": brinson,
         "evaluation.attribution_regression": backtest.regression_table(bt),
         "evaluation.attribution_contribution": backtest.contribution_table(bt, last_day),

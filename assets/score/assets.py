@@ -124,7 +124,10 @@ class ScoreRunConfig(dg.Config):
     "append-only history (docs/metrics.md#point-in-time-scores).",
 )
 def whale_scores(
-    context: dg.AssetExecutionContext, config: ScoreRunConfig, strategy: StrategyConfig, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext,
+    config: ScoreRunConfig,
+    strategy: StrategyConfig,
+    warehouse: DuckDBResource,
 ):
     with warehouse.get_connection() as con:
         inputs = load_score_inputs(con)
@@ -248,7 +251,11 @@ def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, 
             latest["n_resolved_positions"].to_numpy(dtype=float) - latest["wins"].to_numpy(dtype=float)
         )
         pred = model.posterior_predictive_wins(
-            alpha, beta, strategy.predictive_positions, strategy.predictive_draws, rng=np.random.default_rng(0)
+            alpha,
+            beta,
+            strategy.predictive_positions,
+            strategy.predictive_draws,
+            rng=np.random.default_rng(0),
         )
         universe = latest.assign(
             predictive_positions=strategy.predictive_positions,

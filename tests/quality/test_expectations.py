@@ -458,7 +458,9 @@ def test_the_orders_gate_reads_the_position_cap_from_the_run_strategy(tmp_path):
     default = validate_table(path, "analytics.orders", bounds=StrategyConfig().gate_bounds())
     assert failed_checks(default) == {check}
     assert default.statistics["expectations"][check]["full_table_unexpected"] == 1  # 0.08 itself passes
-    raised = validate_table(path, "analytics.orders", bounds=StrategyConfig(max_position_nav=0.10).gate_bounds())
+    raised = validate_table(
+        path, "analytics.orders", bounds=StrategyConfig(max_position_nav=0.10).gate_bounds()
+    )
     assert raised.success, raised.failed
     with pytest.raises(KeyError, match="max_position_nav"):
         validate_table(path, "analytics.orders")  # a suite that needs a strategy bound says so
@@ -470,7 +472,10 @@ def test_the_orders_gate_reads_the_position_cap_from_the_run_strategy(tmp_path):
     (gate,) = [c for c in build_gates(0.05) if "orders_expectations" in {k.name for k in c.check_keys}]
 
     def run(cap: float) -> bool:
-        resources = {"warehouse": DuckDBResource(database=path), "strategy": StrategyConfig(max_position_nav=cap)}
+        resources = {
+            "warehouse": DuckDBResource(database=path),
+            "strategy": StrategyConfig(max_position_nav=cap),
+        }
         result = dg.materialize([orders, gate], resources=resources, instance=dg.DagsterInstance.ephemeral(),
                                 raise_on_error=False)  # fmt: skip
         (evaluation,) = result.get_asset_check_evaluations()
