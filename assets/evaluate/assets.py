@@ -8,10 +8,9 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.assets import SIM_TRUTH
-from assets.ingest.store import Transaction
-from assets.score.assets import WHALE_SCORES, replace_table
-from assets.score.inputs import exact_sum
+from assets.score.assets import WHALE_SCORES
 from assets.strategy import StrategyConfig
+from assets.warehouse import Transaction, exact_sum, replace_table
 
 from . import model
 

@@ -10,7 +10,6 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.evaluate.assets import SCORE_IC_MONTHLY
-from assets.ingest.store import Transaction
 from assets.paper.assets import (
     MARKETS_SQL,
     MARKS_SQL,
@@ -19,9 +18,10 @@ from assets.paper.assets import (
     WHALE_SELLS_SQL,
     whale_volatility,
 )
-from assets.score.assets import WHALE_SCORES, replace_table
+from assets.score.assets import WHALE_SCORES
 from assets.signal.assets import SIGNALS
 from assets.strategy import StrategyConfig
+from assets.warehouse import Transaction, replace_table
 
 from . import backtest, report
 

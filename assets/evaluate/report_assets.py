@@ -11,9 +11,8 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from assets.ingest.store import Transaction
-from assets.score.assets import replace_table
 from assets.signal import model as signal
+from assets.warehouse import Transaction, replace_table
 
 from . import report
 from .backtest_assets import (

@@ -12,6 +12,8 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
+from assets.warehouse import Transaction
+
 from .http import NonJsonBodyError
 from .ingest import (
     IngestReport,
@@ -23,7 +25,7 @@ from .ingest import (
 )
 from .resources import PolymarketResource
 from .sources import ApiSource
-from .store import Transaction, ensure_raw
+from .store import ensure_raw
 
 RAW_MARKETS = dg.AssetKey(["raw", "markets"])
 RAW_TRADES = dg.AssetKey(["raw", "trades"])

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from assets.warehouse import Transaction
 from quality.quarantine import ensure_quarantine, write_quarantine
 
 RAW_DDL = """
@@ -127,23 +128,6 @@ class LoadResult:
         self.repeats += other.repeats
         self.quarantined += other.quarantined
         return self
-
-
-class Transaction:
-    """``with Transaction(con):`` BEGIN ... COMMIT, or ROLLBACK on any exception."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-
-    def __enter__(self) -> duckdb.DuckDBPyConnection:
-        self.con.execute("BEGIN TRANSACTION")
-        return self.con
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.con.execute("COMMIT")
-        else:
-            self.con.execute("ROLLBACK")
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

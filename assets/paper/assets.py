@@ -12,13 +12,12 @@ import pandas as pd
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.ingest.store import Transaction
 from assets.risk.alerts import AlertsResource
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.score.assets import create_table_sql, replace_table
 from assets.signal.assets import SIGNALS
 from assets.size import model as size
 from assets.strategy import StrategyConfig
+from assets.warehouse import Transaction, create_table_sql, replace_table
 
 from . import model
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from assets.ingest.store import Transaction
-from assets.score.assets import WHALE_SCORES, replace_table
+from assets.score.assets import WHALE_SCORES
 from assets.strategy import StrategyConfig
+from assets.warehouse import Transaction, replace_table
 
 from . import model
 

@@ -5,17 +5,15 @@ immutable history: a run scores only the as-of dates it does not hold yet (``reb
 backtest at date t reads the score that existed at t.
 """
 
-import re
 from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.ingest.store import Transaction
 from assets.strategy import StrategyConfig
+from assets.warehouse import Transaction, append_frame, create_table_sql, replace_table
 
 from . import model
 from .inputs import load_score_inputs
@@ -61,54 +59,6 @@ assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
 
 #: the warehouse's schemas (ARCHITECTURE.md section 2): a table name written into SQL is one of them, a dot and a
 #: plain identifier; a column is a plain identifier and its type one of the simple types the tables use
-WAREHOUSE_SCHEMAS = frozenset({"raw", "staging", "intermediate", "marts", "analytics", "evaluation"})
-_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
-_COLUMN_TYPE = re.compile(r"[A-Z]+(\[\])?( NOT NULL)?")
-
-
-def checked_table(table: str) -> str:
-    """``table`` itself if it is ``<warehouse schema>.<identifier>``; a ValueError otherwise (it goes into SQL)."""
-    schema, _, name = table.partition(".")
-    if schema not in WAREHOUSE_SCHEMAS or not _IDENT.fullmatch(name):
-        raise ValueError(
-            f"table {table!r} is not <schema>.<name> with schema one of {sorted(WAREHOUSE_SCHEMAS)} "
-            "and a name of lower-case letters, digits and underscores"
-        )
-    return table
-
-
-def create_table_sql(table: str, columns: dict[str, str], key: str | None = None) -> str:
-    checked_table(table)
-    for name, kind in columns.items():
-        if not (_IDENT.fullmatch(name) and _COLUMN_TYPE.fullmatch(kind)):
-            raise ValueError(f"{table}: column {name!r} {kind!r} is not a plain identifier and a simple type")
-    if key is not None and not all(_IDENT.fullmatch(k.strip()) for k in key.split(",")):
-        raise ValueError(f"{table}: key {key!r} is not a list of plain identifiers")
-    body = ",\n    ".join(f'"{name}" {kind}' for name, kind in columns.items())  # quoted: `check`, `end`
-    return f"CREATE TABLE IF NOT EXISTS {table} (\n    {body}{f', PRIMARY KEY ({key})' if key else ''}\n)"
-
-
-def append_frame(con, table: str, frame: pd.DataFrame) -> None:
-    """Append ``frame`` through Arrow (NaN in a float column becomes NULL)."""
-    checked_table(table)
-    con.register("_rows", pa.Table.from_pandas(frame, preserve_index=False))
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-    finally:
-        con.unregister("_rows")
-
-
-def replace_table(
-    con, table: str, columns: dict[str, str], frame: pd.DataFrame | None, key: str | None = None
-) -> None:
-    """Drop ``table`` and create it again with ``columns`` (name -> SQL type), filled from ``frame`` (which may be
-    None or empty: the table then exists, empty, with its schema). Call it inside a transaction."""
-    con.execute(f"DROP TABLE IF EXISTS {checked_table(table)}")
-    con.execute(create_table_sql(table, columns, key=key))
-    if frame is not None and len(frame):
-        append_frame(con, table, frame[[c for c in columns if c in frame.columns]])
-
-
 class ScoreRunConfig(dg.Config):
     """How this run treats the stored score history (not a strategy threshold: see ``StrategyConfig``)."""
 

@@ -13,19 +13,13 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from assets.warehouse import exact_sum
+
 #: a wallet-day's return and net P&L (causal rows: docs/metrics.md#daily-returns)
 DAILY_RETURNS_SQL = """
 SELECT wallet, day, daily_return, pnl_net
 FROM marts.wallet_daily_returns
 """
-
-
-def exact_sum(expr: str, over: str | None = None) -> str:
-    """SQL for a sum of DOUBLEs independent of row order (terms rounded to 1e-12, added exactly as DECIMAL), so two
-    runs over the same rows give the same bits; with ``over`` (a window), a running total that later rows never
-    change. dbt's ``exact_sum`` macro is the same expression."""
-    window = f" OVER ({over})" if over else ""
-    return f"CAST(sum(CAST({expr} AS DECIMAL(38, 12))){window} AS DOUBLE)"
 
 
 #: a wallet-day's traded notional, and the day's increase of sum over markets of (cumulative notional)^2:

@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.ingest.store import Transaction
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.score.assets import WHALE_SCORES, create_table_sql
+from assets.score.assets import WHALE_SCORES
 from assets.strategy import StrategyConfig
+from assets.warehouse import Transaction, create_table_sql
 
 from . import model
 

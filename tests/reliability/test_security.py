@@ -19,7 +19,7 @@ from assets.ingest.records import Batch, parse_leaderboard, parse_markets, parse
 from assets.ingest.store import ensure_raw, load_trades
 from assets.paper.assets import WHALE_SELLS_SQL
 from assets.risk.alerts import AlertsResource
-from assets.score.assets import checked_table, create_table_sql, replace_table
+from assets.warehouse import checked_table, create_table_sql, replace_table
 from orchestration import cli
 from orchestration.sandbox import SANDBOX_CONFIG, connect_sandboxed
 from orchestration.settings import Settings

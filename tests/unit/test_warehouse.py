@@ -1,0 +1,31 @@
+"""The shared warehouse helpers: exact sums in Python land on DuckDB's bits."""
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from assets.warehouse import exact_sum, exact_units, units_to_float
+
+
+def test_exact_units_and_their_sum_are_duckdbs_decimal_cast_bit_for_bit():
+    """The live loop keeps exact sums one fill at a time; they must equal the batch's ``exact_sum`` to the bit,
+    including the terms DuckDB rounds half away from zero after its double-precision multiply (0.5 ulp ties)."""
+    rng = np.random.default_rng(5)
+    size = np.concatenate([np.round(rng.lognormal(5, 2, 60_000), 2), rng.uniform(-1e6, 1e6, 20_000)])
+    price = np.concatenate([np.round(rng.uniform(0, 1, 60_000), 3), np.ones(20_000)])
+    x = size * price
+    group = np.arange(len(x)) % 997
+    with duckdb.connect() as con:
+        con.register("t", pa.table({"x": x, "g": group}))
+        terms = con.execute(
+            "SELECT CAST(CAST(x AS DECIMAL(38, 12)) * 1000000000000 AS HUGEINT) FROM t"
+        ).fetchall()
+        sums = dict(con.execute(f"SELECT g, {exact_sum('x')} FROM t GROUP BY g").fetchall())
+    assert [exact_units(v) for v in x] == [int(t) for (t,) in terms]
+    mine: dict[int, int] = {}
+    for g, v in zip(group, x, strict=True):
+        mine[int(g)] = mine.get(int(g), 0) + exact_units(v)
+    assert {g: units_to_float(n) for g, n in mine.items()} == sums
+    with pytest.raises(ValueError, match="not a finite number"):
+        exact_units(float("nan"))
