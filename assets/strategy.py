@@ -74,6 +74,11 @@ class StrategyConfig(dg.ConfigurableResource):
     backtest_bootstrap: int = backtest.BacktestParams.n_boot
     backtest_seed: int = backtest.BacktestParams.seed
 
+    def volatility_min_wqs(self) -> float:
+        """The lowest WQS any strategy sizes a whale at (stage 1 here, the universe, the backtest's grid): the
+        candidates below it never reach sizing, so their whale's volatility is not needed."""
+        return min(self.min_wqs, self.universe_min_wqs, *self.backtest_min_wqs_grid)
+
     def gate_bounds(self) -> dict[str, float]:
         """The bounds the gates read from this config (quality/expectations.py), so a gate moves with it."""
         return {"max_position_nav": self.max_position_nav}

@@ -503,6 +503,9 @@ SUITES.update(
                 between("slippage", 0, 1e6),
                 between("edge_at_copy", -2, 2),
                 between("wqs", 0, 100),
+                not_null("legs"),
+                between("legs", 1, 1_000_000),
+                between("whale_volatility", 0, 1e6),
             ),
         ),
         TableSuite(

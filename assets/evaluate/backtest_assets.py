@@ -10,14 +10,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.evaluate.assets import SCORE_IC_MONTHLY
-from assets.paper.assets import (
-    MARKETS_SQL,
-    MARKS_SQL,
-    PAPER_NAV,
-    WHALE_RETURNS_SQL,
-    WHALE_SELLS_SQL,
-    whale_volatility,
-)
+from assets.paper.assets import MARKETS_SQL, MARKS_SQL, PAPER_NAV, WHALE_SELLS_SQL
 from assets.score.assets import WHALE_SCORES
 from assets.signal.assets import SIGNALS
 from assets.strategy import StrategyConfig
@@ -53,7 +46,8 @@ OFFERED_SQL = f"""
            s.condition_id, s.event_id, s.category, epoch(s.traded_at) + $latency_seconds AS ts,
            {DAY.format("s.traded_at")} AS fill_day, s.whale_price, s.whale_notional, s.copy_price,
            s.daily_notional, s.days_to_resolution, s.wqs, s.rolling_sharpe_30, s.rolling_sharpe_90,
-           s.current_drawdown, s.quarantined, s.edge_at_copy, s.slippage, p.complement AS complement_token
+           s.current_drawdown, s.quarantined, s.whale_volatility, s.edge_at_copy, s.slippage,
+           p.complement AS complement_token
     FROM analytics.signals s LEFT JOIN pairs p USING (token_id)
     WHERE s.wqs >= $min_wqs OR s.wallet IN (SELECT UNNEST($wallets::VARCHAR[]))
     """
@@ -117,7 +111,6 @@ def load_inputs(con, strategy: StrategyConfig, p: backtest.BacktestParams, first
     con.execute(OFFERED_SQL, {**latency, "min_wqs": min_wqs, "wallets": sorted(wallets)})
     cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _bt_offered").df()
     con.execute(PAPER_TOKENS_SQL)
-    cands["whale_volatility"] = whale_volatility(con.sql(WHALE_RETURNS_SQL).df(), cands)
     marks = con.sql(MARKS_SQL).df()
     sells = con.execute(WHALE_SELLS_SQL, latency).df()
     markets = con.sql(MARKETS_SQL).df()

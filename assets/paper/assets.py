@@ -7,15 +7,13 @@ orders (exporting them as intents for a user's own executor is not built yet).
 """
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.risk.alerts import AlertsResource
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.signal.assets import SIGNALS
-from assets.size import model as size
+from assets.signal.assets import ORDERS_SQL, SIGNALS, TOKEN_DAYS_SQL
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction, create_table_sql, replace_table
 
@@ -34,32 +32,32 @@ CANDIDATES_SQL = """
     CREATE OR REPLACE TEMP TABLE _paper_candidates AS
     SELECT row_number() OVER (ORDER BY traded_at, fill_key) AS key, fill_key, wallet, token_id, condition_id,
            event_id, category, epoch(traded_at) + $latency_seconds AS ts, copy_price, edge_at_copy, wqs,
-           daily_notional, CAST(floor(epoch(traded_at) / 86400) AS BIGINT) AS fill_day
+           whale_volatility, daily_notional, CAST(floor(epoch(traded_at) / 86400) AS BIGINT) AS fill_day
     FROM analytics.signals
     WHERE stage_reached = 'portfolio'
     """
 
 
-MARKS_SQL = """
+#: the daily marks of the candidates' tokens: the day's last price-history point, else the day's last print
+MARKS_SQL = f"""
 WITH toks AS (SELECT DISTINCT token_id FROM _paper_candidates),
-history AS (  -- the day's last price-history point
+history AS (
     SELECT token_id, CAST(floor(ts / 86400) AS BIGINT) AS day, arg_max(price, ts) AS price
     FROM raw.price_history SEMI JOIN toks USING (token_id) GROUP BY ALL
 ),
-trades AS (  -- the day's last trade, where the history has no point
-    SELECT token_id, CAST(floor(ts / 86400) AS BIGINT) AS day, arg_max(price, ts) AS price
-    FROM intermediate.int_position_fills SEMI JOIN toks USING (token_id) GROUP BY ALL
-)
+trades AS (SELECT token_id, day, last_price AS price FROM ({TOKEN_DAYS_SQL}) SEMI JOIN toks USING (token_id))
 SELECT token_id, day, coalesce(h.price, t.price) AS price FROM history h FULL JOIN trades t USING (token_id, day)
 """
 
 
-#: the whales' sells of the candidates' tokens, seen after the copy latency (``$latency_seconds``, bound)
-WHALE_SELLS_SQL = """
-    SELECT f.wallet, f.token_id, f.ts + $latency_seconds AS ts, f.price, f.size / f.shares_before AS fraction
-    FROM intermediate.int_position_fills f
+#: the whales' sell orders on the candidates' tokens, seen after the copy latency (``$latency_seconds``, bound):
+#: the share of its position the whale sold (an order's legs together, against the position before the first)
+WHALE_SELLS_SQL = f"""
+    SELECT wallet, token_id, ts + $latency_seconds AS ts, price, size / shares_before AS fraction
+    FROM ({ORDERS_SQL}) o
     SEMI JOIN (SELECT DISTINCT wallet, token_id FROM _paper_candidates) c USING (wallet, token_id)
-    WHERE f.side = 'SELL' AND f.shares_before > 1e-9
+    WHERE side = 'SELL' AND shares_before > 1e-9
+    ORDER BY ts, fill_key
     """
 
 
@@ -81,30 +79,34 @@ FROM (
     WHERE wallet IN (SELECT UNNEST(?::VARCHAR[]))
 )
 WHERE quarantined AND NOT coalesce(was_quarantined, false)
-"""
-
-WHALE_RETURNS_SQL = """
-SELECT wallet, CAST(floor(epoch(day) / 86400) AS BIGINT) AS day, daily_return
-FROM marts.wallet_daily_returns SEMI JOIN (SELECT DISTINCT wallet FROM _paper_candidates) c USING (wallet)
+ORDER BY day, wallet
 """
 
 
-def whale_volatility(
-    returns: pd.DataFrame, candidates: pd.DataFrame, lam: float = size.EWMA_LAMBDA
-) -> np.ndarray:
-    """Each candidate's whale's EWMA volatility of daily returns up to the day before its fill (NaN if none)."""
-    if candidates.empty or returns.empty:
-        return np.full(len(candidates), np.nan)
-    wide = returns.pivot_table(index="wallet", columns="day", values="daily_return", aggfunc="first")
-    d0 = int(wide.columns.min())
-    wide = wide.reindex(columns=range(d0, int(wide.columns.max()) + 1))
-    vol = size.ewma_volatility(wide.to_numpy(dtype=float), lam)
-    row = wide.index.get_indexer(candidates["wallet"])
-    col = candidates["fill_day"].to_numpy(dtype=np.int64) - 1 - d0
-    ok = (row >= 0) & (col >= 0) & (col < vol.shape[1])
-    out = np.full(len(candidates), np.nan)
-    out[ok] = vol[row[ok], col[ok]]
-    return out
+def paper_inputs(con, strategy: StrategyConfig):
+    """The frames ``model.run_paper`` takes, from the warehouse (leaves ``_paper_candidates``, whose ``key`` joins a
+    decision to its whale order's ``fill_key``)."""
+    latency = {"latency_seconds": int(strategy.copy_latency_seconds)}
+    con.execute(CANDIDATES_SQL, latency)
+    cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _paper_candidates").df()
+    return (
+        cands,
+        con.sql(MARKS_SQL).df(),
+        con.execute(WHALE_SELLS_SQL, latency).df(),
+        con.sql(MARKETS_SQL).df(),
+    )
+
+
+def paper_run(con, strategy: StrategyConfig, fee_rate: float, first_day: int | None, last_day: int | None):
+    """The batch paper run from ``first_day`` to ``last_day`` (UTC day numbers) on an empty book: the daily run over
+    the whole history, or any stretch of it (the live loop's parity test runs one week)."""
+    params = strategy.paper_params(fee_rate)
+    cands, marks, sells, markets = paper_inputs(con, strategy)
+    if first_day is None:
+        return model.run_paper(
+            cands.iloc[:0], marks.iloc[:0], sells.iloc[:0], markets.iloc[:0], 0, -1, params
+        ), cands
+    return model.run_paper(cands, marks, sells, markets, int(first_day), int(last_day), params), cands
 
 
 def _with_quarantine_alerts(con, result: model.PaperResult) -> pd.DataFrame:
@@ -184,23 +186,11 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
     ):
         params = strategy.paper_params(fee_rate)
         with warehouse.get_connection() as con:
-            latency = {"latency_seconds": int(strategy.copy_latency_seconds)}
-            con.execute(CANDIDATES_SQL, latency)
-            cands = con.sql("SELECT * EXCLUDE (fill_key) FROM _paper_candidates").df()
-            cands["whale_volatility"] = whale_volatility(con.sql(WHALE_RETURNS_SQL).df(), cands)
-            marks = con.sql(MARKS_SQL).df()
-            sells = con.execute(WHALE_SELLS_SQL, latency).df()
-            markets = con.sql(MARKETS_SQL).df()
             first_day, last_day = con.execute(
                 "SELECT CAST(floor(epoch(min(day)) / 86400) AS BIGINT), CAST(floor(epoch(max(day)) / 86400) AS BIGINT) "
                 "FROM marts.wallet_daily_returns"
             ).fetchall()[0]
-            if first_day is None:
-                result = model.run_paper(
-                    cands.iloc[:0], marks.iloc[:0], sells.iloc[:0], markets.iloc[:0], 0, -1, params
-                )
-            else:
-                result = model.run_paper(cands, marks, sells, markets, int(first_day), int(last_day), params)
+            result, cands = paper_run(con, strategy, fee_rate, first_day, last_day)
             result = result._replace(alerts=_with_quarantine_alerts(con, result))
             with Transaction(con):
                 con.execute("CREATE SCHEMA IF NOT EXISTS analytics")

@@ -429,6 +429,7 @@ def run_paper(
     first_day: int,
     last_day: int,
     params: PaperParams = PaperParams(),
+    mark_origin: int | None = None,
 ) -> PaperResult:
     """Run the paper portfolio from ``first_day`` to ``last_day`` (UTC day numbers since 1970-01-01).
 
@@ -438,7 +439,10 @@ def run_paper(
     - ``whale_sells``: ``wallet, token_id, ts, price, fraction`` (the share of its position the whale sold).
     - ``markets``: ``token_id, end_ts, resolved_ts, payout`` (scheduled end; resolution time and payout or NaN).
     """
-    book = Book(params, mark_origin=first_day)
+    # marks from before the first day count too (a correlation on day one looks back over known marks), as they
+    # do for the live loop, which starts with the batch's marks of the days before it
+    origin = first_day - params.correlation_days - 1 if mark_origin is None else mark_origin
+    book = Book(params, mark_origin=origin)
     book.markets = _market_infos(markets)
     if len(marks):
         book.on_marks(

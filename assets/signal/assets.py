@@ -1,68 +1,114 @@
-"""Signal assets. ``analytics.signals``: every whale BUY fill as a candidate, with the stage it reached and every
+"""Signal assets. ``analytics.signals``: every whale BUY order as a candidate, with the stage it reached and every
 reason it failed. Thin: the candidates' facts come from one SQL query (point in time: the whale's latest score and
-quarantine state before the fill, the token's flow before it); the stages are ``model.py``.
+quarantine state on or before the order's day, the token's flow over the hours before it, the price at the copy);
+the stages are ``model.screen``, the one function the live loop calls on a single order too.
+
+An order is one decision: the fills of one (wallet, transaction, token) are its legs (a taker order that walks
+several makers), decided once (polymarket_realtime.md §4). Every fact here is one the live loop can rebuild from
+the batch's snapshot and the feed it sees, so the live engine and this table decide alike (docs/metrics.md#signals).
 
 Stage 3 (portfolio fit) needs the paper portfolio's book; until that portfolio exists, a candidate that passes
 stages 1 and 2 is recorded as ``stage_reached = 'portfolio'`` (waiting for stage 3), never as copied.
 """
 
 import dagster as dg
-import numpy as np
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.risk.assets import WHALE_QUARANTINE
 from assets.score.assets import WHALE_SCORES
+from assets.size import model as size
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, create_table_sql
+from assets.warehouse import Transaction, create_table_sql, exact_sum
 
 from . import model
 
 SIGNALS = dg.AssetKey(["analytics", "signals"])
 
+DECIMAL = "DECIMAL(38, 12)"
 
-#: every BUY fill with the facts the stages need, each known at the fill (or at the copy, for the price);
+#: every fill's order: the legs of one (wallet, transaction, token, side) are one order. A single leg keeps its own
+#: price and notional; several legs add their sizes and notionals exactly, at their volume-weighted price
+ORDERS_SQL = f"""
+    SELECT min(fill_key) AS fill_key, wallet, condition_id, token_id, side, min(ts) AS ts, count(*) AS legs,
+           CASE WHEN count(*) = 1 THEN min(size) ELSE {exact_sum("size")} END AS size,
+           CASE WHEN count(*) = 1 THEN min(notional) ELSE {exact_sum("notional")} END AS notional,
+           CASE WHEN min(price) = max(price) THEN min(price)
+                ELSE {exact_sum("notional")} / {exact_sum("size")} END AS price,
+           arg_min(shares_before, (ts, fill_key)) AS shares_before
+    FROM intermediate.int_position_fills
+    GROUP BY wallet, condition_id, token_id, side, coalesce(transaction_hash, CAST(fill_key AS VARCHAR))
+"""
+
+#: per token and UTC day, the day's last print (the highest price of the day's last traded second): a mark
+TOKEN_DAYS_SQL = """
+    SELECT token_id, CAST(ts // 86400 AS BIGINT) AS day, arg_max(price, (ts, price)) AS last_price
+    FROM intermediate.int_position_fills
+    GROUP BY ALL
+"""
+
+FLOW_HOURS = 168  # the flow looks back over the 7 x 24 whole hours before the order's hour
+
+#: per token and UTC hour, the notional traded (exact, DECIMAL): what the live loop keeps from the feed
+TOKEN_HOURS_SQL = f"""
+    SELECT token_id, CAST(ts // 3600 AS BIGINT) AS hour, sum(CAST(notional AS {DECIMAL})) AS notional
+    FROM intermediate.int_position_fills
+    GROUP BY ALL
+"""
+
+#: the token's mean daily notional over the 168 whole hours before each hour it traded in
+FLOW_SQL = f"""
+    SELECT token_id, hour, coalesce(CAST(sum(notional) OVER (
+        PARTITION BY token_id ORDER BY hour RANGE BETWEEN {FLOW_HOURS} PRECEDING AND 1 PRECEDING) AS DOUBLE), 0)
+        / 7.0 AS daily_notional
+    FROM ({TOKEN_HOURS_SQL})
+"""
+
+#: every BUY order with the facts the stages need, each known at the order (or at the copy, for the price);
 #: ``$latency_seconds`` is bound (the copy latency)
-CANDIDATES_SQL = """
+CANDIDATES_SQL = f"""
     WITH buys AS (
-        SELECT fill_key, wallet, condition_id, token_id, price, notional, ts, traded_at, trade_date
-        FROM intermediate.int_position_fills
-        WHERE side = 'BUY'
+        SELECT *, to_timestamp(ts) AS traded_at, CAST(ts // 3600 AS BIGINT) AS hour,
+               DATE '1970-01-01' + CAST(ts // 86400 AS INTEGER) AS trade_date
+        FROM ({ORDERS_SQL}) WHERE side = 'BUY'
     ),
-    flow AS (  -- the token's mean daily notional over the 7 days before the fill
-        SELECT fill_key, coalesce(sum(notional) OVER (
-            PARTITION BY token_id ORDER BY ts RANGE BETWEEN 604800 PRECEDING AND 1 PRECEDING), 0) / 7.0
-            AS daily_notional
-        FROM intermediate.int_position_fills
+    prints AS (  -- the highest price of each second a token traded
+        SELECT token_id, ts, max(price) AS price FROM intermediate.int_position_fills GROUP BY ALL
     ),
-    copy AS (  -- the last trade on the token at or before the fill + the copy latency: what we would pay
+    copy AS (  -- the token's last print at or before the order + the copy latency: what we would pay
         SELECT b.fill_key, t.price AS copy_price
-        FROM buys b ASOF JOIN intermediate.int_position_fills t
-          ON t.token_id = b.token_id AND t.ts <= b.ts + $latency_seconds
+        FROM buys b ASOF JOIN prints t ON t.token_id = b.token_id AND t.ts <= b.ts + $latency_seconds
     )
     SELECT
-        b.fill_key, b.wallet, b.condition_id, b.token_id, m.event_id, m.category, b.traded_at,
+        b.fill_key, b.wallet, b.condition_id, b.token_id, m.event_id, m.category, b.traded_at, b.legs,
         b.price AS whale_price, b.notional AS whale_notional, c.copy_price, f.daily_notional,
         (epoch(try_cast(m.end_date AS TIMESTAMPTZ)) - b.ts) / 86400.0 AS days_to_resolution,
         s.as_of AS score_as_of, s.wqs, s.rolling_sharpe_30, s.rolling_sharpe_90, s.current_drawdown,
         s.edge_mean AS whale_edge, coalesce(q.quarantined, false) AS quarantined
     FROM buys b
-    JOIN flow f USING (fill_key)
+    JOIN ({FLOW_SQL}) f USING (token_id, hour)
     JOIN copy c USING (fill_key)
     LEFT JOIN marts.dim_markets m USING (condition_id)
     ASOF LEFT JOIN analytics.whale_scores s ON s.wallet = b.wallet AND s.as_of <= b.trade_date
     ASOF LEFT JOIN analytics.whale_quarantine q ON q.wallet = b.wallet AND q.as_of <= b.trade_date
     """
 
+#: the daily returns of the wallets whose volatility the candidates need (``$wallets``, bound)
+WHALE_RETURNS_SQL = """
+SELECT wallet, CAST(floor(epoch(day) / 86400) AS BIGINT) AS day, daily_return
+FROM marts.wallet_daily_returns WHERE wallet IN (SELECT UNNEST($wallets::VARCHAR[]))
+"""
+
 
 SIGNALS_COLUMNS = {
-    "fill_key": "UHUGEINT NOT NULL",  # the fill's natural key, as in marts.fct_fills
+    "fill_key": "UHUGEINT NOT NULL",  # the order's first fill's natural key, as in marts.fct_fills
     "wallet": "VARCHAR NOT NULL",
     "condition_id": "VARCHAR",
     "token_id": "VARCHAR",
     "event_id": "VARCHAR",
     "category": "VARCHAR",
     "traded_at": "TIMESTAMPTZ NOT NULL",
+    "legs": "BIGINT NOT NULL",
     "whale_price": "DOUBLE",
     "whale_notional": "DOUBLE",
     "copy_price": "DOUBLE",
@@ -75,6 +121,7 @@ SIGNALS_COLUMNS = {
     "current_drawdown": "DOUBLE",
     "whale_edge": "DOUBLE",
     "quarantined": "BOOLEAN NOT NULL",
+    "whale_volatility": "DOUBLE",
     "edge_at_copy": "DOUBLE",
     "order_notional_estimate": "DOUBLE",
     "slippage": "DOUBLE",
@@ -95,8 +142,8 @@ SIGNALS_COLUMNS = {
     ],
     group_name="signal",
     kinds={"duckdb", "python"},
-    description="Every whale BUY fill as a candidate copy: the stage it reached (whale, trade, portfolio) and every "
-    "reason it failed (docs/metrics.md#signals).",
+    description="Every whale BUY order as a candidate copy: the stage it reached (whale, trade, portfolio) and "
+    "every reason it failed (docs/metrics.md#signals).",
 )
 def signals(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
     params = strategy.signal_params()
@@ -110,21 +157,11 @@ def signals(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehou
             {"latency_seconds": int(strategy.copy_latency_seconds)},
         )
         c = con.sql("SELECT * EXCLUDE (fill_key) FROM _candidates").df()
-        c["edge_at_copy"] = model.edge_at_copy(c["whale_edge"], c["whale_price"], c["copy_price"])
-        # our order at its largest (the position cap on the starting NAV): slippage is judged for that size
-        c["order_notional_estimate"] = strategy.max_position_nav * strategy.starting_nav
-        c["slippage"] = model.slippage_estimate(
-            c["order_notional_estimate"], c["daily_notional"], params.impact_coefficient
-        )
-        c["slippage"] = c["slippage"].replace(
-            np.inf, np.nan
-        )  # no flow before the fill: unknown (fails stage 2)
-        whale = model.whale_stage(c, params)
-        trade = model.trade_stage(c, params)
-        c["passed_whale"] = whale.passed
-        c["passed_trade"] = trade.passed & whale.passed
-        c["stage_reached"] = np.where(~whale.passed, "whale", np.where(~trade.passed, "trade", "portfolio"))
-        c["reason"] = np.where(~whale.passed, whale.reason, np.where(~trade.passed, trade.reason, None))
+        # the EWMA volatility of a whale's daily returns at its score's date, for the wallets that can be sized
+        sized = sorted(set(c.loc[c["wqs"] >= strategy.volatility_min_wqs(), "wallet"]))
+        returns = con.execute(WHALE_RETURNS_SQL, {"wallets": sized}).df()
+        c["whale_volatility"] = size.volatility_at(returns, c["wallet"], model.score_day(c["score_as_of"]))
+        c = model.screen(c, params, strategy.max_position_nav * strategy.starting_nav)
         columns = [col for col in SIGNALS_COLUMNS if col != "fill_key"]
         with Transaction(con):
             con.execute("DROP TABLE IF EXISTS analytics.signals")

@@ -123,6 +123,37 @@ def portfolio_fit(
         ])  # fmt: skip
 
 
+def score_day(score_as_of) -> np.ndarray:
+    """UTC day numbers of the score dates (NaN where a candidate has no score)."""
+    d = pd.to_datetime(pd.Series(score_as_of), errors="coerce")
+    return ((d - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+
+
+SCREEN_COLUMNS = ("edge_at_copy", "order_notional_estimate", "slippage", "passed_whale", "passed_trade",
+                  "stage_reached", "reason")  # fmt: skip
+
+
+def screen(candidates: pd.DataFrame, params: SignalParams, order_notional: float) -> pd.DataFrame:
+    """Stages 1 and 2 for every candidate, the one function the batch (all orders at once) and the live loop
+    (one order at a time) call. Adds ``edge_at_copy`` (the whale's edge left at our copy price), the slippage of
+    our order at its largest (``order_notional``: the position cap on the starting NAV), the stage masks, the
+    stage reached (``whale``, ``trade``, or ``portfolio``: waiting for stage 3) and the reasons."""
+    c = candidates.copy()
+    c["edge_at_copy"] = edge_at_copy(c["whale_edge"], c["whale_price"], c["copy_price"])
+    c["order_notional_estimate"] = order_notional
+    slip = slippage_estimate(c["order_notional_estimate"], c["daily_notional"], params.impact_coefficient)
+    c["slippage"] = np.where(
+        np.isinf(slip), np.nan, slip
+    )  # no flow before the order: unknown (fails stage 2)
+    whale = whale_stage(c, params)
+    trade = trade_stage(c, params)
+    c["passed_whale"] = whale.passed
+    c["passed_trade"] = trade.passed & whale.passed
+    c["stage_reached"] = np.where(~whale.passed, "whale", np.where(~trade.passed, "trade", "portfolio"))
+    c["reason"] = np.where(~whale.passed, whale.reason, np.where(~trade.passed, trade.reason, None))
+    return c
+
+
 def funnel(
     stage_reached: pd.Series, stages: tuple[str, ...] = ("whale", "trade", "portfolio", "copied")
 ) -> pd.DataFrame:

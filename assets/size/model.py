@@ -80,6 +80,28 @@ def scaling_factors(
     return k_conf, k_vol, k_corr, k_dd
 
 
+def volatility_at(returns, wallets, days, lam: float = EWMA_LAMBDA) -> np.ndarray:
+    """Each wallet's EWMA volatility of its daily returns through the day before ``days`` (UTC day numbers: the
+    date of the score it is sized with), NaN where there is none. ``returns``: ``wallet, day, daily_return``
+    (days with no return count as 0). The batch candidates and the live loop's snapshot both call this."""
+
+    wallets = np.asarray(wallets, dtype=object)
+    days = np.asarray(days, dtype=float)
+    out = np.full(len(wallets), np.nan)
+    if len(wallets) == 0 or len(returns) == 0:
+        return out
+    wide = returns.pivot_table(index="wallet", columns="day", values="daily_return", aggfunc="first")
+    d0 = int(wide.columns.min())
+    wide = wide.reindex(columns=range(d0, int(wide.columns.max()) + 1))
+    vol = ewma_volatility(wide.to_numpy(dtype=float), lam)
+    row = wide.index.get_indexer(wallets)
+    with np.errstate(invalid="ignore"):
+        col = np.where(np.isfinite(days), days - 1 - d0, -1).astype(np.int64)
+    ok = (row >= 0) & (col >= 0) & (col < vol.shape[1])
+    out[ok] = vol[row[ok], col[ok]]
+    return out
+
+
 class Sizes(NamedTuple):
     fraction: np.ndarray  # of NAV, after caps
     shares: np.ndarray  # whole shares (0 when no order)

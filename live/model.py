@@ -1,0 +1,474 @@
+"""The live loop's pure logic: frames to fills, one identity, dedupe, the market clock, coverage and loss events, the
+loop's state, latency and the status line. No I/O (no sockets, no files, no clock reads): everything takes the
+time it needs as an argument, so each rule is tested on its own (tests/unit/test_live_model.py).
+
+Sources (../shared/polymarket_realtime.md): RTDS ``activity`` frames (types ``trades``, every fill with taker and
+makers, and ``orders_matched``, the taker only) and the Data API ``/trades?user=`` polls. Both carry the same
+trade object, so both go through one validation (``assets/ingest/records.py:parse_trades``, the batch's own) after
+the one live-only step: RTDS sends ``proxyWallet`` in mixed case, and it is lower-cased first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from assets.ingest.clients import Page
+from assets.ingest.records import Batch, NonJsonLine, parse_trades
+
+RTDS_TYPES = ("trades", "orders_matched")
+TRADE_SHAPE = ("proxyWallet", "transactionHash", "asset", "side", "size", "price", "timestamp")
+
+#: the loop's states (polymarket-insider-tracker's, polymarket_realtime.md §4)
+RUNNING, DEGRADED, POSSIBLE_DATA_LOSS, FAILED = "running", "degraded", "possible-data-loss", "failed"
+STATES = (RUNNING, DEGRADED, POSSIBLE_DATA_LOSS, FAILED)
+
+#: why a stretch of time may hold fills the loop never saw
+LOSS_REASONS = (
+    "horizon-expired",  # a gap older than the recovery horizon before a poll could prove it closed
+    "restart-beyond-horizon",  # the loop was down longer than the horizon
+    "start-beyond-horizon",  # the batch's snapshot ends longer than the horizon before the first start
+    "continuity-mismatch",  # a poll could not reach back to what was already seen, even with a recovery request
+    "feed-gap",  # the global feed (flow, prints, marks of other wallets) was not observed
+)
+
+
+# ------------------------------------------------------------------------------------------------ frames
+
+
+class Frame(NamedTuple):
+    """One RTDS frame, routed. ``kind``: ``trade`` (``payloads`` holds the trade objects), ``pong``, ``empty``,
+    ``other`` (a valid frame of another topic, or an acknowledgement), ``bad`` (``reason`` says why)."""
+
+    kind: str
+    rtds_type: str | None = None  # trades | orders_matched | None (the envelope did not say: routed by shape)
+    payloads: tuple[dict, ...] = ()
+    reason: str | None = None
+    server_ms: int | None = None
+
+
+def _is_trade(obj: Any) -> bool:
+    return isinstance(obj, dict) and all(k in obj for k in TRADE_SHAPE)
+
+
+def route_frame(text: str | bytes) -> Frame:
+    """Route one frame. The live server has been seen omitting ``topic``/``type``, so a payload shaped like a trade
+    is a trade whatever the envelope says; the first frame after subscribing can be empty. Never raises."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError:
+            return Frame("bad", reason="not_utf8")
+    stripped = text.strip()
+    if not stripped:
+        return Frame("empty")
+    if stripped.lower() == "pong":
+        return Frame("pong")
+    try:
+        doc = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return Frame("bad", reason="non_json_frame")
+    if not isinstance(doc, dict):
+        return Frame("bad", reason="not_an_object")
+    topic, rtds_type = doc.get("topic"), doc.get("type")
+    payload = doc.get("payload")
+    server_ms = doc.get("timestamp") if isinstance(doc.get("timestamp"), int) else None
+    items = payload if isinstance(payload, list) else [payload] if payload is not None else []
+    trades = tuple(p for p in items if _is_trade(p))
+    if topic not in (None, "activity") or (rtds_type is not None and rtds_type not in RTDS_TYPES):
+        return Frame("other", rtds_type if isinstance(rtds_type, str) else None, server_ms=server_ms)
+    if trades:
+        return Frame("trade", rtds_type if rtds_type in RTDS_TYPES else None, trades, server_ms=server_ms)
+    if payload is None:
+        return Frame("other", server_ms=server_ms)  # an acknowledgement, a heartbeat
+    return Frame("bad", reason="payload_not_a_trade", server_ms=server_ms)
+
+
+# ------------------------------------------------------------------------------------------------ fills
+
+#: the fill's full identity (polymarket_realtime.md §3): there is no trade id
+IDENTITY = ("transaction_hash", "proxy_wallet", "condition_id", "asset", "side", "outcome_index", "price", "size",
+            "ts")  # fmt: skip
+
+
+def lower_wallets(records: Iterable[Any]) -> list[Any]:
+    """RTDS's ``proxyWallet`` is mixed case: lower-case it (the one live-only normalisation)."""
+    out = []
+    for r in records:
+        if isinstance(r, dict) and isinstance(r.get("proxyWallet"), str):
+            r = {**r, "proxyWallet": r["proxyWallet"].lower()}
+        out.append(r)
+    return out
+
+
+def normalise(records: Sequence[Any], origins: Sequence[str], *, source: str, now_ts: int):
+    """RTDS payloads and poll rows through the batch's own validation: ``parse_trades`` on one batch. Returns its
+    ``Parsed`` (accepted rows as ``raw.trades``-shaped Arrow, rejected rows as quarantine rows with reasons)."""
+    rows = [r if not isinstance(r, str) else NonJsonLine(r) for r in lower_wallets(records)]
+    batch = Batch()
+    for row, origin in zip(rows, origins, strict=True):
+        batch.add(Page(origin, [row]))
+    return parse_trades(batch, source=source, now_ts=now_ts)
+
+
+def identity(row: dict) -> tuple:
+    """The identity of a ``raw.trades``-shaped row (a dict from ``Table.to_pylist``)."""
+    return tuple(row.get(k) for k in IDENTITY)
+
+
+def decision_key(wallet: str, transaction_hash: str | None, token_id: str, side: str, fill_key: int) -> str:
+    """At most one decision per leader order (``wallet|txHash|tokenId|side``); a fill with no hash is its own."""
+    return f"{wallet}|{transaction_hash or f'fill:{fill_key}'}|{token_id}|{side}"
+
+
+class SeenSet:
+    """Identities seen within a horizon of market time (a duplicate comes within seconds, from the other RTDS type
+    or a poll). Older identities are forgotten; the tracked wallets' fills are also deduplicated in the store."""
+
+    def __init__(self, horizon_s: float):
+        self.horizon_s = horizon_s
+        self._seen: OrderedDict[tuple, int] = OrderedDict()
+
+    def add(self, key: tuple, ts: int) -> bool:
+        """True if ``key`` is new (and remembers it)."""
+        if key in self._seen:
+            return False
+        self._seen[key] = ts
+        return True
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._seen
+
+    def forget_before(self, ts: float) -> int:
+        """Forget identities of fills older than ``ts`` minus the horizon; returns how many."""
+        cut, n = ts - self.horizon_s, 0
+        while self._seen:
+            k, t = next(iter(self._seen.items()))
+            if t >= cut:
+                break
+            self._seen.popitem(last=False)
+            n += 1
+        return n
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+# ------------------------------------------------------------------------------------------------ clock
+
+
+class MarketClock:
+    """Market time as the feed shows it: the newest payload timestamp seen, or, when the feed is silent, the
+    wall clock less ``lag_s`` (the most a healthy feed lags). An order is decided when this clock passes its
+    due time by ``grace_s``: by then every print at or before it has arrived."""
+
+    def __init__(self, lag_s: float, grace_s: float):
+        self.lag_s, self.grace_s = lag_s, grace_s
+        self.feed_ts = -math.inf
+
+    def saw(self, ts: float) -> None:
+        self.feed_ts = max(self.feed_ts, ts)
+
+    def now(self, wall: float) -> float:
+        return max(self.feed_ts, wall - self.lag_s)
+
+    def settled_through(self, wall: float) -> float:
+        """Every fill at or before this time has arrived (or will be reconciled as late)."""
+        return self.now(wall) - self.grace_s
+
+
+# ------------------------------------------------------------------------------------------------ coverage
+
+
+@dataclass
+class LossEvent:
+    reason: str
+    start_ts: float
+    end_ts: float
+    detail: str
+    wallets: tuple[str, ...] = ()
+    opened_at: float = 0.0
+    closed_at: float | None = None
+    closed_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason not in LOSS_REASONS:
+            raise ValueError(f"unknown loss reason {self.reason!r}: one of {LOSS_REASONS}")
+
+
+@dataclass
+class Gap:
+    """A stretch when RTDS did not deliver (disconnected, or stalled until the watchdog tripped): it is closed when
+    every tracked wallet's poll boundary has passed its end."""
+
+    start_ts: float
+    end_ts: float | None = None  # None: still open (the feed is down)
+    reason: str = "disconnect"
+
+
+class PollOutcome(NamedTuple):
+    advanced_to: float | None  # the wallet's new complete-through boundary, None when not proven
+    needs_recovery: bool  # a full page whose oldest row is newer than the boundary: page back once more
+    loss: LossEvent | None
+
+
+def poll_continuity(
+    boundary: float, requested_at: float, api_lag_s: float, rows_ts: Sequence[int], page_limit: int, recovered: bool
+) -> PollOutcome:
+    """What one poll of a wallet proves (the complete-through rule of polymarket-insider-tracker).
+
+    A poll at ``requested_at`` returns the wallet's newest ``page_limit`` fills as the API knew them, ``api_lag_s``
+    behind. It proves the wallet complete through ``requested_at - api_lag_s`` when it reaches back to what was
+    already covered: the page is not full (it holds every fill since), or its oldest row is at or before
+    ``boundary``. Otherwise one recovery request pages further back (``recovered=False``); if that still does not
+    reach the boundary, the stretch between is a ``continuity-mismatch`` loss."""
+    through = requested_at - api_lag_s
+    if len(rows_ts) < page_limit or (rows_ts and min(rows_ts) <= boundary):
+        return PollOutcome(max(boundary, through), False, None)
+    if not recovered:
+        return PollOutcome(None, True, None)
+    oldest = min(rows_ts)
+    loss = LossEvent("continuity-mismatch", boundary, float(oldest), f"the poll and one recovery page reached back "
+                     f"only to {oldest}; fills between {boundary:.0f} and {oldest} may be missing", opened_at=requested_at)  # fmt: skip
+    return PollOutcome(max(boundary, through), False, loss)
+
+
+@dataclass
+class Coverage:
+    """Per-wallet complete-through boundaries, the RTDS gaps still to prove closed, and the loss events.
+
+    - ``boundary[w]``: every fill of ``w`` at or before it is known (the poll proved it, or the snapshot holds it);
+    - an RTDS gap is *closed* when every tracked wallet's boundary has passed its end: nothing of the tracked
+      wallets is missing from it; a gap older than ``horizon_s`` before that becomes a ``horizon-expired`` loss;
+    - loss events stay open until a batch snapshot whose data covers them is loaded (the batch has those fills)."""
+
+    horizon_s: float
+    boundary: dict[str, float] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)
+    losses: list[LossEvent] = field(default_factory=list)
+
+    def track(self, wallets: Iterable[str], since: float) -> None:
+        for w in wallets:
+            self.boundary.setdefault(w, since)
+
+    def open_gap(self, ts: float, reason: str) -> None:
+        if not self.gaps or self.gaps[-1].end_ts is not None:
+            self.gaps.append(Gap(ts, None, reason))
+
+    def close_gap(self, ts: float) -> None:
+        if self.gaps and self.gaps[-1].end_ts is None:
+            self.gaps[-1].end_ts = ts
+
+    def min_boundary(self) -> float:
+        return min(self.boundary.values(), default=math.inf)
+
+    def settle(self, now: float) -> list[LossEvent]:
+        """Drop the gaps the polls have proved closed; turn the ones past the horizon into loss events (returned)."""
+        covered, new = self.min_boundary(), []
+        keep = []
+        for g in self.gaps:
+            if g.end_ts is not None and covered >= g.end_ts:
+                continue
+            if now - g.start_ts > self.horizon_s:
+                end = g.end_ts if g.end_ts is not None else now
+                lost = tuple(sorted(w for w, b in self.boundary.items() if b < end))
+                event = LossEvent("horizon-expired", g.start_ts, end, f"an RTDS {g.reason} from {g.start_ts:.0f} "
+                                  f"was not proven closed by the polls within {self.horizon_s:g} s", lost, now)  # fmt: skip
+                new.append(event)
+                if g.end_ts is None:
+                    keep.append(Gap(now, None, g.reason))  # the feed is still down: watch the rest
+                continue
+            keep.append(g)
+        self.gaps = keep
+        self.losses.extend(new)
+        return new
+
+    def add_loss(self, event: LossEvent) -> None:
+        self.losses.append(event)
+
+    def open_losses(self) -> list[LossEvent]:
+        return [e for e in self.losses if e.closed_at is None]
+
+    def close_losses_through(self, data_end_ts: float, now: float, by: str) -> list[LossEvent]:
+        """A batch snapshot whose data runs through ``data_end_ts`` holds every fill of the stretches before it."""
+        closed = []
+        for e in self.open_losses():
+            if e.end_ts <= data_end_ts:
+                e.closed_at, e.closed_by = now, by
+                closed.append(e)
+        return closed
+
+
+def loop_state(*, fatal: bool, open_losses: int, rtds_ok: bool, polls_ok: bool, gaps_open: int) -> str:
+    """failed > possible-data-loss > degraded > running."""
+    if fatal:
+        return FAILED
+    if open_losses:
+        return POSSIBLE_DATA_LOSS
+    if not rtds_ok or not polls_ok or gaps_open:
+        return DEGRADED
+    return RUNNING
+
+
+def start_coverage(
+    wallets: Iterable[str], *, stored: dict[str, float], snapshot_end: float, now: float, horizon_s: float,
+    restarted: bool,
+) -> tuple[dict[str, float], list[LossEvent]]:  # fmt: skip
+    """The boundary each tracked wallet starts from, and the loss events of starting late. A wallet resumes from
+    its stored boundary (after a restart) or the batch snapshot's end (a new wallet, or the first start), but
+    never from further back than the horizon: older stretches are recorded as lost, never skipped silently."""
+    floor_ts = now - horizon_s
+    out, late = {}, {}
+    for w in wallets:
+        b = max(stored.get(w, snapshot_end), snapshot_end)
+        if b < floor_ts:
+            late[w] = b
+            b = floor_ts
+        out[w] = b
+    events = []
+    if late:
+        lo = min(late.values())
+        reason = "restart-beyond-horizon" if restarted else "start-beyond-horizon"
+        events.append(LossEvent(reason, lo, floor_ts, f"{len(late)} wallets last covered before the "
+                                f"{horizon_s:g}-second horizon; the next batch sync holds their fills",
+                                tuple(sorted(late)), now))  # fmt: skip
+    return out, events
+
+
+# ------------------------------------------------------------------------------------------------ pacing
+
+
+class RoundRobin:
+    """Which tracked wallet to poll next: every wallet in turn, so a long list is covered at a bounded rate."""
+
+    def __init__(self, wallets: Iterable[str] = ()):
+        self._queue: deque[str] = deque()
+        self._members: set[str] = set()
+        self.update(wallets)
+
+    def update(self, wallets: Iterable[str]) -> None:
+        wanted = set(wallets)
+        self._queue = deque([w for w in self._queue if w in wanted] + sorted(wanted - self._members))
+        self._members = wanted
+
+    def next(self) -> str | None:
+        if not self._queue:
+            return None
+        w = self._queue.popleft()
+        self._queue.append(w)
+        return w
+
+    def first(self, wallet: str) -> None:
+        """Poll ``wallet`` next (a wallet whose gap needs proof jumps the queue)."""
+        if wallet in self._members:
+            self._queue.remove(wallet)
+            self._queue.appendleft(wallet)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+def poll_interval(budget_per_10s: float, share: float = 0.5) -> float:
+    """Seconds between polls to stay at ``share`` of the documented limit (200 ``/trades`` requests per 10 s)."""
+    return 10.0 / (budget_per_10s * share)
+
+
+# ------------------------------------------------------------------------------------------------ latency
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0-100), linear interpolation (numpy's default); NaN when empty."""
+    if not values:
+        return math.nan
+    xs = sorted(values)
+    k = (len(xs) - 1) * q / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+class Latencies:
+    """The last ``n`` latencies of one kind (seconds), for the status line's p50 and p99."""
+
+    def __init__(self, n: int = 2000):
+        self.values: deque[float] = deque(maxlen=n)
+
+    def add(self, seconds: float) -> None:
+        self.values.append(seconds)
+
+    def p(self, q: float) -> float:
+        return percentile(list(self.values), q)
+
+
+@dataclass
+class Status:
+    state: str = RUNNING
+    clock_ts: float = math.nan
+    frames: int = 0
+    fills_seen: int = 0  # distinct fills (every wallet)
+    tracked_fills: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    decisions: int = 0
+    copied: int = 0
+    intents: int = 0
+    stale: int = 0
+    pending: int = 0
+    reconnects: int = 0
+    polls: int = 0
+    poll_errors: int = 0
+    open_losses: int = 0
+    tracked_wallets: int = 0
+    decide_p50_ms: float = math.nan  # frame received -> decision committed
+    decide_p99_ms: float = math.nan
+    e2e_p50_s: float = math.nan  # the fill's own timestamp -> decision committed
+    e2e_p99_s: float = math.nan
+    nav: float = math.nan
+    snapshot: str = ""
+
+    def line(self) -> str:
+        def ms(x: float) -> str:
+            return "-" if x != x else f"{x:.1f}"
+
+        return (f"[{self.state}] {self.fills_seen:,} fills ({self.tracked_fills:,} tracked, {self.duplicates:,} dup, "
+                f"{self.rejected:,} rejected) | {self.decisions:,} decisions, {self.copied:,} copied, "
+                f"{self.intents:,} intents, {self.stale:,} stale, {self.pending:,} pending | frame->decision p50 "
+                f"{ms(self.decide_p50_ms)} ms p99 {ms(self.decide_p99_ms)} ms | fill->decision p50 "
+                f"{ms(self.e2e_p50_s)} s p99 {ms(self.e2e_p99_s)} s | {self.reconnects} reconnects, "
+                f"{self.open_losses} open losses | NAV {ms(self.nav)}")  # fmt: skip
+
+    def as_json(self) -> dict:
+        out = {}
+        for k, v in self.__dict__.items():
+            out[k] = None if isinstance(v, float) and not math.isfinite(v) else v
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ due queue
+
+
+class DueQueue:
+    """Work due at a market time, released in a fixed order: ``(due, rank, key)``."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple] = []
+
+    def push(self, due: float, rank: int, key: Any, item: Any) -> None:
+        heapq.heappush(self._heap, (due, rank, key, id(item), item))
+
+    def pop_through(self, ts: float) -> list[Any]:
+        out = []
+        while self._heap and self._heap[0][0] <= ts:
+            out.append(heapq.heappop(self._heap)[-1])
+        return out
+
+    def next_due(self) -> float:
+        return self._heap[0][0] if self._heap else math.inf
+
+    def __len__(self) -> int:
+        return len(self._heap)
