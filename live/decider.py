@@ -41,9 +41,13 @@ class Snapshot:
     """What the batch hands the live loop (``live/snapshot.py`` writes and reads it)."""
 
     meta: dict  # generation, data_end_ts, recent_start_ts, as_of, fee_rate, fidelity_minutes, strategy (dict)
-    whales: pd.DataFrame  # wallet, tracked, score_as_of, wqs, rolling_sharpe_30/90, current_drawdown, whale_edge,
+    whales: (
+        pd.DataFrame
+    )  # wallet, tracked, score_as_of, wqs, rolling_sharpe_30/90, current_drawdown, whale_edge,
     #                       quarantined, whale_volatility
-    markets: pd.DataFrame  # token_id, condition_id, event_id, category, end_epoch, end_ts, resolved_ts, payout
+    markets: (
+        pd.DataFrame
+    )  # token_id, condition_id, event_id, category, end_epoch, end_ts, resolved_ts, payout
     token_hours: pd.DataFrame  # token_id, hour, units (exact notional, integer 1e-12)
     marks: pd.DataFrame  # token_id, day, price
     positions: pd.DataFrame  # wallet, token_id, units (exact shares before recent_start_ts)
@@ -56,6 +60,7 @@ class Snapshot:
 
     @property
     def start_day(self) -> int:
+        """The first day the batch's data does not cover: the live loop's first day."""
         return self.data_end_ts // DAY
 
     def strategy(self) -> StrategyConfig:
@@ -110,7 +115,8 @@ class Decider:
     (``release``), ask what history a candidate needs (``history_needed``), then ``decide`` each released order;
     ``end_day`` closes a day at its marks."""
 
-    def __init__(self, snap: Snapshot, strategy: StrategyConfig | None = None, start_day: int | None = None):
+    def __init__(self, snap: Snapshot, strategy: StrategyConfig | None = None, start_day: int | None = None,
+                 book_cls: type[paper.Book] = paper.Book):  # fmt: skip
         self.snap = snap
         self.strategy = strategy or snap.strategy()
         self.fee_rate = float(snap.meta["fee_rate"])
@@ -118,12 +124,13 @@ class Decider:
         self.signal_params = self.strategy.signal_params()
         self.order_notional = self.strategy.max_position_nav * self.strategy.starting_nav
         params = self.strategy.paper_params(self.fee_rate)
-        self.start_day = snap.start_day + 1 if start_day is None else start_day
+        self.start_day = snap.start_day if start_day is None else start_day
         self.origin = self.start_day - params.correlation_days - 1
-        self.book = paper.Book(params, mark_origin=self.origin)
+        self.book = book_cls(params, mark_origin=self.origin)
         self.day = self.start_day  # the first day not yet closed
         # the batch's state
         self.whales = {r["wallet"]: r for r in snap.whales.to_dict("records")}
+        self.watch: set[str] = set()  # tracked beside the universe (a watchlist)
         self.tracked: set[str] = set(snap.tracked())
         self.markets = {r["token_id"]: r for r in snap.markets.to_dict("records")}
         for token, r in self.markets.items():
@@ -135,7 +142,8 @@ class Decider:
         for t, d, p in snap.marks[["token_id", "day", "price"]].itertuples(index=False):
             self.snapshot_marks[t][int(d)] = float(p)
         self.positions: dict[tuple[str, str], int] = {
-            (w, t): int(u) for w, t, u in snap.positions[["wallet", "token_id", "units"]].itertuples(index=False)
+            (w, t): int(u)
+            for w, t, u in snap.positions[["wallet", "token_id", "units"]].itertuples(index=False)
         }
         self.prints: dict[str, dict[int, float]] = defaultdict(dict)  # token -> second -> highest price
         for t, ts, p in snap.prints[["token_id", "ts", "price"]].itertuples(index=False):
@@ -151,7 +159,9 @@ class Decider:
 
     # -------------------------------------------------------------------------------------------- inputs
     def _seed_marks(self) -> None:
-        rows = [(t, d, p) for t, days in self.snapshot_marks.items() for d, p in days.items() if d >= self.origin]
+        rows = [
+            (t, d, p) for t, days in self.snapshot_marks.items() for d, p in days.items() if d >= self.origin
+        ]
         if rows:
             tokens, days, prices = zip(*rows, strict=True)
             self.book.on_marks(np.array(tokens, dtype=object), np.array(days), np.array(prices))
@@ -162,7 +172,32 @@ class Decider:
             seconds[ts] = price
 
     def track(self, wallets) -> None:
+        """Track ``wallets`` beside the batch's universe (a watchlist): they stay tracked across snapshots."""
+        self.watch |= set(wallets)
         self.tracked |= set(wallets)
+
+    def snap_update(self, snap: Snapshot) -> None:
+        """A new batch generation: its universe, scores and markets from now on; its flow and marks for the hours
+        and days it covers (the batch saw every fill); the positions of the wallets it adds to the universe. The
+        book goes on."""
+        old_tracked = set(self.tracked)
+        self.snap = snap
+        self.whales = {r["wallet"]: r for r in snap.whales.to_dict("records")}
+        self.tracked = set(snap.tracked()) | self.watch
+        for r in snap.markets.to_dict("records"):
+            if self.markets.get(r["token_id"]) != r:
+                self.markets[r["token_id"]] = r
+                self.book.on_market(r["token_id"], _market_info(r))
+        end_hour = snap.data_end_ts // 3600
+        for t, h, u in snap.token_hours[["token_id", "hour", "units"]].itertuples(index=False):
+            if int(h) < end_hour:
+                self.hours[t][int(h)] = int(u)
+        self.snapshot_marks = defaultdict(dict)
+        for t, d, p in snap.marks[["token_id", "day", "price"]].itertuples(index=False):
+            self.snapshot_marks[t][int(d)] = float(p)
+        for w, t, u in snap.positions[["wallet", "token_id", "units"]].itertuples(index=False):
+            if w not in old_tracked:
+                self.positions[(w, t)] = int(u)
 
     def observe(self, row: dict, *, received_at: float, received_wall: float = math.inf, tracked: bool,
                 applied: bool = False) -> Order | None:  # fmt: skip
@@ -180,7 +215,9 @@ class Decider:
                 self.day_prints[(token, d)] = (ts, price)
         if not tracked:
             return None
-        key = decision_key(row["proxy_wallet"], row.get("transaction_hash"), token, row["side"], row["fill_key"])
+        key = decision_key(
+            row["proxy_wallet"], row.get("transaction_hash"), token, row["side"], row["fill_key"]
+        )
         order = self.orders.get(key)
         if order is None and key in self.decided_keys:
             self.late_legs += 1  # its order was decided and forgotten: stored, never decided twice
@@ -205,13 +242,17 @@ class Decider:
         live day were decided by the batch: they move the positions only."""
         ready = [o for o in self.queue.pop_through(settled_through) if not o.decided]
         ready.sort(key=lambda o: (o.ts + self.latency, 0 if o.side == "BUY" else 1, o.fill_key))
-        legs = sorted(((leg["ts"], leg["fill_key"], leg, o) for o in ready for leg in o.legs), key=lambda x: x[:2])
+        legs = sorted(
+            ((leg["ts"], leg["fill_key"], leg, o) for o in ready for leg in o.legs), key=lambda x: x[:2]
+        )
         firsts = {id(o): min((leg["ts"], leg["fill_key"]) for leg in o.legs) for o in ready}
         for ts, fk, leg, o in legs:
             pos = (o.wallet, o.token_id)
             delta = exact_units(leg["size"])
             after = self.positions.get(pos, 0) + (delta if leg["side"] == "BUY" else -delta)
-            if (ts, fk) == firsts[id(o)]:  # as int_position_fills: shares_after (exact) less the leg, in DOUBLE
+            if (ts, fk) == firsts[
+                id(o)
+            ]:  # as int_position_fills: shares_after (exact) less the leg, in DOUBLE
                 signed = leg["size"] if leg["side"] == "BUY" else -leg["size"]
                 o.shares_before = units_to_float(after) - signed
             self.positions[pos] = after
@@ -277,7 +318,7 @@ class Decider:
         h = self.history.get(token, {}).get(day)
         if h is not None:
             return h
-        if day <= self.snap.start_day:
+        if day < self.snap.start_day:
             return self.snapshot_marks.get(token, {}).get(day)
         p = self.day_prints.get((token, day))
         return p[1] if p else None
@@ -313,12 +354,14 @@ class Decider:
         facts = {k: r[k] for k in ("copy_price", "daily_notional", "days_to_resolution", "wqs", "edge_at_copy",
                                    "slippage", "whale_volatility")}  # fmt: skip
         if r["stage_reached"] != "portfolio":
-            return Decision(base, facts, stage_reached=r["stage_reached"], copied=False, reason=r["reason"])
+            return Decision(
+                {**base, **facts}, stage_reached=r["stage_reached"], copied=False, reason=r["reason"]
+            )
         self.refresh_marks(order.token_id, d - 1)
         e = next(c.assign(key=order.fill_key, ts=float(order.ts + self.latency)).itertuples(index=False))
         row = self.book.on_fill(e, d)
         fill = self.book.fills[-1] if row["copied"] else None
-        return Decision(base, facts, stage_reached="copied" if row["copied"] else "portfolio", copied=row["copied"],
+        return Decision({**base, **facts}, stage_reached="copied" if row["copied"] else "portfolio", copied=row["copied"],
                         reason=row["reason"], order=row, fill=fill)  # fmt: skip
 
     def stale(self, order: Order, age_s: float, max_age_s: float) -> Decision:
@@ -362,7 +405,9 @@ class Decider:
         done = [k for k, o in self.orders.items() if o.decided and o.ts < keep_ts]
         for k in done:
             del self.orders[k]
-        keep_day = d - 45  # older prints are in the book's marks already, or no correlation window reaches them
+        keep_day = (
+            d - 45
+        )  # older prints are in the book's marks already, or no correlation window reaches them
         for k in [k for k in self.day_prints if k[1] < keep_day]:
             del self.day_prints[k]
 
@@ -380,4 +425,6 @@ def _market_info(r: dict) -> paper.MarketInfo:
         return v
 
     end, res, pay = f(r.get("end_ts")), f(r.get("resolved_ts")), f(r.get("payout"))
-    return paper.MarketInfo(end if math.isfinite(end) else math.inf, res if math.isfinite(res) else math.inf, pay)
+    return paper.MarketInfo(
+        end if math.isfinite(end) else math.inf, res if math.isfinite(res) else math.inf, pay
+    )

@@ -219,7 +219,12 @@ class PollOutcome(NamedTuple):
 
 
 def poll_continuity(
-    boundary: float, requested_at: float, api_lag_s: float, rows_ts: Sequence[int], page_limit: int, recovered: bool
+    boundary: float,
+    requested_at: float,
+    api_lag_s: float,
+    rows_ts: Sequence[int],
+    page_limit: int,
+    recovered: bool,
 ) -> PollOutcome:
     """What one poll of a wallet proves (the complete-through rule of polymarket-insider-tracker).
 

@@ -150,8 +150,10 @@ def _check_inputs(settings: Settings) -> None:
 
 
 def run_sync(settings: Settings, *, start: date | None = None, end: date | None = None, scope: str | None = None,
-             refetch: bool = False, rebuild_scores: bool = False, out=sys.stdout):  # fmt: skip
-    """Run the ``sync`` job in this process over the source's history; returns the Dagster result."""
+             refetch: bool = False, rebuild_scores: bool = False, strategy: dict | None = None,
+             out=sys.stdout):  # fmt: skip
+    """Run the ``sync`` job in this process over the source's history; returns the Dagster result. ``strategy``:
+    fields of the run's ``StrategyConfig`` (every asset and gate of the run, and the live snapshot, see them)."""
     import dagster as dg
 
     from orchestration.definitions import build_definitions
@@ -178,6 +180,8 @@ def run_sync(settings: Settings, *, start: date | None = None, end: date | None 
         },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
+    if strategy:
+        run_config["resources"] = {"strategy": {"config": dict(strategy)}}
     print(
         f"whalecopy: source={settings.source} days {lo}..{hi} warehouse={settings.warehouse_path}",
         file=out,

@@ -13,6 +13,7 @@ from assets.risk.assets import whale_quarantine
 from assets.score.assets import whale_scores, whale_scores_integrity, whale_universe
 from assets.signal.assets import signals
 from assets.transform.assets import build_dbt_assets
+from live.assets import build_live_checks, build_live_monitor, build_live_snapshot, build_live_tables
 from quality.checks import build_gates
 
 from .jobs import refresh_resolutions_job, sync_job
@@ -45,11 +46,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 settings.source_description,
                 settings.warehouse_path,
             ),  # fmt: skip
+            # the live loop's hand-off (published last in a sync) and its tables, copied into the warehouse
+            build_live_snapshot(settings.fee_rate, settings.live_root),
+            build_live_tables(settings.live_root),
         ],
-        asset_checks=[*build_gates(settings.quarantine_max_share), whale_scores_integrity],
+        asset_checks=[
+            *build_gates(settings.quarantine_max_share),
+            whale_scores_integrity,
+            *build_live_checks(settings.live_coverage_min, settings.live_latency_budget_ms),
+        ],
         jobs=[sync, refresh_resolutions_job()],
         schedules=[daily_sync_schedule(sync)],
-        sensors=[market_resolution_sensor],
+        sensors=[
+            market_resolution_sensor,
+            build_live_monitor(
+                settings.live_root, settings.live_coverage_min, settings.live_latency_budget_ms
+            ),
+        ],
         resources=build_resources(settings),
         # DuckDB allows one writing process: every step runs in this process, one after another.
         executor=dg.in_process_executor,

@@ -71,6 +71,22 @@ class Settings:
     real_warehouse_path: Path | None = None
     # the real trades the demo also runs on (the 2022 midterms dump beside the checkout)
     real_dump_dir: Path = Path("../shared/fixtures/polymarket/real/midterms_2022")
+    # the live loop (`whalecopy live`): its directory (store, snapshot from the batch, intents, lock), RTDS
+    live_dir: Path | None = None  # default: "live" beside the warehouse (one live loop per warehouse)
+    rtds_url: str = "wss://ws-live-data.polymarket.com"
+    live_watchlist: Path | None = None
+    live_max_fill_age_s: float = 60.0  # a BUY seen later than this after its fill is skipped_stale
+    live_horizon_s: float = 3600.0  # how far back the loop recovers a gap before it records a loss
+    live_poll_every_s: float = 60.0  # a reconciliation pass over the tracked wallets
+    live_latency_budget_ms: float = 50.0  # the check on the live decisions: p99 from frame to decision
+    live_coverage_min: float = (
+        0.95  # the check: the share of tracked fills RTDS delivered (the polls found the rest)
+    )
+
+    @property
+    def live_root(self) -> Path:
+        """The live loop's directory: ``WHALECOPY_LIVE_DIR``, else ``live/`` beside the warehouse."""
+        return self.live_dir if self.live_dir is not None else self.warehouse_path.parent / "live"
 
     @property
     def source_description(self) -> str:
@@ -112,4 +128,12 @@ class Settings:
             quarantine_max_share=_env_float("WHALECOPY_QUARANTINE_MAX_SHARE", 0.05),
             lock_wait_s=_env_float("WHALECOPY_LOCK_WAIT_S", 60.0),
             partition_start=_env("WHALECOPY_PARTITION_START", "2020-01-01"),
+            live_dir=Path(p) if (p := os.environ.get("WHALECOPY_LIVE_DIR")) else None,
+            rtds_url=_env("WHALECOPY_RTDS_URL", "wss://ws-live-data.polymarket.com"),
+            live_watchlist=Path(p) if (p := os.environ.get("WHALECOPY_WATCHLIST")) else None,
+            live_max_fill_age_s=_env_float("WHALECOPY_LIVE_MAX_FILL_AGE_S", 60.0),
+            live_horizon_s=_env_float("WHALECOPY_LIVE_HORIZON_S", 3600.0),
+            live_poll_every_s=_env_float("WHALECOPY_LIVE_POLL_EVERY_S", 60.0),
+            live_latency_budget_ms=_env_float("WHALECOPY_LIVE_LATENCY_BUDGET_MS", 50.0),
+            live_coverage_min=_env_float("WHALECOPY_LIVE_COVERAGE_MIN", 0.95),
         )

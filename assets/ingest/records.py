@@ -165,6 +165,8 @@ class Parsed:
     rejected: pa.Table  # quality.quarantine.QUARANTINE_SCHEMA
     #: fields the rows carried that the API reference does not list (schema drift: ignored, and logged)
     unknown_fields: tuple[str, ...] = ()
+    #: the positions, in the batch, of the accepted rows (their order in ``accepted``)
+    accepted_rows: np.ndarray | None = None
 
     @property
     def n_accepted(self) -> int:
@@ -390,7 +392,12 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
         schema=TRADES_SCHEMA,
     )
     rejected = reasons.table(rows, np.flatnonzero(bad), "trades", source, origins, refs)
-    return Parsed(accepted, rejected, unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED))
+    return Parsed(
+        accepted,
+        rejected,
+        unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED),
+        np.flatnonzero(good),
+    )
 
 
 MARKET_FIELDS = [

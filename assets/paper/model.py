@@ -227,10 +227,13 @@ class Book:
         v = self.marks.at(pos.row, d)
         return v if v == v else pos.entry_price
 
-    def nav_at(self, d: int) -> tuple[float, float, dict[str, float]]:
+    def nav_at(self, d: int, intraday: bool = False) -> tuple[float, float, dict[str, float]]:
+        """(NAV, exposure, exposure by category) marked at day ``d``'s mark, or, ``intraday`` (a decision during
+        the day), at the last mark before it: a day's mark is known only at its end."""
         exposure, by_cat = 0.0, {}
+        day = d - 1 if intraday else d
         for pos in self.open.values():
-            value = pos.shares * self.mark_of(pos, d)
+            value = pos.shares * self.mark_of(pos, day)
             exposure += value
             by_cat[pos.category] = by_cat.get(pos.category, 0.0) + value
         return self.cash + exposure, exposure, by_cat
@@ -273,7 +276,7 @@ class Book:
         condition_id, event_id, category, ts, copy_price, edge_at_copy, wqs, whale_volatility, daily_notional``).
         Returns the decision row; a copy also books its entry fill and opens the position."""
         p = self.p
-        nav, exposure, by_cat = self.nav_at(d)
+        nav, exposure, by_cat = self.nav_at(d, intraday=True)
         dd = max(0.0, 1.0 - nav / self.peak) if self.peak > 0 else 1.0
         token = str(e.token_id)
         reasons = []

@@ -21,10 +21,10 @@ from assets.ingest.clients import DATA_OFFSET_CAP
 from assets.ingest.http import NonJsonBodyError, PaginationError, RetriesExhaustedError
 from assets.ingest.resources import PolymarketResource
 from assets.ingest.sim_api import SimPolymarket
+from assets.ingest.sim_server import Faults, loopback_polymarket
 from assets.ingest.sources import build_api_source
 from assets.ingest.store import ensure_raw
 from tests.assets.helpers import tape_keys
-from tests.reliability.loopback import Faults, loopback_polymarket
 
 pytestmark = pytest.mark.reliability
 

@@ -1,8 +1,9 @@
 """A simulated Polymarket on real sockets (127.0.0.1 only), with faults injected at the HTTP and TCP level.
 
 Each API (Data, Gamma, CLOB) gets its own ``ThreadingHTTPServer`` on an ephemeral loopback port. A request is
-handed to ``SimPolymarket`` (the same answers the in-process transport gives) unless the server's ``Faults``
-script says otherwise for that request. Faults are decided by request number, so a sequential client meets the
+handed to a transport (``SimPolymarket``, the same answers the in-process transport gives, or the live
+simulation's clock-aware one in ``live/sim_market.py``) unless the server's ``Faults`` script says otherwise for
+that request. The reliability tests and ``whalecopy live --source sim`` both use it. Faults are decided by request number, so a sequential client meets the
 same faults on every run:
 
 - ``429`` / ``429ra``: Too Many Requests, without / with ``Retry-After``;
@@ -32,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import orjson
 
-from assets.ingest.sim_api import CLOB_HOST, DATA_HOST, GAMMA_HOST, SimPolymarket
+from .sim_api import CLOB_HOST, DATA_HOST, GAMMA_HOST
 
 CLOUDFLARE_403 = (
     b'<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title></head>'
@@ -97,7 +98,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, sim: SimPolymarket, host: str, faults: Faults):
+    def __init__(self, sim: httpx.BaseTransport, host: str, faults: Faults):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.sim, self.sim_host, self.faults = sim, host, faults
         self.served = Served()
@@ -163,7 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if response.status_code == 200:
             srv.last_body = body
-        self._send(response.status_code, body)
+        passed = {
+            k: v for k, v in response.headers.items() if k.lower() in ("cache-control", "age", "retry-after")
+        }
+        self._send(response.status_code, body, passed)
 
     def _send(
         self, status: int, body: bytes, headers: dict[str, str] | None = None,
@@ -187,9 +191,14 @@ class Loopback:
 
 @contextmanager
 def loopback_polymarket(
-    sim: SimPolymarket, *, data: Faults | None = None, gamma: Faults | None = None, clob: Faults | None = None
+    sim: httpx.BaseTransport,
+    *,
+    data: Faults | None = None,
+    gamma: Faults | None = None,
+    clob: Faults | None = None,
 ) -> Iterator[Loopback]:
-    """Three loopback servers answering from ``sim``, each with its own fault script."""
+    """Three loopback servers answering from ``sim`` (a ``SimPolymarket`` or a transport wrapping one), each with
+    its own fault script."""
     servers = [
         _Server(sim, host, faults or Faults())
         for host, faults in ((DATA_HOST, data), (GAMMA_HOST, gamma), (CLOB_HOST, clob))
