@@ -487,6 +487,9 @@ class LiveLoop:
                         records.append(p)
                         origins.append(source)
                         meta.append((source, perf))
+                elif frame.kind == "clock":  # the simulated feed's in-band market time
+                    self.market.saw(frame.clock_ts)
+                    finished = finished or frame.end
                 elif frame.kind == "bad":
                     st.rejected += 1
                     commit.rejected.append({"seq": self.store.next_seq("rejected"), "received_at": now,
@@ -539,9 +542,6 @@ class LiveLoop:
                     self.coverage.open_gap(start, name)
             elif kind == "snapshot":
                 self._reload(item[1], commit, now)
-            elif kind == "feed_complete":  # the simulated feed's end: every fill through this time was sent
-                self.market.saw(item[1])
-                finished = True
         if records:
             self._ingest(records, origins, meta, commit, now, frames, tick_perf)
         await self._release(commit, now, frames, tick_perf)
@@ -706,7 +706,8 @@ class LiveLoop:
         resolved = bool(m.get("closed")) and m.get("umaResolutionStatus") == "resolved"
         for token, price in zip(tokens, prices, strict=False):
             known = self.decider.markets.get(token)
-            if known is None or not resolved or known.get("resolved_ts") == known.get("resolved_ts"):
+            known_ts = _num((known or {}).get("resolved_ts"))
+            if known is None or not resolved or known_ts is not None:
                 continue  # unknown, unresolved, or already known resolved
             closed = m.get("closedTime")
             ts = pd.Timestamp(closed).timestamp() if closed else self.clock()

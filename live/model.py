@@ -23,6 +23,9 @@ from assets.ingest.clients import Page
 from assets.ingest.records import Batch, NonJsonLine, parse_trades
 
 RTDS_TYPES = ("trades", "orders_matched")
+#: the simulated feed's in-band clock (``live/sim_market.py``): market time moves on between its sparse trades, and
+#: the replay's end is marked in order with the frames before it. The real feed never sends this topic.
+SIM_CLOCK_TOPIC = "whalecopy_sim"
 TRADE_SHAPE = ("proxyWallet", "transactionHash", "asset", "side", "size", "price", "timestamp")
 
 #: the loop's states (polymarket-insider-tracker's, polymarket_realtime.md §4)
@@ -44,13 +47,16 @@ LOSS_REASONS = (
 
 class Frame(NamedTuple):
     """One RTDS frame, routed. ``kind``: ``trade`` (``payloads`` holds the trade objects), ``pong``, ``empty``,
-    ``other`` (a valid frame of another topic, or an acknowledgement), ``bad`` (``reason`` says why)."""
+    ``other`` (a valid frame of another topic, or an acknowledgement), ``bad`` (``reason`` says why), ``clock``
+    (the simulated feed's market time, ``clock_ts``; ``end``: the replay is over)."""
 
     kind: str
     rtds_type: str | None = None  # trades | orders_matched | None (the envelope did not say: routed by shape)
     payloads: tuple[dict, ...] = ()
     reason: str | None = None
     server_ms: int | None = None
+    clock_ts: float | None = None
+    end: bool = False
 
 
 def _is_trade(obj: Any) -> bool:
@@ -78,6 +84,12 @@ def route_frame(text: str | bytes) -> Frame:
         return Frame("bad", reason="not_an_object")
     topic, rtds_type = doc.get("topic"), doc.get("type")
     payload = doc.get("payload")
+    if (
+        topic == SIM_CLOCK_TOPIC
+        and isinstance(payload, dict)
+        and isinstance(payload.get("market_ts"), int | float)
+    ):
+        return Frame("clock", clock_ts=float(payload["market_ts"]), end=rtds_type == "end")
     server_ms = doc.get("timestamp") if isinstance(doc.get("timestamp"), int) else None
     items = payload if isinstance(payload, list) else [payload] if payload is not None else []
     trades = tuple(p for p in items if _is_trade(p))

@@ -70,7 +70,7 @@ class RtdsClient:
                 now = time.perf_counter()
                 frame = route_frame(message)
                 self.frames += 1
-                if frame.kind == "trade":
+                if frame.kind in ("trade", "clock"):
                     last_payload = now
                 try:
                     self.on_frame(frame, now)

@@ -60,7 +60,8 @@ def sim_world(settings: Settings):
 async def run_simulated(settings: Settings, *, days: float, speed: float, json_status: bool = False, out=sys.stdout,
                         faults: RtdsFaults | None = None, delays: Delays | None = None, http_faults=None,
                         on_decision=None, config: dict | None = None, start_ts: int | None = None,
-                        extra_s: float | None = None, stop: asyncio.Event | None = None) -> Status:  # fmt: skip
+                        extra_s: float | None = None, stop: asyncio.Event | None = None,
+                        finish_wall_s: float = 20.0) -> Status:  # fmt: skip
     """The simulated world after the batch's snapshot, replayed live on loopback at ``speed`` for ``days``."""
     delays = delays or Delays()
     snap = snapshot.load(settings.live_root / "snapshot")
@@ -79,13 +80,17 @@ async def run_simulated(settings: Settings, *, days: float, speed: float, json_s
         loop = LiveLoop(cfg, clock=clock.now, alerts=alerts_for(settings), out=out, on_decision=on_decision)
         if stop is not None:
             loop.stop = stop
-        margin = extra_s if extra_s is not None else lat + cfg.grace_s + 5
+        # the replay's last frame (in band, after every trade) moves market time past the end by the copy latency,
+        # so the orders of the last minute are priced and the last day closes; the loop stops when it reads it
+        rtds.end_margin_s = extra_s if extra_s is not None else lat + cfg.grace_s + 5
 
-        async def finish() -> (
-            None
-        ):  # when the replay has sent its last frame, market time is settled to its end
+        async def finish() -> None:
+            """A client away when the end frame went out never reads it: stop anyway, saying so."""
             await rtds.done.wait()
-            loop.queue.put_nowait(("feed_complete", end + margin))
+            await asyncio.sleep(finish_wall_s)
+            if not loop.stop.is_set():
+                print("whalecopy live: the replay ended but its end frame was not read; stopping", file=out)
+                loop.stop.set()
 
         finisher = asyncio.create_task(finish())
         try:

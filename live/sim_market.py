@@ -41,6 +41,8 @@ from assets.ingest.sim import SimWorld
 from assets.ingest.sim_api import CLOB_HOST, DATA_HOST, SimPolymarket
 from assets.ingest.sim_server import Faults, loopback_polymarket
 
+from .model import SIM_CLOCK_TOPIC
+
 
 class SimClock:
     """Market time for a replay: ``start_ts`` when started, advancing ``speed`` seconds per wall-clock second."""
@@ -158,12 +160,21 @@ class RtdsFaults:
     seed: int = 0
 
 
+CLOCK_EVERY_S = (
+    300.0  # the simulated feed's in-band clock between trades (the real feed is dense: 50 frames/s)
+)
+
+
 class RtdsServer:
     """The RTDS websocket server, replaying ``world``'s tape from ``start_ts`` to ``end_ts`` on ``clock``."""
 
     def __init__(self, world: SimWorld, clock: SimClock, start_ts: int, end_ts: int, delays: Delays = Delays(),
                  faults: RtdsFaults | None = None, seed: int = 0):  # fmt: skip
         self.world, self.clock, self.delays = world, clock, delays
+        self.end_ts = end_ts
+        self.end_margin_s = (
+            0.0  # the end frame's market time past end_ts (the loop's copy latency, to settle it)
+        )
         self.faults = faults or RtdsFaults()
         tape = world.tape
         lo, hi = np.searchsorted(tape.ts, [start_ts, end_ts])
@@ -298,6 +309,23 @@ class RtdsServer:
             frames += self._frames(payload, True, ts * 1000)
         return frames
 
+    def _clock_frame(self, ts: float, end: bool = False) -> list[tuple[str, str]]:
+        doc = {"topic": SIM_CLOCK_TOPIC, "type": "end" if end else "clock", "timestamp": int(ts * 1000),
+               "payload": {"market_ts": ts}}  # fmt: skip
+        text = orjson.dumps(doc).decode()
+        return [("trades", text)]
+
+    async def _until(self, due: float) -> None:
+        """Sleep until market time ``due``, sending the in-band clock every ``CLOCK_EVERY_S`` meanwhile."""
+        while True:
+            now = self.clock.now()
+            if now >= due:
+                return
+            step = min(due, now + CLOCK_EVERY_S)
+            await asyncio.sleep(self.clock.wall_seconds(step - now))
+            if step < due:
+                await self._send(self._clock_frame(self.clock.now() - self.delays.rtds_max_s))
+
     async def _broadcast(self) -> None:
         await self.started.wait()
         tape = self.world.tape
@@ -306,14 +334,16 @@ class RtdsServer:
         for i in order:
             row = int(self.rows[i])
             due = self.send_at[i] + self.faults.late.get(row, 0.0)
-            wait = self.clock.wall_seconds(due - self.clock.now())
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await self._until(due)
             while self.faults.bursts:
                 n = self.faults.bursts.pop(0)
                 await self._send(self._burst(n, int(self.clock.now())))
             ms = int(self.clock.now() * 1000)
             await self._send(self._frames(self.payloads[i], bool(tape.is_maker[row]), ms))
+        await self._until(self.end_ts + self.delays.rtds_max_s)
+        await self._send(
+            self._clock_frame(self.end_ts + self.end_margin_s, end=True)
+        )  # in order, after the last
         self.done.set()
 
 
