@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: install demo test ui bench lint lock clean chromium
+.PHONY: install demo live-demo test ui bench lint lock clean chromium
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/whalecopy demo
+
+# a batch through three days before the simulated world's end, then those days live on loopback (about a minute)
+live-demo: $(STAMP)
+	$(VENV)/bin/whalecopy live-demo
 
 test: $(STAMP) chromium
 	$(PY) -m pytest -q

@@ -50,7 +50,10 @@ DESCRIPTIONS = {
 }
 
 
-def build_live_snapshot(fee_rate: float, live_root: Path) -> dg.AssetsDefinition:
+def build_live_snapshot(fee_rate: float, live_root: Path, source: dict | None = None) -> dg.AssetsDefinition:
+    """``source``: where the warehouse's data came from (the simulated world's seed and scale), so the simulated
+    live market can check it replays the same world."""
+
     @dg.asset(
         key=LIVE_SNAPSHOT, deps=SNAPSHOT_DEPS, group_name="live", kinds={"duckdb", "parquet"},
         description="What the live loop needs to decide as the batch would (universe, scores, markets, flow, marks, "
@@ -59,6 +62,7 @@ def build_live_snapshot(fee_rate: float, live_root: Path) -> dg.AssetsDefinition
     def live_snapshot(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
         with warehouse.get_connection() as con:
             meta, frames = snapshot.build_frames(con, strategy, fee_rate)
+            meta["source"] = dict(source or {})
             with Transaction(con):
                 con.execute("CREATE SCHEMA IF NOT EXISTS live")
                 con.execute(

@@ -36,12 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from assets.ingest.http import PolymarketError
-from assets.ingest.store import FILL_KEY_SQL
 from assets.paper import model as paper
 from assets.paper.intents import ORDER_KINDS, intents_frame
 
@@ -144,26 +141,6 @@ def read_watchlist(path: Path | None) -> set[str]:
     return out
 
 
-class FillKeys:
-    """The batch's natural key of a fill (``md5_number`` of its identity, ``assets/ingest/store.py``), computed by
-    DuckDB so that the live key is the warehouse's, bit for bit."""
-
-    def __init__(self) -> None:
-        self.con = duckdb.connect()
-
-    def __call__(self, table: pa.Table) -> list[int]:
-        if table.num_rows == 0:
-            return []
-        self.con.register("_fills", table)
-        try:
-            return [
-                int(k)
-                for (k,) in self.con.execute(f"SELECT CAST({FILL_KEY_SQL} AS VARCHAR) FROM _fills").fetchall()
-            ]
-        finally:
-            self.con.unregister("_fills")
-
-
 def _identity_text(row: dict) -> str:
     return "|".join(
         "" if v is None else repr(v) if isinstance(v, float) else str(v) for v in model.identity(row)
@@ -250,7 +227,6 @@ class LiveLoop:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.stop = asyncio.Event()
         self.fatal: str | None = None
-        self.keys = FillKeys()
         self.decide_ms = model.Latencies()
         self.e2e_s = model.Latencies()
         self.rtds_ok = False
@@ -393,8 +369,12 @@ class LiveLoop:
             recovering = bool(self.recover)
             wallet = self.recover.pop() if recovering else todo.pop(0)
             offset = cfg.poll_page if recovering else 0
+            # from a little before what is covered: the API lags, and its pages are recomputed every few seconds
+            since = int(
+                self.coverage.boundary.get(wallet, self.decider.snap.data_end_ts) - self.api_lag - 300
+            )
             try:
-                rows, requested_at, url = await asyncio.to_thread(self.poller.trades, wallet, offset)
+                rows, requested_at, url = await asyncio.to_thread(self.poller.trades, wallet, since, offset)
             except PolymarketError as exc:
                 self.queue.put_nowait(("poll_error", wallet, str(exc)))
                 await self._sleep_market(1.0)
@@ -568,16 +548,13 @@ class LiveLoop:
     ) -> None:
         d, st = self.decider, self.status
         parsed = model.normalise(records, origins, source="live", now_ts=int(now))
-        rej = parsed.rejected.to_pylist()
-        for r in rej:
+        for r in parsed.rejected:
             st.rejected += 1
             commit.rejected.append({"seq": self.store.next_seq("rejected"), "received_at": now,
                                     "source": r["origin"], "reason_code": r["reason_code"], "reasons": r["reasons"],
                                     "record": r["record"]})  # fmt: skip
-        keep = parsed.accepted_rows.tolist()  # each accepted row's position among the records
-        rows = parsed.accepted.to_pylist()
         fresh, fresh_meta = [], []
-        for row, i in zip(rows, keep, strict=True):
+        for row, i in zip(parsed.rows, parsed.positions, strict=True):
             key = model.identity(row)
             source, perf = meta[i]
             if source.startswith("rtds"):
@@ -594,9 +571,8 @@ class LiveLoop:
             return
         tracked_ids = [_identity_text(r) for r in fresh if r["proxy_wallet"] in d.tracked]
         known = self.store.known_identities(tracked_ids) if tracked_ids else set()
-        keys = self.keys(pa.Table.from_pylist(fresh))
-        for row, (source, perf), fk in zip(fresh, fresh_meta, keys, strict=True):
-            row["fill_key"], row["source"] = fk, source
+        for row, (source, perf) in zip(fresh, fresh_meta, strict=True):
+            row["fill_key"], row["source"] = model.fill_key(row), source
             if row["proxy_wallet"] in d.tracked and _identity_text(row) in known:
                 st.duplicates += 1
                 continue

@@ -47,13 +47,16 @@ class Poller:
     def _buster(self) -> dict[str, Any]:
         return {"_": time.time_ns()} if self.cache_buster else {}
 
-    def trades(self, wallet: str, offset: int = 0) -> tuple[list, float, str]:
-        """The wallet's newest fills (maker and taker): (rows, market time of the request, its URL)."""
+    def trades(self, wallet: str, start: int | None = None, offset: int = 0) -> tuple[list, float, str]:
+        """The wallet's newest fills (maker and taker) since ``start``: (rows, market time of the request, URL).
+        Asking from a little before what is already covered keeps the pages small; a full page says there may be
+        more, and the caller pages on."""
         params = {
             "user": wallet,
             "takerOnly": False,
             "limit": self.page_limit,
             "offset": offset,
+            "start": start,
             **self._buster(),
         }
         requested_at = self.clock()

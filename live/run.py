@@ -65,6 +65,12 @@ async def run_simulated(settings: Settings, *, days: float, speed: float, json_s
     """The simulated world after the batch's snapshot, replayed live on loopback at ``speed`` for ``days``."""
     delays = delays or Delays()
     snap = snapshot.load(settings.live_root / "snapshot")
+    built = snap.meta.get("source") or {}
+    want = {k: v for k, v in settings.source_info().items() if k != "source"}
+    if built.get("source") != "sim" or any(built.get(k) != v for k, v in want.items()):
+        raise ValueError(f"the batch snapshot in {settings.live_root} was built from {built or 'an unknown source'}; "
+                         f"the simulated live market would replay {want}: run the batch on that world first "
+                         "(`whalecopy run --source sim --end DAY` with the same --seed and --scale)")  # fmt: skip
     world = sim_world(settings)
     start = int(start_ts if start_ts is not None else snap.data_end_ts)
     end = int(min(start + days * DAY, world.now))
@@ -197,7 +203,7 @@ def demo(
     if snapshot.current_generation(s.live_root / "snapshot") is None or not wh.exists():
         print(f"whalecopy live-demo: the batch on the simulated world (scale {scale:g}) through {last_batch_day}",
               file=out, flush=True)  # fmt: skip
-        result = run_sync(s, end=last_batch_day, out=out)
+        result = run_sync(s, end=last_batch_day, skip_groups=("evaluation",), out=out)
         if not result.success:
             from orchestration.summary import print_run_report
 

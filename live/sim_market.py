@@ -45,25 +45,24 @@ from .model import SIM_CLOCK_TOPIC
 
 
 class SimClock:
-    """Market time for a replay: ``start_ts`` when started, advancing ``speed`` seconds per wall-clock second."""
+    """Market time for a replay: ``start_ts`` when started, advancing ``speed`` seconds per wall-clock second. On the
+    epoch clock, so another process given (``start_ts``, ``speed``, ``started_at``) keeps the same time."""
 
-    def __init__(self, start_ts: float, speed: float):
+    def __init__(self, start_ts: float, speed: float, started_at: float | None = None):
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
         self.start_ts, self.speed = float(start_ts), float(speed)
-        self._t0: float | None = None
+        self.started_at: float | None = started_at
 
     def start(self) -> SimClock:
-        if self._t0 is None:
-            self._t0 = time.perf_counter()
+        if self.started_at is None:
+            self.started_at = time.time()
         return self
 
     def now(self) -> float:
-        return (
-            self.start_ts
-            if self._t0 is None
-            else self.start_ts + (time.perf_counter() - self._t0) * self.speed
-        )
+        if self.started_at is None:
+            return self.start_ts
+        return self.start_ts + (time.time() - self.started_at) * self.speed
 
     def wall_seconds(self, market_seconds: float) -> float:
         return max(0.0, market_seconds / self.speed)

@@ -78,6 +78,35 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--warehouse")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.add_argument("--limit", type=int, default=100, help="rows printed (default 100; 0 prints every row)")
+    live = sub.add_parser(
+        "live",
+        help="the live loop: see tracked whales' fills within seconds, decide, write intents (no orders)",
+    )
+    live.add_argument("--source", choices=["polymarket", "sim"], default="polymarket",
+                      help="polymarket: RTDS and the Data API (default); sim: the simulated world replayed after "
+                      "the batch's last day, on loopback")  # fmt: skip
+    live.add_argument(
+        "--speed", type=float, default=60.0, help="sim: market seconds per wall second (default 60)"
+    )
+    live.add_argument("--days", type=float, default=1.0, help="sim: days to replay (default 1)")
+    live.add_argument("--json", action="store_true", help="one JSON status object per line instead of text")
+    live.add_argument("--status", action="store_true", help="print what the live store holds and exit")
+    live.add_argument(
+        "--watchlist", help="a file of wallets to track beside the batch's universe (one per line)"
+    )
+    live.add_argument("--live-dir", help="the live loop's directory (default WHALECOPY_LIVE_DIR or live/ beside the "
+                      "warehouse)")  # fmt: skip
+    live.add_argument("--warehouse")
+    live.add_argument("--seed", type=int, help="sim: the world's seed (the batch's)")
+    live.add_argument("--scale", type=float, help="sim: the world's scale (the batch's)")
+    ldemo = sub.add_parser("live-demo", help="a batch through a few days before the simulated world's end, then "
+                           "those days live on loopback, then the decisions, intents, book and latency")  # fmt: skip
+    ldemo.add_argument("--days", type=float, default=3.0)
+    ldemo.add_argument(
+        "--speed", type=float, default=4320.0, help="market seconds per wall second (default 4320)"
+    )
+    ldemo.add_argument("--scale", type=float, default=1.0, help="the world's scale (default 1, the demo's)")
+    ldemo.add_argument("--warehouse")
     ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
     ui.add_argument("--port", type=int, default=3000)
     return p
@@ -429,6 +458,39 @@ def run_real_dump(settings: Settings) -> Path | None:
     return path
 
 
+def run_live_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``whalecopy live`` and ``whalecopy live-demo`` (live/run.py)."""
+    import asyncio
+
+    from live import run as live_run
+    from live.loop import LiveLocked
+
+    if args.command == "live-demo":
+        return live_run.demo(settings, days=args.days, speed=args.speed, scale=args.scale)
+    if getattr(args, "live_dir", None):
+        settings = dataclasses.replace(settings, live_dir=Path(args.live_dir))
+    if args.watchlist:
+        if not Path(args.watchlist).exists():
+            raise UsageError(f"--watchlist {args.watchlist}: no such file")
+        settings = dataclasses.replace(settings, live_watchlist=Path(args.watchlist))
+    if args.status:
+        live_run.report(settings)
+        return 0
+    if args.speed <= 0 or args.days <= 0:
+        raise UsageError("--speed and --days must be positive")
+    try:
+        if args.source == "sim":
+            settings = dataclasses.replace(settings, source="sim")
+            status = asyncio.run(live_run.run_simulated(settings, days=args.days, speed=args.speed,
+                                                        json_status=args.json))  # fmt: skip
+            live_run.report(settings)
+        else:
+            status = live_run.run_polymarket(settings, json_status=args.json)
+    except (LiveLocked, FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0 if status.state != "failed" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = _parser().parse_args(argv)
@@ -450,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         return tune_score(args, settings)
     if args.command == "report":
         return write_report(args, settings)
+    if args.command in ("live", "live-demo"):
+        return run_live_command(args, settings)
     if args.command == "demo":
         settings = dataclasses.replace(settings, source="sim")
         real = run_real_dump(settings)

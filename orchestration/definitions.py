@@ -47,7 +47,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 settings.warehouse_path,
             ),  # fmt: skip
             # the live loop's hand-off (published last in a sync) and its tables, copied into the warehouse
-            build_live_snapshot(settings.fee_rate, settings.live_root),
+            build_live_snapshot(settings.fee_rate, settings.live_root, settings.source_info()),
             build_live_tables(settings.live_root),
         ],
         asset_checks=[

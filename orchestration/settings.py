@@ -88,6 +88,14 @@ class Settings:
         """The live loop's directory: ``WHALECOPY_LIVE_DIR``, else ``live/`` beside the warehouse."""
         return self.live_dir if self.live_dir is not None else self.warehouse_path.parent / "live"
 
+    def source_info(self) -> dict:
+        """What the warehouse's data comes from, for the live snapshot (the simulated world's parameters)."""
+        info: dict = {"source": self.source}
+        if self.source == "sim":
+            info |= {"sim_seed": self.sim_seed, "sim_scale": self.sim_scale, "sim_start": self.sim_start,
+                     "sim_days": self.sim_days}  # fmt: skip
+        return info
+
     @property
     def source_description(self) -> str:
         if self.source == "sim":
