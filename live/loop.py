@@ -234,6 +234,8 @@ class LiveLoop:
         self.reconcile = asyncio.Event()
         self.recover: set[str] = set()
         self.generation: str | None = None
+        self.ending = False  # the simulated feed sent its end: stop once nothing in it is left unproven
+        self.replay_through: float | None = None  # the replay's fills end here: later ones do not exist yet
         self.polls_by_wallet: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -455,7 +457,6 @@ class LiveLoop:
         commit = Commit()
         records, origins, meta = [], [], []
         frames = _Frames()
-        finished = False
         for item in items:
             kind = item[0]
             if kind == "frame":
@@ -469,7 +470,8 @@ class LiveLoop:
                         meta.append((source, perf))
                 elif frame.kind == "clock":  # the simulated feed's in-band market time
                     self.market.saw(frame.clock_ts)
-                    finished = finished or frame.end
+                    if frame.end:
+                        self.ending, self.replay_through = True, frame.through
                 elif frame.kind == "bad":
                     st.rejected += 1
                     commit.rejected.append({"seq": self.store.next_seq("rejected"), "received_at": now,
@@ -480,10 +482,10 @@ class LiveLoop:
                 st.polls += 1
                 self.poll_errors_recent = 0
                 for r in rows:  # what the snapshot holds (before its recent fills) is not news
-                    if (
-                        isinstance(r, dict)
-                        and isinstance(r.get("timestamp"), int)
-                        and r["timestamp"] < d.snap.meta["recent_start_ts"]
+                    ts_ = r.get("timestamp") if isinstance(r, dict) else None
+                    if isinstance(ts_, int) and (
+                        ts_ < d.snap.meta["recent_start_ts"]
+                        or (self.replay_through is not None and ts_ >= self.replay_through)
                     ):
                         continue
                     records.append(r)
@@ -514,7 +516,7 @@ class LiveLoop:
                     self.rtds_ok = True
                     self.coverage.close_gap(now)
                     self.reconcile.set()
-                elif name in ("watchdog", "closed", "connect_failed"):
+                elif name in ("watchdog", "closed", "connect_failed") and not self.ending:
                     if self.rtds_ok or not self.coverage.gaps or self.coverage.gaps[-1].end_ts is not None:
                         st.reconnects += name != "connect_failed"
                     self.rtds_ok = False
@@ -540,7 +542,7 @@ class LiveLoop:
         st.nav = d.book.nav_rows[-1]["nav"] if d.book.nav_rows else d.book.p.starting_nav
         st.decide_p50_ms, st.decide_p99_ms = self.decide_ms.p(50), self.decide_ms.p(99)
         st.e2e_p50_s, st.e2e_p99_s = self.e2e_s.p(50), self.e2e_s.p(99)
-        if finished:
+        if self.ending and not self.coverage.gaps:  # the replay is over and every gap in it is proven closed
             self.stop.set()
 
     def _ingest(
@@ -648,7 +650,7 @@ class LiveLoop:
             "shares": _num(abs(fill["shares"]) if fill else order_row.get("shares")),
             "price": _num(fill.get("price")), "notional": _num(abs(fill["shares"]) * fill["price"] if fill else None),
             "fee": _num(fill.get("fee")), "sources": ",".join(sorted(order.sources)),
-            "received_at": order.received_at, "decided_at": now,
+            "received_at": order.received_at, "decided_at": now, "decided_wall": time.time(),
             "first_seen_to_decision_s": done - order.received_wall if math.isfinite(order.received_wall) else None,
             "frame_to_decision_s": done - trigger, "fill_to_decision_s": now - order.ts, "late": int(late),
         }  # fmt: skip
@@ -694,7 +696,11 @@ class LiveLoop:
         book = self.decider.book
         commit.book_log = list(book.log)
         book.log.clear()
-        n_fills, n_nav, n_alerts = (self.store.state(k, 0) for k in ("n_fills", "n_nav", "n_alerts"))
+        if not hasattr(
+            self, "_emitted"
+        ):  # how much of the book's records the store holds (one read per process)
+            self._emitted = [self.store.state(k, 0) for k in ("n_fills", "n_nav", "n_alerts")]
+        n_fills, n_nav, n_alerts = self._emitted
         new_fills = book.fills[n_fills:]
         for f in new_fills:
             commit.paper_fills.append({"seq": self.store.next_seq("paper_fills"), **{k: _plain(v) for k, v in f.items()},
@@ -704,6 +710,7 @@ class LiveLoop:
         for a in book.alerts[n_alerts:]:
             commit.alerts.append({"seq": self.store.next_seq("alerts"), **a})
         commit.state.update(n_fills=len(book.fills), n_nav=len(book.nav_rows), n_alerts=len(book.alerts))
+        self._emitted = [len(book.fills), len(book.nav_rows), len(book.alerts)]
         orders = [f for f in new_fills if f["kind"] in ORDER_KINDS]
         if orders:
             wallets = {str(p.key): p.wallet for p in [*book.closed, *book.open.values()]}
@@ -768,14 +775,19 @@ class LiveLoop:
     async def _process(self) -> None:
         while not self.stop.is_set():
             item = await self.queue.get()
+            # a millisecond for the socket readers to hand over what has already arrived: a burst is one tick
+            await asyncio.sleep(0.001)
             items = [item]
             while len(items) < 20_000:
                 try:
                     items.append(self.queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            self.status.max_backlog = max(self.status.max_backlog, len(items))
+            t0 = time.perf_counter()
             try:
                 await self._handle(items)
+                self.status.max_tick_ms = max(self.status.max_tick_ms, 1000 * (time.perf_counter() - t0))
             except StoreError as exc:
                 self.fatal = str(exc)
                 self.status.state = model.FAILED

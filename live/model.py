@@ -32,7 +32,6 @@ from assets.ingest.records import (
     TOKEN_RE,
     WALLET_RE,
     Batch,
-    NonJsonLine,
     parse_trades,
 )
 
@@ -71,6 +70,7 @@ class Frame(NamedTuple):
     server_ms: int | None = None
     clock_ts: float | None = None
     end: bool = False
+    through: float | None = None  # the end frame: the replay held the fills before this time
 
 
 def _is_trade(obj: Any) -> bool:
@@ -103,7 +103,9 @@ def route_frame(text: str | bytes) -> Frame:
         and isinstance(payload, dict)
         and isinstance(payload.get("market_ts"), int | float)
     ):
-        return Frame("clock", clock_ts=float(payload["market_ts"]), end=rtds_type == "end")
+        through = payload.get("through")
+        return Frame("clock", clock_ts=float(payload["market_ts"]), end=rtds_type == "end",
+                     through=float(through) if isinstance(through, int | float) else None)  # fmt: skip
     server_ms = doc.get("timestamp") if isinstance(doc.get("timestamp"), int) else None
     items = payload if isinstance(payload, list) else [payload] if payload is not None else []
     trades = tuple(p for p in items if _is_trade(p))
@@ -208,7 +210,7 @@ def normalise(records: Sequence[Any], origins: Sequence[str], *, source: str, no
         batch = Batch()
         for i in slow:
             r = lowered[i]
-            batch.add(Page(origins[i], [NonJsonLine(r) if isinstance(r, str) else r]))
+            batch.add(Page(origins[i], [r]))  # decoded JSON: a string in it is valid JSON, not an object
         parsed = parse_trades(batch, source=source, now_ts=now_ts)
         rows += [
             (slow[int(j)], row)
@@ -545,6 +547,8 @@ class Status:
     e2e_p99_s: float = math.nan
     nav: float = math.nan
     snapshot: str = ""
+    max_backlog: int = 0  # the most frames and poll pages waiting at once
+    max_tick_ms: float = 0.0  # the longest tick (processing one backlog)
 
     def line(self) -> str:
         def ms(x: float) -> str:

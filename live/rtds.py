@@ -45,6 +45,8 @@ class RtdsClient:
         self.connected = False
         self.sessions = 0
         self.frames = 0
+        self.last_payload = 0.0
+        self.tripped = False
 
     async def _ping(self, ws) -> None:
         while True:
@@ -56,29 +58,40 @@ class RtdsClient:
         self.connected = True
         self.sessions += 1
         self.on_event("connected", {"session": self.sessions})
-        last_payload = time.perf_counter()
+        self.last_payload = time.perf_counter()
         pinger = asyncio.create_task(self._ping(ws))
+        watchdog = asyncio.create_task(self._watch(ws))
         try:
-            while True:
-                left = self.watchdog_s - (time.perf_counter() - last_payload)
-                if left <= 0:
-                    raise _Watchdog
-                try:
-                    message = await asyncio.wait_for(ws.recv(), timeout=left)
-                except TimeoutError:
-                    raise _Watchdog from None
+            async for message in ws:
                 now = time.perf_counter()
                 frame = route_frame(message)
                 self.frames += 1
                 if frame.kind in ("trade", "clock"):
-                    last_payload = now
+                    self.last_payload = now
                 try:
                     self.on_frame(frame, now)
                 except Exception as exc:  # a handler never raises into the stream
                     self.on_event("handler_error", {"error": repr(exc)})
+            raise websockets.ConnectionClosed(ws.close_rcvd, ws.close_sent)
+        except websockets.ConnectionClosed:
+            if self.tripped:
+                raise _Watchdog from None
+            raise
         finally:
             pinger.cancel()
+            watchdog.cancel()
             self.connected = False
+
+    async def _watch(self, ws) -> None:
+        """No payload for ``watchdog_s``: abort the socket (the reader then sees it closed, and reconnects)."""
+        self.tripped = False
+        while True:
+            left = self.watchdog_s - (time.perf_counter() - self.last_payload)
+            if left <= 0:
+                self.tripped = True
+                ws.transport.abort()
+                return
+            await asyncio.sleep(left)
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0

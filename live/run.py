@@ -79,6 +79,8 @@ async def run_simulated(settings: Settings, *, days: float, speed: float, json_s
                          f"last day {_day(start)}: build the batch through an earlier day (`whalecopy run --end`)")  # fmt: skip
     clock = SimClock(start - 30, speed)
     lat = int(snap.meta["strategy"].get("copy_latency_seconds", 60))
+    if callable(http_faults):  # a fault plan that needs the market clock (an outage window)
+        http_faults = http_faults(clock)
     with http_servers(world, clock, delays, data=http_faults) as (transport, lb):
         rtds = await start_rtds(world, clock, start, end, delays, faults, seed=settings.sim_seed)
         cfg = live_config(settings, rtds_url=rtds.url, data_url=lb.data.url, gamma_url=lb.gamma.url,
@@ -104,7 +106,10 @@ async def run_simulated(settings: Settings, *, days: float, speed: float, json_s
         finally:
             finisher.cancel()
             await rtds.stop()
-        loop.sim = {"rtds_frames_sent": rtds.sent, "cdn_hits": transport.cdn_hits, "start": start, "end": end}
+        stats = loop.poller.data.stats
+        loop.sim = {"rtds_frames_sent": rtds.sent, "cdn_hits": transport.cdn_hits, "start": start, "end": end,
+                    "requests": stats.requests, "retries": stats.retries, "throttled": stats.throttled,
+                    "slept_s": stats.slept_s, "http": lb, "bursts_sent_at": list(rtds.bursts_sent_at)}  # fmt: skip
     status.sim = loop.sim  # type: ignore[attr-defined]
     return status
 

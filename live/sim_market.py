@@ -144,24 +144,36 @@ class LiveTransport(httpx.BaseTransport):
 
 @dataclass
 class RtdsFaults:
-    """What the simulated RTDS does wrong, switched on and off while it runs (market times)."""
+    """What the simulated RTDS does wrong, switched on and off while it runs (market times).
 
-    stall_until: float = (
-        -1.0
-    )  # until then: sockets open, pings answered, no data (frames in between are lost)
-    down_until: float = -1.0  # until then: connections refused
-    unlabelled_share: float = 0.0  # frames without topic and type
-    junk_share: float = 0.0  # an empty or a non-JSON frame before a frame
-    duplicate_share: float = 0.0  # a frame sent twice
-    late: dict[int, float] = field(default_factory=dict)  # tape row -> extra delay (market s): a stale fill
-    drop_requests: int = 0  # connections to abort (close 1006) at the next frame
-    bursts: list[int] = field(default_factory=list)  # sizes of synthetic bursts to send at the next frame
+    - ``stall_from`` .. ``stall_until``: sockets stay open and pings are answered, but no data flows (the frames in
+      between are lost, as the real feed loses them);
+    - ``down_from`` .. ``down_until``: an outage, connections refused and dropped;
+    - ``drop_at``: market times to abort every connection (the client sees close 1006); ``drop_requests``: at the
+      next frame;
+    - ``unlabelled_share``: frames without ``topic`` and ``type``; ``junk_share``: an empty or a non-JSON frame
+      before a frame; ``duplicate_share``: a frame sent twice;
+    - ``late``: tape row -> extra delay (market seconds), a fill delivered stale;
+    - ``bursts``: sizes of bursts of synthetic frames (untracked wallets) to send at the next frame.
+    """
+
+    stall_from: float = -1.0
+    stall_until: float = -1.0
+    down_from: float = -1.0
+    down_until: float = -1.0
+    drop_at: list[float] = field(default_factory=list)
+    drop_requests: int = 0
+    unlabelled_share: float = 0.0
+    junk_share: float = 0.0
+    duplicate_share: float = 0.0
+    late: dict[int, float] = field(default_factory=dict)
+    bursts: list[int] = field(default_factory=list)
     seed: int = 0
 
 
-CLOCK_EVERY_S = (
-    300.0  # the simulated feed's in-band clock between trades (the real feed is dense: 50 frames/s)
-)
+#: the simulated feed's in-band clock between its sparse trades, in wall seconds (the real feed is dense: about 50
+#: frames a second, so it is never silent for long when it is healthy)
+CLOCK_EVERY_WALL_S = 0.25
 
 
 class RtdsServer:
@@ -191,6 +203,8 @@ class RtdsServer:
         self.port: int | None = None
         self.done = asyncio.Event()
         self.started = asyncio.Event()
+        self.bursts_sent_at: list[float] = []
+        self.dropped = 0
         self._rng = random.Random(seed)
         self._server = None
 
@@ -219,8 +233,11 @@ class RtdsServer:
         self._server.close()
         await self._server.wait_closed()
 
+    def _down(self) -> bool:
+        return self.faults.down_from <= self.clock.now() < self.faults.down_until
+
     async def _handle(self, ws) -> None:
-        if self.clock.now() < self.faults.down_until:
+        if self._down():
             await ws.close(1013, "try again later")
             return
         subscribed: set[str] = set()
@@ -265,18 +282,21 @@ class RtdsServer:
 
     async def _send(self, frames: list[tuple[str, str]]) -> None:
         f = self.faults
-        if f.drop_requests:
+        now = self.clock.now()
+        due = [t for t in f.drop_at if t <= now]
+        if f.drop_requests or due:
             f.drop_requests = 0
+            f.drop_at = [t for t in f.drop_at if t > now]
             for ws in list(self.clients):
                 ws.transport.abort()  # no close frame: the client sees 1006
             self.clients.clear()
-        now = self.clock.now()
-        if now < f.down_until:
+            self.dropped += 1
+        if self._down():
             for ws in list(self.clients):
                 ws.transport.abort()
             self.clients.clear()
             return
-        if now < f.stall_until:
+        if f.stall_from <= now < f.stall_until:
             return  # the sockets stay open and pings are answered: only the data stops
         for ws in list(self.clients):
             try:
@@ -309,18 +329,19 @@ class RtdsServer:
         return frames
 
     def _clock_frame(self, ts: float, end: bool = False) -> list[tuple[str, str]]:
+        payload = {"market_ts": ts} | ({"through": self.end_ts} if end else {})
         doc = {"topic": SIM_CLOCK_TOPIC, "type": "end" if end else "clock", "timestamp": int(ts * 1000),
-               "payload": {"market_ts": ts}}  # fmt: skip
+               "payload": payload}  # fmt: skip
         text = orjson.dumps(doc).decode()
         return [("trades", text)]
 
     async def _until(self, due: float) -> None:
-        """Sleep until market time ``due``, sending the in-band clock every ``CLOCK_EVERY_S`` meanwhile."""
+        """Sleep until market time ``due``, sending the in-band clock every ``CLOCK_EVERY_WALL_S`` meanwhile."""
         while True:
             now = self.clock.now()
             if now >= due:
                 return
-            step = min(due, now + CLOCK_EVERY_S)
+            step = min(due, now + CLOCK_EVERY_WALL_S * self.clock.speed)
             await asyncio.sleep(self.clock.wall_seconds(step - now))
             if step < due:
                 await self._send(self._clock_frame(self.clock.now() - self.delays.rtds_max_s))
@@ -336,7 +357,9 @@ class RtdsServer:
             await self._until(due)
             while self.faults.bursts:
                 n = self.faults.bursts.pop(0)
-                await self._send(self._burst(n, int(self.clock.now())))
+                frames = self._burst(n, int(self.clock.now()) - int(self.delays.rtds_max_s))
+                self.bursts_sent_at.append(time.time())
+                await self._send(frames)
             ms = int(self.clock.now() * 1000)
             await self._send(self._frames(self.payloads[i], bool(tape.is_maker[row]), ms))
         await self._until(self.end_ts + self.delays.rtds_max_s)

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     whale_volatility REAL, nav REAL, correlation REAL, fraction REAL, shares REAL, price REAL, notional REAL,
     fee REAL, sources TEXT,
     received_at REAL, decided_at REAL,  -- market time
+    decided_wall REAL,                  -- epoch seconds of this machine when it was committed
     first_seen_to_decision_s REAL,      -- this machine's clock: first leg received -> committed (includes the wait
                                         -- for the copy latency to pass in market time)
     frame_to_decision_s REAL,           -- the frame that released it -> committed

@@ -30,3 +30,14 @@ def midterms() -> Path:
 @pytest.fixture
 def warehouse(tmp_path) -> Path:
     return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def live_batch(tmp_path_factory):
+    """A batch through the live week's eve on a small clean world, built once for every live test (its warehouse
+    and snapshot; copy it with ``tests.live.world.fresh_copy`` before changing anything)."""
+    from tests.live.world import build_batch
+
+    root = tmp_path_factory.mktemp("live-batch")
+    build_batch(root)
+    return root
