@@ -337,9 +337,14 @@ class LiveLoop:
         if not todo:
             return
         present = set()
-        if self.cfg.intents_path.exists():
-            for line in self.cfg.intents_path.read_text().splitlines():
-                with contextlib.suppress(ValueError):
+        path = self.cfg.intents_path
+        if path.exists():
+            text = path.read_text()
+            if text and not text.endswith("\n"):  # a write cut by the crash: drop the partial line
+                text = text[: text.rfind("\n") + 1]
+                path.write_text(text)
+            for line in text.splitlines():
+                with contextlib.suppress(ValueError, KeyError):
                     present.add(json.loads(line)["intent_id"])
         self._write_intents([r for r in todo if r["intent_id"] not in present])
         self.store.mark_emitted([r["intent_id"] for r in todo])

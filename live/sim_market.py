@@ -223,6 +223,8 @@ class RtdsServer:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> RtdsServer:
+        if self.clock.started_at is not None:  # a market already running (another process's loop connects later)
+            self.started.set()
         self._server = await serve(self._handle, "127.0.0.1", 0, ping_interval=None, max_queue=None)
         self.port = self._server.sockets[0].getsockname()[1]
         self._task = asyncio.create_task(self._broadcast())

@@ -1,0 +1,28 @@
+"""The live loop alone, in its own process, against a simulated market another process serves: for the kill -9
+test to kill and start again.
+
+    python -m tests.reliability.live_target LIVE_DIR RTDS DATA GAMMA CLOB START_TS SPEED STARTED_AT UNTIL_TS
+"""
+
+import asyncio
+import sys
+from pathlib import Path
+
+from live.loop import LiveConfig, LiveLoop
+from live.sim_market import SimClock
+
+
+def main(argv: list[str]) -> None:
+    live_dir, rtds, data, gamma, clob = argv[:5]
+    start_ts, speed, started_at, until = (float(x) for x in argv[5:9])
+    clock = SimClock(start_ts, speed, started_at=started_at)
+    cfg = LiveConfig(live_dir=Path(live_dir), rtds_url=rtds, data_url=data, gamma_url=gamma, clob_url=clob,
+                     speed=speed, watchdog_wall_s=1.0, ping_wall_s=0.3, poll_share=5.0, horizon_s=86_400.0,
+                     status_wall_s=0.5)  # fmt: skip
+    print("STARTED", flush=True)
+    status = asyncio.run(LiveLoop(cfg, clock=clock.now).run(until_ts=until))
+    print(f"DONE {status.state}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
