@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import signal
 
 KELLY_FRACTION = 0.5
 MAX_POSITION_NAV = 0.08
@@ -57,7 +56,9 @@ def ewma_volatility(returns: np.ndarray, lam: float = EWMA_LAMBDA) -> np.ndarray
     r2 = r * r
     zi_shape = (*r.shape[:-1], 1)
     zi = (lam * r2[..., :1]).reshape(zi_shape)  # so that s2_0 = lam r0^2 + (1 - lam) r0^2 = r0^2
-    s2, _ = signal.lfilter([1.0 - lam], [1.0, -lam], r2, axis=-1, zi=zi)
+    from scipy.signal import lfilter  # scipy.signal takes 1.5 s to import: only where it is used
+
+    s2, _ = lfilter([1.0 - lam], [1.0, -lam], r2, axis=-1, zi=zi)
     return np.sqrt(np.maximum(s2, 0.0))
 
 
