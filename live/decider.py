@@ -275,7 +275,19 @@ class Decider:
         return units_to_float(sum(u for hh, u in hours.items() if h - FLOW_HOURS <= hh < h)) / 7.0
 
     def candidate(self, order: Order) -> pd.DataFrame:
-        """The order's facts, as one ``analytics.signals`` row before screening."""
+        """The order's facts as one screened ``analytics.signals`` row."""
+        return self.candidates([order])
+
+    def candidates(self, orders: list[Order]) -> pd.DataFrame:
+        """The orders' facts as screened ``analytics.signals`` rows (one ``screen`` call for a tick's orders: the
+        stages are row by row, so this is the batch's function on the batch's facts)."""
+        frame = pd.DataFrame([self._facts(o) for o in orders])
+        for c in ("wqs", "rolling_sharpe_30", "rolling_sharpe_90", "current_drawdown", "whale_edge",
+                  "whale_volatility", "days_to_resolution", "copy_price", "daily_notional"):  # fmt: skip
+            frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+        return signal.screen(frame, self.signal_params, self.order_notional)
+
+    def _facts(self, order: Order) -> dict:
         w = self.whales.get(order.wallet, {})
         m = self.markets.get(order.token_id, {})
         end = m.get("end_epoch", math.nan)
@@ -292,11 +304,7 @@ class Decider:
             "current_drawdown": w.get("current_drawdown", math.nan), "whale_edge": w.get("whale_edge", math.nan),
             "quarantined": bool(w.get("quarantined", False)), "whale_volatility": w.get("whale_volatility", math.nan),
         }  # fmt: skip
-        frame = pd.DataFrame([row])
-        for c in ("wqs", "rolling_sharpe_30", "rolling_sharpe_90", "current_drawdown", "whale_edge",
-                  "whale_volatility", "days_to_resolution", "copy_price", "daily_notional"):  # fmt: skip
-            frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
-        return signal.screen(frame, self.signal_params, self.order_notional)
+        return row
 
     def history_needed(self, token: str, day: int) -> tuple[int, int] | None:
         """(first day, last day) of price history the book needs for ``token`` before deciding on ``day``."""

@@ -193,14 +193,16 @@ class Normalised(NamedTuple):
     rejected: list[dict]  # quarantine rows (entity, source, origin, reason_code, reasons, record, record_ref)
 
 
-def normalise(records: Sequence[Any], origins: Sequence[str], *, source: str, now_ts: int) -> Normalised:
+def normalise(records: Sequence[Any], origins: Sequence[str], *, source: str, now_ts: int,
+              fast: bool = True) -> Normalised:  # fmt: skip
     """RTDS payloads and poll rows to fills, by the batch's own rules: the clean rows on the fast path, the rest
-    through ``parse_trades`` (its accepted rows and its rejected rows with their reasons)."""
+    through ``parse_trades`` (its accepted rows and its rejected rows with their reasons). ``fast=False``: every
+    row through ``parse_trades`` (the benchmark's comparison)."""
     lowered = lower_wallets(records)
     rows: list[tuple[int, dict]] = []
     slow: list[int] = []
     for i, r in enumerate(lowered):
-        row = fast_row(r, now_ts)
+        row = fast_row(r, now_ts) if fast else None
         if row is None:
             slow.append(i)
         else:
@@ -549,6 +551,7 @@ class Status:
     snapshot: str = ""
     max_backlog: int = 0  # the most frames and poll pages waiting at once
     max_tick_ms: float = 0.0  # the longest tick (processing one backlog)
+    cpu_s: float = 0.0  # this process's CPU time since the loop started (start-up and imports not counted)
 
     def line(self) -> str:
         def ms(x: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import shutil
 import sys
@@ -190,22 +191,29 @@ def _when(ts) -> str:
     return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def demo(
-    settings: Settings, *, days: float = 3, speed: float = 4320.0, scale: float = 0.5, out=sys.stdout
-) -> int:
-    """``make live-demo``: a batch through a few days before the simulated world's end (built once), then those
-    days replayed live at ``speed``, then what the live loop decided."""
+def demo_batch(settings: Settings, *, days: float = 3, scale: float = 1.0, out=sys.stdout) -> Settings | int:
+    """The live demo's batch (``data/live-demo``): the simulated world through ``days`` + 1 days before its end,
+    built once and reused. Returns its settings, or the failed run's exit code."""
     from orchestration.cli import run_sync
 
     root = settings.warehouse_path.parent / "live-demo"
     wh = root / "warehouse.duckdb"
     s = dataclasses.replace(settings, source="sim", sim_scale=scale, warehouse_path=wh, live_dir=root / "live",
                             report_path=root / "report.html", real_warehouse_path=None)  # fmt: skip
-    world_end = datetime.fromtimestamp(
-        sim_world(s).now, UTC
-    ).date()  # the first day the world has no data for
+    # the first day the world has no data for
+    world_end = datetime.fromtimestamp(sim_world(s).now, UTC).date()
     last_batch_day = world_end - timedelta(days=int(math.ceil(days)) + 1)
-    if snapshot.current_generation(s.live_root / "snapshot") is None or not wh.exists():
+    gen = snapshot.current_generation(s.live_root / "snapshot")
+    if gen is not None:
+        built = json.loads((s.live_root / "snapshot" / gen / "meta.json").read_text()).get("source", {})
+        if {k: built.get(k) for k in ("sim_seed", "sim_scale")} != {
+            "sim_seed": s.sim_seed,
+            "sim_scale": s.sim_scale,
+        }:
+            print(f"whalecopy live-demo: {root} holds another world ({built}); building it again", file=out)
+            shutil.rmtree(root)
+            gen = None
+    if gen is None or not wh.exists():
         print(f"whalecopy live-demo: the batch on the simulated world (scale {scale:g}) through {last_batch_day}",
               file=out, flush=True)  # fmt: skip
         result = run_sync(s, end=last_batch_day, skip_groups=("evaluation",), out=out)
@@ -213,6 +221,17 @@ def demo(
             from orchestration.summary import print_run_report
 
             return print_run_report(result, s, 0.0)
+    return s
+
+
+def demo(
+    settings: Settings, *, days: float = 3, speed: float = 4320.0, scale: float = 1.0, out=sys.stdout
+) -> int:
+    """``make live-demo``: the demo's batch (built once), then the days after it replayed live at ``speed``, then
+    what the live loop decided."""
+    s = demo_batch(settings, days=days, scale=scale, out=out)
+    if isinstance(s, int):
+        return s
     for f in ("live.sqlite", "live.sqlite-wal", "live.sqlite-shm", "intents.jsonl"):
         (s.live_root / f).unlink(missing_ok=True)  # the demo starts its book afresh
     shutil.rmtree(s.live_root / "tmp", ignore_errors=True)

@@ -171,6 +171,18 @@ class RtdsFaults:
     seed: int = 0
 
 
+@dataclass
+class SyntheticLoad:
+    """Extra trades at a fixed wall-clock rate on top of the tape (the benchmark's load: the real feed is about 50
+    frames a second). A ``tracked_share`` of them are fills of ``tracked`` wallets (BUYs and SELLs on the world's
+    tokens, decided by the loop); the rest are other wallets'."""
+
+    frames_per_s: float
+    tracked: list[str]
+    tracked_share: float = 0.03
+    seed: int = 0
+
+
 #: the simulated feed's in-band clock between its sparse trades, in wall seconds (the real feed is dense: about 50
 #: frames a second, so it is never silent for long when it is healthy)
 CLOCK_EVERY_WALL_S = 0.25
@@ -180,9 +192,11 @@ class RtdsServer:
     """The RTDS websocket server, replaying ``world``'s tape from ``start_ts`` to ``end_ts`` on ``clock``."""
 
     def __init__(self, world: SimWorld, clock: SimClock, start_ts: int, end_ts: int, delays: Delays = Delays(),
-                 faults: RtdsFaults | None = None, seed: int = 0):  # fmt: skip
+                 faults: RtdsFaults | None = None, seed: int = 0, load: SyntheticLoad | None = None):  # fmt: skip
         self.world, self.clock, self.delays = world, clock, delays
         self.end_ts = end_ts
+        self.load = load
+        self.synthetic_sent = 0
         self.end_margin_s = (
             0.0  # the end frame's market time past end_ts (the loop's copy latency, to settle it)
         )
@@ -223,15 +237,20 @@ class RtdsServer:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> RtdsServer:
-        if self.clock.started_at is not None:  # a market already running (another process's loop connects later)
+        if (
+            self.clock.started_at is not None
+        ):  # a market already running (another process's loop connects later)
             self.started.set()
         self._server = await serve(self._handle, "127.0.0.1", 0, ping_interval=None, max_queue=None)
         self.port = self._server.sockets[0].getsockname()[1]
         self._task = asyncio.create_task(self._broadcast())
+        self._load_task = asyncio.create_task(self._synthetic()) if self.load else None
         return self
 
     async def stop(self) -> None:
         self._task.cancel()
+        if self._load_task is not None:
+            self._load_task.cancel()
         self._server.close()
         await self._server.wait_closed()
 
@@ -348,6 +367,38 @@ class RtdsServer:
             if step < due:
                 await self._send(self._clock_frame(self.clock.now() - self.delays.rtds_max_s))
 
+    async def _synthetic(self) -> None:
+        """``load.frames_per_s`` trades a second (wall clock), stamped a feed delay before market time."""
+        await self.started.wait()
+        load, m = self.load, self.world.markets
+        rng = random.Random(load.seed)
+        sent, t0 = 0, time.perf_counter()
+        while True:
+            due = t0 + sent / load.frames_per_s
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            ts = int(self.clock.now() - self.delays.rtds_median_s)
+            k = rng.randrange(len(m))
+            tracked = load.tracked and rng.random() < load.tracked_share
+            wallet = (
+                rng.choice(load.tracked)
+                if tracked
+                else "0x" + hashlib.sha1(f"load{rng.random()}".encode()).hexdigest()
+            )
+            yes = rng.random() < 0.5
+            payload = {"asset": m.token_yes[k] if yes else m.token_no[k], "conditionId": m.condition_id[k],
+                       "eventSlug": f"e{k}", "slug": f"s{k}", "title": "synthetic", "outcome": "Yes" if yes else "No",
+                       "outcomeIndex": 0 if yes else 1, "price": round(rng.uniform(0.05, 0.95), 3),
+                       "side": "BUY" if rng.random() < 0.7 else "SELL", "size": round(rng.lognormvariate(6, 1.5), 2),
+                       "timestamp": ts, "transactionHash": "0x" + hashlib.sha256(f"{ts}{sent}{rng.random()}".encode()).hexdigest(),
+                       "proxyWallet": mixed_case(wallet), "name": "", "pseudonym": "", "bio": "", "icon": "",
+                       "profileImage": ""}  # fmt: skip
+            frames = self._frames(payload, not tracked, int(self.clock.now() * 1000))
+            await self._send(frames)
+            sent += 1
+            self.synthetic_sent += len(frames)
+
     async def _broadcast(self) -> None:
         await self.started.wait()
         tape = self.world.tape
@@ -397,5 +448,6 @@ def http_servers(world: SimWorld, clock: SimClock, delays: Delays = Delays(), da
 
 
 async def start_rtds(world: SimWorld, clock: SimClock, start_ts: int, end_ts: int, delays: Delays = Delays(),
-                     faults: RtdsFaults | None = None, seed: int = 0) -> RtdsServer:  # fmt: skip
-    return await RtdsServer(world, clock, start_ts, end_ts, delays, faults, seed).start()
+                     faults: RtdsFaults | None = None, seed: int = 0,
+                     load: SyntheticLoad | None = None) -> RtdsServer:  # fmt: skip
+    return await RtdsServer(world, clock, start_ts, end_ts, delays, faults, seed, load).start()

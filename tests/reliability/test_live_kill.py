@@ -34,7 +34,9 @@ def _decisions(dec) -> dict[str, tuple]:
                              r.seq) for r in dec.itertuples()}  # fmt: skip
 
 
-def test_ten_kills_lose_no_committed_decision_store_every_fill_once_and_emit_no_intent_twice(live_batch, tmp_path):
+def test_ten_kills_lose_no_committed_decision_store_every_fill_once_and_emit_no_intent_twice(
+    live_batch, tmp_path
+):
     settings = fresh_copy(live_batch, tmp_path / "w")
     world = sim_world(settings)
     speed, end = 300.0, START + 6 * H
