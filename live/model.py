@@ -45,6 +45,9 @@ TRADE_SHAPE = ("proxyWallet", "transactionHash", "asset", "side", "size", "price
 RUNNING, DEGRADED, POSSIBLE_DATA_LOSS, FAILED = "running", "degraded", "possible-data-loss", "failed"
 STATES = (RUNNING, DEGRADED, POSSIBLE_DATA_LOSS, FAILED)
 
+#: the stage a live decision reached (``live.decisions.stage_reached``)
+DECISION_STAGES = ("whale", "trade", "portfolio", "copied", "skipped_stale", "exit", "not_held")
+
 #: why a stretch of time may hold fills the loop never saw
 LOSS_REASONS = (
     "horizon-expired",  # a gap older than the recovery horizon before a poll could prove it closed

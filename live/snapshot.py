@@ -14,6 +14,7 @@ the fills and prints of the last minutes (orders due after the data's end are de
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -153,26 +154,39 @@ class Published:
     meta: dict
 
 
+def content_key(meta: dict, frames: dict[str, pd.DataFrame]) -> str:
+    """A digest of what a generation holds: the same warehouse gives the same generation (a rerun of the sync
+    publishes nothing new, and the live loop reloads only when the batch's state changed)."""
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for name in sorted(frames):
+        f = frames[name]
+        h.update(name.encode() + json.dumps([list(map(str, f.columns)), list(map(str, f.dtypes))]).encode())
+        h.update(pd.util.hash_pandas_object(f.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def publish(root: Path, meta: dict, frames: dict[str, pd.DataFrame]) -> Published:
     """Write a generation under ``root`` (Parquet per frame, ``meta.json``), then point ``CURRENT`` at it with an
-    atomic rename: a reader sees the old generation or the new one, never half of one."""
+    atomic rename: a reader sees the old generation or the new one, never half of one. A generation is named by
+    its data's last day and a digest of its content, so publishing the same state again changes nothing."""
     root.mkdir(parents=True, exist_ok=True)
-    generation = (
-        time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
-    )
+    day = time.strftime("%Y%m%d", time.gmtime(meta["data_end_ts"] - 1))
+    generation = f"{day}-{content_key(meta, frames)}"
     path = root / generation
-    tmp = root / f".{generation}.tmp"
-    tmp.mkdir()
-    for name, frame in frames.items():
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp / f"{name}.parquet")
-    (tmp / "meta.json").write_text(json.dumps({**meta, "generation": generation}, default=str, indent=1))
-    tmp.rename(path)
-    pointer = root / ".CURRENT.tmp"
+    if not path.exists():
+        tmp = root / f".{generation}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, frame in frames.items():
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp / f"{name}.parquet")
+        (tmp / "meta.json").write_text(json.dumps({**meta, "generation": generation}, default=str, indent=1))
+        tmp.rename(path)
+    pointer = root / f".CURRENT.{os.getpid()}.tmp"
     pointer.write_text(generation)
     os.replace(pointer, root / "CURRENT")
-    for old in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[
-        :-KEEP_GENERATIONS
-    ]:
+    kept = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.stat().st_mtime)  # fmt: skip
+    for old in kept[:-KEEP_GENERATIONS]:
         if old.name != generation:
             shutil.rmtree(old, ignore_errors=True)
     return Published(generation, path, {**meta, "generation": generation})

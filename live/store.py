@@ -45,7 +45,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     stage_reached TEXT NOT NULL,        -- whale | trade | portfolio | copied | skipped_stale | exit | not_held
     copied INTEGER NOT NULL, reason TEXT,
     copy_price REAL, daily_notional REAL, days_to_resolution REAL, wqs REAL, edge_at_copy REAL, slippage REAL,
-    whale_volatility REAL, nav REAL, correlation REAL, fraction REAL, shares REAL, price REAL, notional REAL,
+    whale_volatility REAL, nav REAL, correlation REAL,
+    fraction REAL,                      -- a BUY's order as a share of NAV (sizing's f)
+    whale_sold_fraction REAL,           -- a SELL: the share of its position the whale sold
+    shares REAL, price REAL, notional REAL,
     fee REAL, sources TEXT,
     received_at REAL, decided_at REAL,  -- market time
     decided_wall REAL,                  -- epoch seconds of this machine when it was committed

@@ -42,6 +42,9 @@ GATES = [
     Gate("backtest_summary_expectations", "evaluation.backtest_summary"),
     Gate("validation_expectations", "evaluation.validation"),
     Gate("targets_expectations", "evaluation.targets"),
+    Gate("live_fills_expectations", "live.fills"),
+    Gate("live_decisions_expectations", "live.decisions"),
+    Gate("live_loss_events_expectations", "live.loss_events"),
 ]
 
 

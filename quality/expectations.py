@@ -96,6 +96,10 @@ SAMPLE_SEED = 42
 PARTIAL_UNEXPECTED = 3  # example values kept per failed expectation
 
 _FLOATING = ("FLOAT", "DOUBLE", "REAL")
+#: the live loop's decision stages and loss reasons (live/model.py; quality/ imports nothing of the project)
+LIVE_STAGES = ["whale", "trade", "portfolio", "copied", "skipped_stale", "exit", "not_held"]
+LIVE_LOSS_REASONS = ["horizon-expired", "restart-beyond-horizon", "start-beyond-horizon", "continuity-mismatch",
+                     "feed-gap"]  # fmt: skip
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -585,6 +589,42 @@ SUITES.update(
                 compound_unique("check_name", "subject"),
                 between("p_value", 0, 1),
             ),
+        ),
+        TableSuite(
+            "live.fills",
+            (
+                not_null("identity"),
+                unique("identity"),
+                matches_regex("wallet", WALLET_RE),
+                matches_regex("condition_id", HEX64_RE),
+                matches_regex("token_id", TOKEN_RE),
+                in_set("side", ["BUY", "SELL"]),
+                not_null("price"),
+                between("price", 0, 1),
+                not_null("size"),
+                between("size", 0, MAX_SIZE, strict_min=True),
+                not_null("decision_key"),
+            ),
+        ),
+        TableSuite(
+            "live.decisions",
+            (
+                unique("decision_key"),
+                unique("seq"),
+                in_set("stage_reached", LIVE_STAGES),
+                in_set("side", ["BUY", "SELL"]),
+                between("frame_to_decision_s", 0, 86_400),
+                between(
+                    "fraction",
+                    0,
+                    strategy_bound("max_position_nav", 1e-9),
+                    label="fraction between 0 and the position cap (max_position_nav)",
+                ),
+            ),
+        ),
+        TableSuite(
+            "live.loss_events",
+            (in_set("reason", LIVE_LOSS_REASONS), not_null("start_ts"), not_null("end_ts")),
         ),
         TableSuite(
             "evaluation.targets",

@@ -62,9 +62,10 @@ def score(warehouse: str | Path) -> None:
     from dagster_duckdb import DuckDBResource
 
     from assets.score.assets import whale_scores, whale_universe
+    from assets.strategy import StrategyConfig
 
     dg.materialize(
         [whale_scores, whale_universe],
-        resources={"warehouse": DuckDBResource(database=str(warehouse))},
+        resources={"warehouse": DuckDBResource(database=str(warehouse)), "strategy": StrategyConfig()},
         raise_on_error=True,
     )

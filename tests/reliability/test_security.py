@@ -319,8 +319,9 @@ def marts(tmp_path):
     con.execute(f"CREATE TABLE analytics.whale_scores AS SELECT DATE '2025-01-01' AS as_of, ? AS wallet, {scores}",
                 [WALLET])  # fmt: skip
     con.execute(
-        "CREATE TABLE intermediate.int_position_fills AS SELECT ? AS wallet, '1' AS token_id, 1000 AS ts, "
-        "0.5 AS price, 5.0 AS size, 10.0 AS shares_before, 'SELL' AS side",
+        "CREATE TABLE intermediate.int_position_fills AS SELECT 1::UHUGEINT AS fill_key, ? AS wallet, '1' AS token_id, "
+        "'0xc' AS condition_id, '0xt' AS transaction_hash, 1000 AS ts, 0.5 AS price, 5.0 AS size, 2.5 AS notional, "
+        "10.0 AS shares_before, 'SELL' AS side",
         [WALLET],
     )
     con.execute("CREATE TABLE _paper_candidates AS SELECT ? AS wallet, '1' AS token_id", [WALLET])

@@ -297,3 +297,10 @@ def test_the_loss_and_latency_checks():
     )
     assert checks.latency(dec, budget_ms=50.0).passed  # p99 is under 50 ms
     assert not checks.latency(dec.assign(frame_to_decision_s=0.051), budget_ms=50.0).passed
+
+
+def test_the_gates_know_the_live_stages_and_loss_reasons():
+    """quality/ imports nothing of the project, so it spells them out: they must stay the loop's."""
+    from quality.expectations import LIVE_LOSS_REASONS, LIVE_STAGES
+
+    assert tuple(LIVE_STAGES) == model.DECISION_STAGES and tuple(LIVE_LOSS_REASONS) == model.LOSS_REASONS
