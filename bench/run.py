@@ -3,13 +3,15 @@
 Cases (see bench_ingest.py): the simulator generating ~10M fills bulk-loaded into raw.trades; the demo's HTTP
 path at ~1M fills; and the Arrow loader against executemany on the same rows. bench_marts.py: the dbt marts on
 ~10M fills. bench_score.py: the scoring kernels beside pandas. bench_score_history.py: the point-in-time history.
-bench_backtest.py: the walk-forward backtest on the demo's world and on the 10x world. bench_tiers.py: the full
+bench_backtest.py: the walk-forward backtest on the demo's world and on the 10x world. bench_live.py: the live
+loop's latency and CPU at 50 and 1,000 frames a second on the simulated market. bench_tiers.py: the full
 build from Parquet (load, dbt marts, scoring) at tiers S (1M fills) and M (10M), each stage beside its floor and a
 plain pandas version, and the daily incremental sync against a full rebuild (tier L is run by hand). Timings are wall
 clock on this machine, peak memory is the process's maximum resident set.
 
     python bench/run.py                                   every case, then docs/benchmarks.md
     python bench/run.py --tiers-only RESULT.json ...      only rewrite the Tiers section from bench_tiers results
+    python bench/run.py --live-only                       only run the live cases and rewrite their section
 """
 
 import argparse
@@ -23,6 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the live loop at the real feed's rate (about 50 frames a second) and at 20 times it, then the comparison
+LIVE_CASES = [
+    ("bench_live.py", None, ["--rate", "50", "--seconds", "120"]),
+    ("bench_live.py", None, ["--rate", "1000", "--seconds", "60"]),
+    ("bench_live.py", None, ["--rate", "1000", "--seconds", "60", "--parse-all"]),
+]
 CASES = [
     ("bench_ingest.py", "sim_bulk", ["--scale", "10"]),
     ("bench_ingest.py", "http", ["--scale", "1"]),
@@ -34,8 +42,10 @@ CASES = [
     ("bench_backtest.py", None, ["--scale", "10"]),
     ("bench_tiers.py", None, ["--tier", "S"]),
     ("bench_tiers.py", None, ["--tier", "M"]),
+    *LIVE_CASES,
 ]
 TIERS_HEADING = "## Tiers: the full build from Parquet"
+LIVE_HEADING = "## The live loop"
 
 
 def machine() -> str:
@@ -58,9 +68,9 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem}, Python {platform.python_version()}, DuckDB {duckdb.__version__}"
 
 
-def run_cases() -> list[dict]:
+def run_cases(cases: list | None = None) -> list[dict]:
     results = []
-    for script, case, args in CASES:
+    for script, case, args in cases or CASES:
         argv = [case, *args] if case else list(args)
         print(f"bench: {script} {' '.join(argv)} ...", flush=True)
         t0 = time.perf_counter()
@@ -392,6 +402,57 @@ def slim(row: dict) -> dict:
     return out
 
 
+def live_section(rows: list[dict]) -> list[str]:
+    """The live loop's latency and cost (bench_live.py), one row per load, the comparison last."""
+    lines = [
+        LIVE_HEADING,
+        "",
+        "The simulated market at real speed on loopback (RTDS websocket, Data API, CLOB, Gamma on 127.0.0.1): the",
+        "demo world's tape after the live demo's batch plus synthetic trades at the given rate, 3% of them fills of",
+        "tracked whales; the loop in its own process with the batch's snapshot and a copy latency of 0, so each",
+        "tracked fill is decided as soon as the feed passes its second. Frame -> decision: from the frame that",
+        "released the decision to its commit (the loop's own cost; target p99 under 50 ms). Fill -> decision: from",
+        "the fill's timestamp, with the simulated feed's delay of about 1.9 s and the wait for the next second.",
+        "CPU: the loop process's, after its start-up, per 1,000 frames.",
+        "",
+        "| load | frames | decisions | frame -> decision p50 / p99 / max | fill -> decision p50 / p99 | CPU per 1,000 frames | longest tick (backlog) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = f"{r['rate_per_s']:g} frames/s for {r['seconds']:g} s" + (
+            " (comparison: every frame through `parse_trades`)" if r["parse_all"] else ""
+        )
+        lines.append(
+            f"| {name} | {r['frames_seen']:,} | {r['decisions']:,} | {r['frame_to_decision_p50_ms']} / "
+            f"**{r['frame_to_decision_p99_ms']}** / {r['frame_to_decision_max_ms']} ms | "
+            f"{r['fill_to_decision_p50_s']} / {r['fill_to_decision_p99_s']} s | {r['cpu_ms_per_1000_frames']} ms | "
+            f"{r['max_tick_ms']:.0f} ms ({r['max_backlog']} items) |"
+        )
+    return lines
+
+
+def write_live_only() -> None:
+    """Run only the live cases and rewrite the live section (and their raw results) of docs/benchmarks.md."""
+    rows = run_cases(LIVE_CASES)
+    doc = (ROOT / "docs" / "benchmarks.md").read_text().splitlines()
+    if LIVE_HEADING in doc:
+        start = doc.index(LIVE_HEADING)
+        nxt = next(
+            i for i in range(start + 1, len(doc)) if doc[i].startswith("## ") or doc[i] == "Raw results:"
+        )
+        doc = doc[:start] + doc[nxt:]
+    raw = doc.index("Raw results:")
+    stamp = f"Measured on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python bench/run.py --live-only`. Machine: {machine()}."
+    section = live_section(rows)
+    doc = doc[:raw] + [section[0], "", stamp, *section[1:], ""] + doc[raw:]
+    end = doc.index("```", doc.index("```json") + 1)
+    body = [x for x in doc[doc.index("```json") + 1 : end] if '"case": "live_' not in x]
+    body += [json.dumps(r) for r in rows]
+    doc = doc[: doc.index("```json") + 1] + body + doc[end:]
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(doc) + "\n")
+    print(f"wrote the live section of {ROOT / 'docs' / 'benchmarks.md'}")
+
+
 def write_tiers_only(paths: list[str]) -> None:
     """Rewrite only the Tiers section (and the tiers' raw results) of docs/benchmarks.md."""
     tiers = [json.loads(Path(p).read_text()) for p in paths]
@@ -419,9 +480,15 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--tiers-only", nargs="+", metavar="RESULT_JSON",
                    help="rewrite only the Tiers section from bench_tiers.py results (data/bench/tiers/*/result.json)")  # fmt: skip
+    p.add_argument(
+        "--live-only", action="store_true", help="run only the live loop's cases and rewrite their section"
+    )
     args = p.parse_args()
     if args.tiers_only:
         write_tiers_only(args.tiers_only)
+        return
+    if args.live_only:
+        write_live_only()
         return
     results = run_cases()
     by = {r["case"]: r for r in results}
@@ -509,6 +576,8 @@ def main() -> None:
         "generator or DuckDB, is the bound, so a 10M-fill world through the API takes about ten times its 1M time.",
         "",
         *([*tiers_section(tiers), ""] if tiers else []),
+        *live_section([r for r in results if str(r.get("case", "")).startswith("live_")]),
+        "",
         "Raw results:",
         "",
         "```json",
