@@ -18,9 +18,8 @@ from assets.size import model as size
 
 class StrategyConfig(dg.ConfigurableResource):
     # scoring (assets/score): docs/metrics.md#scoring-kernels and #point-in-time-scores
-    score_every_days: int = (
-        7  # as-of dates on a fixed grid (7: Mondays), plus the day after the last data day
-    )
+    # as-of dates on a fixed grid (7: Mondays), plus the day after the last data day
+    score_every_days: int = 7
     win_rate_prior_strength: float = score.WIN_RATE_PRIOR_STRENGTH
     edge_prior_strength: float = score.EDGE_PRIOR_STRENGTH
     min_return_days: int = score.MIN_RETURN_DAYS

@@ -41,10 +41,9 @@ class Snapshot:
     """What the batch hands the live loop (``live/snapshot.py`` writes and reads it)."""
 
     meta: dict  # generation, data_end_ts, recent_start_ts, as_of, fee_rate, fidelity_minutes, strategy (dict)
-    whales: (
-        pd.DataFrame
-    )  # wallet, tracked, score_as_of, wqs, rolling_sharpe_30/90, current_drawdown, whale_edge,
-    #                       quarantined, whale_volatility
+    # wallet, tracked, score_as_of, wqs, rolling_sharpe_30/90, current_drawdown, whale_edge, quarantined,
+    # whale_volatility
+    whales: pd.DataFrame
     markets: (
         pd.DataFrame
     )  # token_id, condition_id, event_id, category, end_epoch, end_ts, resolved_ts, payout
@@ -250,9 +249,8 @@ class Decider:
             pos = (o.wallet, o.token_id)
             delta = exact_units(leg["size"])
             after = self.positions.get(pos, 0) + (delta if leg["side"] == "BUY" else -delta)
-            if (ts, fk) == firsts[
-                id(o)
-            ]:  # as int_position_fills: shares_after (exact) less the leg, in DOUBLE
+            # as int_position_fills: shares_after (exact) less the leg, in DOUBLE
+            if (ts, fk) == firsts[id(o)]:
                 signed = leg["size"] if leg["side"] == "BUY" else -leg["size"]
                 o.shares_before = units_to_float(after) - signed
             self.positions[pos] = after
@@ -413,9 +411,8 @@ class Decider:
         done = [k for k, o in self.orders.items() if o.decided and o.ts < keep_ts]
         for k in done:
             del self.orders[k]
-        keep_day = (
-            d - 45
-        )  # older prints are in the book's marks already, or no correlation window reaches them
+        # older prints are in the book's marks already, or no correlation window reaches them
+        keep_day = d - 45
         for k in [k for k in self.day_prints if k[1] < keep_day]:
             del self.day_prints[k]
 

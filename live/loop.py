@@ -67,9 +67,8 @@ class LiveConfig:
     api_lag_s: float = 15.0  # when /v2/status does not say
     max_fill_age_s: float = 60.0
     grace_s: float = 0.5
-    clock_lag_wall_s: float = (
-        10.0  # the most a healthy feed lags, wall-clock: the market clock when it is silent
-    )
+    # the most a healthy feed lags, wall-clock: the market clock when it is silent
+    clock_lag_wall_s: float = 10.0
     horizon_s: float = 3600.0
     dedupe_horizon_s: float = 3600.0
     snapshot_wall_s: float = 2.0
@@ -258,9 +257,8 @@ class LiveLoop:
         if restarted:
             self._restore(snap, commit, now)
         else:
-            commit.book_log = list(
-                self.decider.book.log
-            )  # the book's first inputs: markets, the snapshot's marks
+            # the book's first inputs: markets, the snapshot's marks
+            commit.book_log = list(self.decider.book.log)
             self.decider.book.log.clear()
             for row in snap.recent_fills.to_dict("records"):
                 row["source"] = "snapshot"
@@ -601,9 +599,8 @@ class LiveLoop:
             day_end = (d.day + 1) * DAY
             orders = d.release(min(settled, day_end - 1e-6))
             fresh = [o for o in orders if o.side == "BUY" and o.received_at - o.ts <= self.cfg.max_fill_age_s]
-            screened = (
-                d.candidates(fresh) if fresh else None
-            )  # stages 1 and 2 for the tick's BUYs, in one call
+            # stages 1 and 2 for the tick's BUYs, in one call
+            screened = d.candidates(fresh) if fresh else None
             rows = {o.key: i for i, o in enumerate(fresh)}
             for order in orders:
                 row = screened.iloc[[rows[order.key]]] if order.key in rows else None
@@ -713,9 +710,8 @@ class LiveLoop:
         book = self.decider.book
         commit.book_log = list(book.log)
         book.log.clear()
-        if not hasattr(
-            self, "_emitted"
-        ):  # how much of the book's records the store holds (one read per process)
+        # how much of the book's records the store holds (one read per process)
+        if not hasattr(self, "_emitted"):
             self._emitted = [self.store.state(k, 0) for k in ("n_fills", "n_nav", "n_alerts")]
         n_fills, n_nav, n_alerts = self._emitted
         new_fills = book.fills[n_fills:]

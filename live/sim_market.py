@@ -197,9 +197,8 @@ class RtdsServer:
         self.end_ts = end_ts
         self.load = load
         self.synthetic_sent = 0
-        self.end_margin_s = (
-            0.0  # the end frame's market time past end_ts (the loop's copy latency, to settle it)
-        )
+        # the end frame's market time past end_ts (the loop's copy latency, to settle it)
+        self.end_margin_s = 0.0
         self.faults = faults or RtdsFaults()
         tape = world.tape
         lo, hi = np.searchsorted(tape.ts, [start_ts, end_ts])
@@ -207,9 +206,8 @@ class RtdsServer:
         rng = np.random.default_rng(seed)
         delay = delays.rtds(rng, len(self.rows))
         send = tape.ts[self.rows] + delay
-        self.send_at = (
-            np.maximum.accumulate(send) if len(send) else send
-        )  # in order, as the feed pushes blocks
+        # in order, as the feed pushes blocks
+        self.send_at = np.maximum.accumulate(send) if len(send) else send
         self.payloads = self._payloads(self.rows)
         self.clients: set = set()
         self.subscriptions: dict = {}
@@ -237,9 +235,8 @@ class RtdsServer:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> RtdsServer:
-        if (
-            self.clock.started_at is not None
-        ):  # a market already running (another process's loop connects later)
+        # a market already running (another process's loop connects later)
+        if self.clock.started_at is not None:
             self.started.set()
         self._server = await serve(self._handle, "127.0.0.1", 0, ping_interval=None, max_queue=None)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -416,9 +413,8 @@ class RtdsServer:
             ms = int(self.clock.now() * 1000)
             await self._send(self._frames(self.payloads[i], bool(tape.is_maker[row]), ms))
         await self._until(self.end_ts + self.delays.rtds_max_s)
-        await self._send(
-            self._clock_frame(self.end_ts + self.end_margin_s, end=True)
-        )  # in order, after the last
+        # in order, after the last
+        await self._send(self._clock_frame(self.end_ts + self.end_margin_s, end=True))
         self.done.set()
 
 

@@ -79,9 +79,8 @@ class Settings:
     live_horizon_s: float = 3600.0  # how far back the loop recovers a gap before it records a loss
     live_poll_every_s: float = 60.0  # a reconciliation pass over the tracked wallets
     live_latency_budget_ms: float = 50.0  # the check on the live decisions: p99 from frame to decision
-    live_coverage_min: float = (
-        0.95  # the check: the share of tracked fills RTDS delivered (the polls found the rest)
-    )
+    # the check: the share of tracked fills RTDS delivered (the polls found the rest)
+    live_coverage_min: float = 0.95
 
     @property
     def live_root(self) -> Path:

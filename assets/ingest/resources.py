@@ -22,12 +22,10 @@ class PolymarketResource(dg.ConfigurableResource):
     sim_start: str = "2024-11-01"
     sim_days: int = 730
     sim_offset_cap: int = 3000
-    sim_dirty_share: float = (
-        0.001  # share of fills the simulated API serves malformed (quarantined on ingest)
-    )
-    sim_throttle_share: float = (
-        0.0  # share of simulated requests answered 429 (half with Retry-After: 0.05 s)
-    )
+    # share of fills the simulated API serves malformed (quarantined on ingest)
+    sim_dirty_share: float = 0.001
+    # share of simulated requests answered 429 (half with Retry-After: 0.05 s)
+    sim_throttle_share: float = 0.0
     trades_path: str | None = None
     markets_path: str | None = None
     data_api_url: str = "https://data-api.polymarket.com"

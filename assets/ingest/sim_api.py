@@ -441,9 +441,8 @@ class FaultPlan:
     p_timeout: float = 0.0
     p_reset: float = 0.0
     p_truncated: float = 0.0
-    scripted: dict[int, str] | None = (
-        None  # request number (1-based) -> "429" | "500" | "html403" | "truncated" | ...
-    )
+    # request number (1-based) -> "429" | "500" | "html403" | "truncated" | ...
+    scripted: dict[int, str] | None = None
     seed: int = 0
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import (
-    ndtri,  # the standard normal quantile (scipy.stats.norm.ppf is this, and slow to import)
-)
+
+# the standard normal quantile (scipy.stats.norm.ppf is this, and slow to import)
+from scipy.special import ndtri
 
 
 class Moments(NamedTuple):

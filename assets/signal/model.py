@@ -142,9 +142,8 @@ def screen(candidates: pd.DataFrame, params: SignalParams, order_notional: float
     c["edge_at_copy"] = edge_at_copy(c["whale_edge"], c["whale_price"], c["copy_price"])
     c["order_notional_estimate"] = order_notional
     slip = slippage_estimate(c["order_notional_estimate"], c["daily_notional"], params.impact_coefficient)
-    c["slippage"] = np.where(
-        np.isinf(slip), np.nan, slip
-    )  # no flow before the order: unknown (fails stage 2)
+    # no flow before the order: unknown (fails stage 2)
+    c["slippage"] = np.where(np.isinf(slip), np.nan, slip)
     whale = whale_stage(c, params)
     trade = trade_stage(c, params)
     c["passed_whale"] = whale.passed
