@@ -204,7 +204,9 @@ def signal_funnel(con: duckdb.DuckDBPyConnection) -> list[str]:
     if not _table_exists(con, "analytics", "signals"):
         return []
     (total,) = con.execute("SELECT count(*) FROM analytics.signals").fetchall()[0]
-    out = [f"signal funnel: {total:,} candidate copies (every whale BUY order: its fills in one transaction and token):"]
+    out = [
+        f"signal funnel: {total:,} candidate copies (every whale BUY order: its fills in one transaction and token):"
+    ]
     entered = total
     for stage, passed_col, label in (
         ("whale", "passed_whale", "1 whale"),
