@@ -24,22 +24,24 @@ FROM analytics.paper_fills f
 JOIN analytics.orders o USING (key)
 LEFT JOIN analytics.paper_positions p USING (key)
 WHERE f.kind <> 'settlement' AND f.ts >= ?
-ORDER BY f.ts, f.key, f.kind
+ORDER BY f.ts, f.key, f.kind, f.cash_after
 """
 
 
-def intents_frame(fills: pd.DataFrame) -> pd.DataFrame:
-    """Intents from paper fills (``whale_fill, kind, ts, token_id, shares, price, copied_wallet``). The id is the
-    whale's fill key (stable across runs), the kind and the time."""
+def intents_frame(fills: pd.DataFrame, taken=None) -> pd.DataFrame:
+    """Intents from paper fills (``whale_fill, kind, ts, token_id, shares, price, copied_wallet``), in the book's
+    order. The id is the whale's fill key (stable across runs), the kind and the time; a repeat of those (two
+    mirrored sells of one position in one second) gets ``-2``, ``-3``, ... in order. ``taken(base)``: how many
+    intents with that base id exist already (the live store's), so that the next is numbered after them."""
     f = fills[fills["kind"].isin(ORDER_KINDS)].copy()
     shares = f["shares"].abs()
+    base = f["whale_fill"].astype(str) + "-" + f["kind"] + "-" + f["ts"].astype("int64").astype(str)
+    n = base.groupby(base).cumcount()
+    if taken is not None:
+        n = n + base.map(taken).astype("int64")
     out = pd.DataFrame(
         {
-            "intent_id": f["whale_fill"].astype(str)
-            + "-"
-            + f["kind"]
-            + "-"
-            + f["ts"].astype("int64").astype(str),
+            "intent_id": base.where(n == 0, base + "-" + (n + 1).astype(str)),
             "created_at": pd.to_datetime(f["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "kind": f["kind"],
             "side": f["kind"].map(ORDER_KINDS),
