@@ -8,9 +8,11 @@ feed passes its second. Measured, from its store and its rusage:
 
 - frame -> decision committed: from the frame that released the decision to its commit (p50, p99);
 - fill -> decision committed: from the fill's own timestamp (the feed's delay of about 1.9 s included);
-- CPU seconds of the loop process per 1,000 frames.
+- CPU seconds of the loop process per 1,000 frames;
+- with ``--burst N``: N frames at once (untracked wallets) with the tape's first, then the longest tick and the
+  frame -> decision p99 of the ten seconds after it.
 
-    python bench/bench_live.py --rate 50 --seconds 60 [--parse-all]
+    python bench/bench_live.py --rate 50 --seconds 60 [--parse-all] [--burst 10000]
 """
 
 import argparse
@@ -33,7 +35,7 @@ from live import snapshot
 from live.assets import read_store
 from live.model import percentile
 from live.run import demo_batch, sim_world
-from live.sim_market import SimClock, SyntheticLoad, http_servers, start_rtds
+from live.sim_market import RtdsFaults, SimClock, SyntheticLoad, http_servers, start_rtds
 from orchestration.settings import Settings
 
 CHILD = """
@@ -74,6 +76,9 @@ def main() -> None:
     p.add_argument(
         "--parse-all", action="store_true", help="every frame through parse_trades (the comparison)"
     )
+    p.add_argument(
+        "--burst", type=int, default=0, help="frames sent at once with the tape's first (untracked)"
+    )
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     bench_snapshot(tmp)
@@ -89,7 +94,15 @@ def main() -> None:
     load = SyntheticLoad(args.rate, tracked=snap.tracked(), tracked_share=args.tracked_share)
     with http_servers(world, clock) as (_, lb):
         rtds = asyncio.run_coroutine_threadsafe(
-            start_rtds(world, clock, start, int(start + args.seconds + 120), load=load), loop
+            start_rtds(
+                world,
+                clock,
+                start,
+                int(start + args.seconds + 120),
+                load=load,
+                faults=RtdsFaults(bursts=[args.burst] if args.burst else []),
+            ),
+            loop,
         ).result()
         child_args = {"start": start, "started_at": clock.started_at, "dir": str(tmp), "rtds": rtds.url,
                       "data": lb.data.url, "gamma": lb.gamma.url, "clob": lb.clob.url, "parse_all": args.parse_all,
@@ -102,6 +115,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         sent = rtds.sent
+        burst_at = rtds.bursts_sent_at[0] if rtds.bursts_sent_at else None
         asyncio.run_coroutine_threadsafe(rtds.stop(), loop).result()
     loop.call_soon_threadsafe(loop.stop)
     status = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -109,11 +123,16 @@ def main() -> None:
     dec = read_store(tmp / "live.sqlite", tables=("decisions",))["decisions"]
     ms = (dec["frame_to_decision_s"] * 1000).dropna().tolist()
     e2e = dec["fill_to_decision_s"].dropna().tolist()
+    after_burst = []
+    if burst_at is not None:  # the decisions of the ten seconds after the burst left the server
+        near = dec[(dec["decided_wall"] >= burst_at) & (dec["decided_wall"] < burst_at + 10)]
+        after_burst = (near["frame_to_decision_s"] * 1000).dropna().tolist()
     process_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     cpu = float(final.get("cpu_s") or process_cpu)  # the loop's own, after its start-up
     frames = int(final.get("frames", 0))
     row = {
-        "case": f"live_{args.rate:g}_per_s" + ("_parse_all" if args.parse_all else ""),
+        "case": f"live_{args.rate:g}_per_s" + ("_parse_all" if args.parse_all else "")
+        + (f"_burst_{args.burst}" if args.burst else ""),
         "rate_per_s": args.rate, "seconds": args.seconds, "tracked_share": args.tracked_share,
         "parse_all": args.parse_all, "frames_sent": sent, "frames_seen": frames,
         "fills_seen": final.get("fills_seen"), "decisions": len(dec), "state": final.get("state"),
@@ -122,6 +141,8 @@ def main() -> None:
         "fill_to_decision_p50_s": round(percentile(e2e, 50), 2), "fill_to_decision_p99_s": round(percentile(e2e, 99), 2),
         "cpu_s": round(cpu, 2), "process_cpu_s": round(process_cpu, 2), "cpu_ms_per_1000_frames": round(1000 * cpu / frames * 1000, 1) if frames else None,
         "wall_s": round(wall, 1), "max_backlog": final.get("max_backlog"), "max_tick_ms": final.get("max_tick_ms"),
+        "burst": args.burst, "after_burst_decisions": len(after_burst),
+        "after_burst_p99_ms": round(percentile(after_burst, 99), 2) if after_burst else None,
         "pid": os.getpid(),
     }  # fmt: skip
     shutil.rmtree(tmp, ignore_errors=True)

@@ -30,6 +30,7 @@ LIVE_CASES = [
     ("bench_live.py", None, ["--rate", "50", "--seconds", "120"]),
     ("bench_live.py", None, ["--rate", "1000", "--seconds", "60"]),
     ("bench_live.py", None, ["--rate", "1000", "--seconds", "60", "--parse-all"]),
+    ("bench_live.py", None, ["--rate", "50", "--seconds", "60", "--burst", "10000"]),
 ]
 CASES = [
     ("bench_ingest.py", "sim_bulk", ["--scale", "10"]),
