@@ -198,7 +198,7 @@ def build_live_monitor(live_root: Path, coverage_min: float, budget_ms: float) -
             return dg.SkipReason(f"no live store at {path}: `whalecopy live` has not run here")
         try:
             events = monitor_events(path, coverage_min, budget_ms)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:  # pandas wraps the driver's errors
             return dg.SkipReason(f"the live store is not readable now: {exc}")
         return dg.SensorResult(asset_events=events)
 

@@ -154,6 +154,7 @@ class Decider:
         self.queue = DueQueue()
         self.late_legs = 0
         self.decided_keys: set[str] = set()  # every order decided in this process (late legs never re-decide)
+        self.moved: set[tuple[str, str]] = set()  # positions changed since the store last took them
         self._seed_marks()
 
     # -------------------------------------------------------------------------------------------- inputs
@@ -175,16 +176,16 @@ class Decider:
         self.watch |= set(wallets)
         self.tracked |= set(wallets)
 
-    def snap_update(self, snap: Snapshot) -> None:
+    def snap_update(self, snap: Snapshot) -> set[str]:
         """A new batch generation: its universe, scores and markets from now on; its flow and marks for the hours
-        and days it covers (the batch saw every fill); the positions of the wallets it adds to the universe. The
-        book goes on."""
+        and days it covers (the batch saw every fill); the positions of the wallets it adds to the universe
+        (returned). The book goes on."""
         old_tracked = set(self.tracked)
         self.snap = snap
         self.whales = {r["wallet"]: r for r in snap.whales.to_dict("records")}
         self.tracked = set(snap.tracked()) | self.watch
         for r in snap.markets.to_dict("records"):
-            if self.markets.get(r["token_id"]) != r:
+            if not _same(self.markets.get(r["token_id"]), r):
                 self.markets[r["token_id"]] = r
                 self.book.on_market(r["token_id"], _market_info(r))
         end_hour = snap.data_end_ts // 3600
@@ -197,6 +198,39 @@ class Decider:
         for w, t, u in snap.positions[["wallet", "token_id", "units"]].itertuples(index=False):
             if w not in old_tracked:
                 self.positions[(w, t)] = int(u)
+                self.moved.add((w, t))
+        return self.tracked - old_tracked
+
+    def sync_book_markets(self) -> int:
+        """Tell the book every market it knows differently (a restart replays the book of an older snapshot);
+        returns how many."""
+        n = 0
+        for token, r in self.markets.items():
+            info = _market_info(r)
+            if not _same(self.book.markets.get(token), info):
+                self.book.on_market(token, info)
+                n += 1
+        return n
+
+    def recent_fills_of(self, wallets: set[str]) -> list[dict]:
+        """The snapshot's recent fills of ``wallets`` (their shares since its positions were taken)."""
+        rows = self.snap.recent_fills
+        if rows.empty or not wallets:
+            return []
+        return rows[rows["proxy_wallet"].isin(wallets)].to_dict("records")
+
+    def _move(self, row: dict) -> None:
+        """A leg after its order was decided: the whale's position moves by it all the same."""
+        pos = (row["proxy_wallet"], row["asset"])
+        delta = exact_units(row["size"])
+        self.positions[pos] = self.positions.get(pos, 0) + (delta if row["side"] == "BUY" else -delta)
+        self.moved.add(pos)
+
+    def take_moved(self) -> dict[tuple[str, str], int]:
+        """The positions changed since the last call (the loop commits them with the tick)."""
+        out = {pos: self.positions.get(pos, 0) for pos in self.moved}
+        self.moved.clear()
+        return out
 
     def observe(self, row: dict, *, received_at: float, received_wall: float = math.inf, tracked: bool,
                 applied: bool = False) -> Order | None:  # fmt: skip
@@ -220,6 +254,7 @@ class Decider:
         order = self.orders.get(key)
         if order is None and key in self.decided_keys:
             self.late_legs += 1  # its order was decided and forgotten: stored, never decided twice
+            self._move(row)
             return None
         if order is None:
             order = self.orders[key] = Order(key, row["fill_key"], row["proxy_wallet"], token, row["condition_id"],
@@ -227,6 +262,7 @@ class Decider:
             self.queue.push(ts + self.latency, 0 if row["side"] == "BUY" else 1, row["fill_key"], order)
         elif order.decided:
             self.late_legs += 1  # a leg after its order was decided: stored, never decided twice
+            self._move(row)
         order.legs.append(row)
         order.fill_key = min(order.fill_key, row["fill_key"])
         order.ts = min(order.ts, ts)
@@ -254,6 +290,7 @@ class Decider:
                 signed = leg["size"] if leg["side"] == "BUY" else -leg["size"]
                 o.shares_before = units_to_float(after) - signed
             self.positions[pos] = after
+            self.moved.add(pos)
         first_live = self.start_day * DAY
         for o in ready:
             if o.ts + self.latency < first_live:
@@ -419,6 +456,26 @@ class Decider:
     def on_market(self, token: str, row: dict) -> None:
         self.markets[token] = {**self.markets.get(token, {}), **row}
         self.book.on_market(token, _market_info(self.markets[token]))
+
+
+def _same(a, b) -> bool:
+    """Equal, with NaN equal to NaN (a market's missing payout or resolution)."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return (
+            isinstance(b, tuple) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    try:
+        return bool(a == b)
+    except TypeError:  # pd.NA against a value
+        return False
 
 
 def _market_info(r: dict) -> paper.MarketInfo:

@@ -46,7 +46,7 @@ from . import model, snapshot
 from .decider import DAY, Decider, Order, Snapshot
 from .poller import Poller
 from .rtds import RtdsClient
-from .store import Commit, Store, StoreError
+from .store import Commit, Store
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class LiveConfig:
     fast_validation: bool = True  # False: every frame through parse_trades (the benchmark's comparison)
     json_status: bool = False
     speed: float = 1.0  # market seconds per wall second (the simulated market replays faster)
+    stop_wait_s: float = 30.0  # on SIGINT/SIGTERM, how long the tick in flight may take to commit
 
     @property
     def store_path(self) -> Path:
@@ -233,16 +234,18 @@ class LiveLoop:
         self.poll_errors_recent = 0
         self.reconcile = asyncio.Event()
         self.recover: set[str] = set()
+        self.poll_first: list[str] = []  # the wallets a new universe adds: their gap since the batch is known
         self.generation: str | None = None
         self.ending = False  # the simulated feed sent its end: stop once nothing in it is left unproven
         self.replay_through: float | None = None  # the replay's fills end here: later ones do not exist yet
         self.polls_by_wallet: dict[str, int] = {}
+        self._fill_decision: dict[int, str] = {}  # this tick's mirrored-sell paper fills -> their decision
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _open(self) -> None:
         cfg = self.cfg
-        self.store = Store(cfg.store_path)
         snap = snapshot.load(cfg.snapshot_root)
+        self.store = Store(cfg.store_path)
         self.generation = snap.meta["generation"]
         restarted = self.store.state("start_day") is not None
         start_day = self.store.state("start_day", snap.start_day)
@@ -257,9 +260,6 @@ class LiveLoop:
         if restarted:
             self._restore(snap, commit, now)
         else:
-            # the book's first inputs: markets, the snapshot's marks
-            commit.book_log = list(self.decider.book.log)
-            self.decider.book.log.clear()
             for row in snap.recent_fills.to_dict("records"):
                 row["source"] = "snapshot"
                 self._observe(
@@ -271,12 +271,16 @@ class LiveLoop:
         self.coverage.boundary.update(bounds)
         for e in events:
             self._loss(e, commit)
+        if restarted and self.store.state("generation") != self.generation:
+            self._close_covered(snap, commit, now)
         commit.state.update(
             start_day=self.decider.start_day, generation=self.generation, day=self.decider.day
         )
         commit.boundaries.update(bounds)
+        commit.book_log = list(self.decider.book.log)
+        self.decider.book.log.clear()
+        commit.positions.update(self.decider.take_moved())
         self.store.commit(commit)
-        self.rr = model.RoundRobin(self.decider.tracked)
         self.poller = Poller(cfg.data_url, cfg.clob_url, cfg.gamma_url, clock=self.clock, speed=cfg.speed,
                              share=cfg.poll_share, page_limit=cfg.poll_page, timeout_s=cfg.http_timeout_s,
                              max_attempts=cfg.http_max_attempts, cache_buster=cfg.cache_buster)  # fmt: skip
@@ -309,14 +313,15 @@ class LiveLoop:
         d.day = int(st.state("day", d.start_day))
         pending = st.rows("SELECT * FROM fills WHERE decision_key NOT IN (SELECT decision_key FROM decisions) "
                           "ORDER BY received_at, ts")  # fmt: skip
-        for f in st.rows("SELECT identity, ts FROM fills WHERE ts >= ?", [now - self.cfg.dedupe_horizon_s]):
-            self.seen.add(tuple(f["identity"].split("|")), f["ts"])
+        for f in st.rows("SELECT * FROM fills WHERE ts >= ?", [now - self.cfg.dedupe_horizon_s]):
+            self.seen.add(model.identity(_stored_row(f)), f["ts"])
         for f in pending:
-            row = {"proxy_wallet": f["wallet"], "side": f["side"], "asset": f["token_id"],
-                   "condition_id": f["condition_id"], "size": f["size"], "price": f["price"], "ts": f["ts"],
-                   "outcome_index": f["outcome_index"], "transaction_hash": f["transaction_hash"],
-                   "fill_key": int(f["fill_key"]), "source": f["source"]}  # fmt: skip
-            d.observe(row, received_at=f["received_at"], tracked=True, applied=True)
+            d.observe(_stored_row(f), received_at=f["received_at"], tracked=True, applied=True)
+        for r in st.rows("SELECT * FROM loss_events WHERE closed_at IS NULL ORDER BY id"):
+            self.coverage.add_loss(model.LossEvent(r["reason"], r["start_ts"], r["end_ts"], r["detail"] or "",
+                                                   tuple(w for w in (r["wallets"] or "").split(",") if w),
+                                                   r["opened_at"]))  # fmt: skip
+        d.sync_book_markets()  # the replayed book knew an older snapshot's markets
         last_clock = st.state("clock")
         self.market.saw(st.state("feed_ts", -math.inf))
         if last_clock is not None and now > last_clock:
@@ -357,14 +362,20 @@ class LiveLoop:
 
     async def _poll_task(self) -> None:
         """Reconciliation: a pass over every tracked wallet at start, after every reconnect or watchdog trip (the
-        gap's wallets first), and every ``poll_every_s``; one wallet per request, paced by the client's bucket."""
+        least covered first), when a new universe arrives (the wallets it adds first) and every ``poll_every_s``;
+        one wallet per request, paced by the client's bucket."""
         cfg = self.cfg
         next_pass = -math.inf
         todo: list[str] = []
         while not self.stop.is_set():
             if self.reconcile.is_set() or self.clock() >= next_pass:
                 self.reconcile.clear()
-                todo = sorted(self.decider.tracked, key=lambda w: self.coverage.boundary.get(w, 0.0))
+                first = [w for w in dict.fromkeys(self.poll_first) if w in self.decider.tracked]
+                self.poll_first.clear()
+                rest = sorted(
+                    self.decider.tracked - set(first), key=lambda w: self.coverage.boundary.get(w, 0.0)
+                )
+                todo = first + rest
                 next_pass = self.clock() + cfg.poll_every_s
                 lag = await asyncio.to_thread(self.poller.lag)
                 if lag is not None:
@@ -527,6 +538,12 @@ class LiveLoop:
                     self.rtds_ok = False
                     start = self.market.feed_ts if math.isfinite(self.market.feed_ts) else now
                     self.coverage.open_gap(start, name)
+                elif name == "handler_error":
+                    print(
+                        f"whalecopy live: a frame's handler failed: {info.get('error')}",
+                        file=self.out,
+                        flush=True,
+                    )
             elif kind == "snapshot":
                 self._reload(item[1], commit, now)
         if records:
@@ -537,6 +554,7 @@ class LiveLoop:
         commit.state.update(clock=now, feed_ts=self.market.feed_ts if math.isfinite(self.market.feed_ts) else None,
                             day=d.day, generation=self.generation)  # fmt: skip
         self._book_outputs(commit)
+        commit.positions.update(d.take_moved())
         self.store.commit(commit)
         self._emit(commit)
         st.state = model.loop_state(fatal=self.fatal is not None, open_losses=len(self.coverage.open_losses()),
@@ -569,25 +587,38 @@ class LiveLoop:
             if source.startswith("rtds"):
                 self.market.saw(row["ts"])
                 frames.arrivals.append((row["ts"], perf))
-            if not self.seen.add(key, row["ts"]):
+            first = self.seen.add(key, row["ts"])
+            if not first and row["proxy_wallet"] not in d.tracked:
                 st.duplicates += 1
-                if row["proxy_wallet"] in d.tracked:
-                    commit.fill_sources.append((_identity_text(row), source))
                 continue
+            # a tracked wallet's repeat is a duplicate only if the store has it: one seen before its wallet was
+            # tracked (a universe that grew) is its fill all the same, its flow already counted
             fresh.append(row)
-            fresh_meta.append((source, perf))
+            fresh_meta.append((source, perf, not first))
         if not fresh:
             return
         tracked_ids = [_identity_text(r) for r in fresh if r["proxy_wallet"] in d.tracked]
         known = self.store.known_identities(tracked_ids) if tracked_ids else set()
-        for row, (source, perf) in zip(fresh, fresh_meta, strict=True):
+        known |= self._tick_identities(commit)
+        for row, (source, perf, repeat) in zip(fresh, fresh_meta, strict=True):
             row["fill_key"], row["source"] = model.fill_key(row), source
-            if row["proxy_wallet"] in d.tracked and _identity_text(row) in known:
-                st.duplicates += 1
-                continue
-            st.fills_seen += 1
-            self._observe(row, commit, received_at=self._market_at(perf, now, tick_perf), perf=perf)
+            if row["proxy_wallet"] in d.tracked:
+                text = _identity_text(row)
+                if text in known:
+                    st.duplicates += 1
+                    commit.fill_sources.append((text, source))
+                    continue
+                known.add(text)
+            st.fills_seen += not repeat
+            self._observe(
+                row, commit, received_at=self._market_at(perf, now, tick_perf), perf=perf, applied=repeat
+            )
         self.seen.forget_before(self.market.now(now))
+
+    @staticmethod
+    def _tick_identities(commit: Commit) -> set[str]:
+        """The tracked fills this tick has stored already (not yet in the store)."""
+        return {f["identity"] for f in commit.fills}
 
     async def _release(self, commit: Commit, now: float, frames: _Frames, tick_perf: float) -> None:
         """Release what market time has settled, closing each day as it ends."""
@@ -669,6 +700,8 @@ class LiveLoop:
             "frame_to_decision_s": done - trigger, "fill_to_decision_s": now - order.ts, "late": int(late),
         }  # fmt: skip
         commit.decisions.append(record)
+        if fill and order.side == "SELL":
+            self._fill_decision[id(fill)] = record["decision_key"]  # the mirrored sell's intent names it
         self.status.decisions += 1
         self.status.copied += int(bool(dec["copied"]) and order.side == "BUY")
         self.decide_ms.add(1000 * (done - trigger))
@@ -701,8 +734,7 @@ class LiveLoop:
             known_ts = _num((known or {}).get("resolved_ts"))
             if known is None or not resolved or known_ts is not None:
                 continue  # unknown, unresolved, or already known resolved
-            closed = m.get("closedTime")
-            ts = pd.Timestamp(closed).timestamp() if closed else self.clock()
+            ts = _closed_ts(m.get("closedTime")) or self.clock()
             self.decider.on_market(token, {"resolved_ts": ts, "payout": price})
 
     def _book_outputs(self, commit: Commit) -> None:
@@ -732,14 +764,19 @@ class LiveLoop:
                                   "shares": [f["shares"] for f in orders], "price": [f["price"] for f in orders],
                                   "copied_wallet": [wallets.get(str(f["key"])) for f in orders]})  # fmt: skip
             keys = {str(r["fill_key"]): r["decision_key"] for r in commit.decisions}
-            for it, f in zip(intents_frame(frame).to_dict("records"), orders, strict=True):
-                it["decision_key"] = keys.get(it["intent_id"].split("-")[0], "")
+            for it, f in zip(intents_frame(frame, taken=self.store.intents_with_base).to_dict("records"), orders,
+                             strict=True):  # fmt: skip
+                # an entry's decision is its whale order's; a mirrored sell's, the sell's; a stop's or a time exit's,
+                # none (the book's own)
+                it["decision_key"] = (keys.get(it["intent_id"].split("-")[0], "") if f["kind"] == "entry"
+                                      else self._fill_decision.get(id(f), ""))  # fmt: skip
                 it["emitted_at"] = None
                 commit.intents.append(it)
                 commit.alerts.append({"seq": self.store.next_seq("alerts"), "day": f["day"], "kind": f"intent_{f['kind']}",
                                       "message": f"{it['side']} {it['shares']:g} shares of {it['token_id']} at "
                                       f"{it['limit_price']:.3f} (copying {it['copied_wallet']}): {it['intent_id']}"})  # fmt: skip
             self.status.intents += len(orders)
+        self._fill_decision.clear()
 
     def _write_intents(self, intents: list[dict]) -> None:
         if not intents:
@@ -770,22 +807,38 @@ class LiveLoop:
                   file=self.out, flush=True)  # fmt: skip
             return
         d = self.decider
-        d.snap_update(snap)
+        added = d.snap_update(snap)
         self.generation = generation
         self.status.snapshot = generation
+        for w in set(self.coverage.boundary) - d.tracked:  # no longer tracked: nothing to prove for it
+            del self.coverage.boundary[w]
         new = sorted(d.tracked - set(self.coverage.boundary))
         self.coverage.track(new, snap.data_end_ts)
-        self.rr.update(d.tracked)
+        commit.boundaries.update({w: self.coverage.boundary[w] for w in new})
+        # what the batch holds of the wallets it adds, since their positions were taken: their fills now
+        rows = d.recent_fills_of(added)
+        known = self.store.known_identities([_identity_text(r) for r in rows]) if rows else set()
+        for row in rows:
+            if _identity_text(row) not in known:
+                self._observe({**row, "source": "snapshot"}, commit, received_at=now, perf=time.perf_counter(),
+                              applied=True)  # fmt: skip
         self.status.tracked_wallets = len(d.tracked)
-        for e in self.coverage.close_losses_through(snap.data_end_ts, now, f"batch snapshot {generation}"):
+        self._close_covered(snap, commit, now)
+        self.poll_first.extend(new)
+        self.reconcile.set()
+
+    def _close_covered(self, snap: Snapshot, commit: Commit, now: float) -> None:
+        """The loss events a batch snapshot's data covers are closed: the batch holds those fills."""
+        by = f"batch snapshot {snap.meta['generation']}"
+        for e in self.coverage.close_losses_through(snap.data_end_ts, now, by):
             rows = self.store.rows("SELECT id FROM loss_events WHERE reason = ? AND start_ts = ? AND closed_at IS NULL",
                                    [e.reason, e.start_ts])  # fmt: skip
             for r in rows:
                 commit.losses_closed.append({"id": r["id"], "closed_at": now, "closed_by": e.closed_by})
-        self.reconcile.set()
 
     # ------------------------------------------------------------------------------------------------ run
     async def _process(self) -> None:
+        """One tick at a time until ``stop``: a tick is never cut short (``run`` waits for the one in flight)."""
         while not self.stop.is_set():
             item = await self.queue.get()
             # a millisecond for the socket readers to hand over what has already arrived: a burst is one tick
@@ -800,15 +853,18 @@ class LiveLoop:
             t0 = time.perf_counter()
             try:
                 await self._handle(items)
-                self.status.max_tick_ms = max(self.status.max_tick_ms, 1000 * (time.perf_counter() - t0))
-            except StoreError as exc:
-                self.fatal = str(exc)
+            # the store or the engine failed: stop rather than decide on a torn state
+            except Exception as exc:
+                self.fatal = f"{type(exc).__name__}: {exc}"
                 self.status.state = model.FAILED
                 self.stop.set()
                 raise
+            self.status.max_tick_ms = max(self.status.max_tick_ms, 1000 * (time.perf_counter() - t0))
 
     async def run(self, until_ts: float | None = None, install_signals: bool = True) -> model.Status:
-        """Run until SIGINT/SIGTERM, ``stop`` is set, or market time passes ``until_ts``."""
+        """Run until SIGINT/SIGTERM, ``stop`` is set, or market time passes ``until_ts``. On the way out the tick
+        in flight finishes (within ``stop_wait_s``), then what is queued is handled in one last tick; a tick that
+        cannot finish is abandoned uncommitted, as after a crash (a restart resumes from the store)."""
         cfg = self.cfg
         with hold_lock(cfg.lock_path):
             self._open()
@@ -820,32 +876,53 @@ class LiveLoop:
                         loop.add_signal_handler(sig, self.stop.set)
             rtds = RtdsClient(cfg.rtds_url, self._on_frame, self._on_event, ping_s=cfg.ping_wall_s,
                               watchdog_s=cfg.watchdog_wall_s)  # fmt: skip
-            tasks = [asyncio.create_task(t) for t in (rtds.run(self.stop), self._poll_task(), self._snapshot_task(),
-                                                      self._tick_task(), self._status_task(), self._process())]  # fmt: skip
+            sources = [asyncio.create_task(t) for t in (rtds.run(self.stop), self._poll_task(), self._snapshot_task(),
+                                                        self._tick_task(), self._status_task())]  # fmt: skip
+            processor = asyncio.create_task(self._process())
             self.reconcile.set()
             try:
                 while not self.stop.is_set():
                     await asyncio.sleep(0.05)
                     if until_ts is not None and self.clock() >= until_ts:
                         break
-                    failed = [t for t in tasks if t.done() and t.exception() is not None]
+                    failed = [t for t in [*sources, processor] if t.done() and t.exception() is not None]
                     if failed:
                         raise failed[0].exception()
             finally:
                 self.stop.set()
-                for t in tasks:
+                for t in sources:
                     t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                if self.fatal is None:
-                    left = [("tick",)]
-                    while not self.queue.empty():
-                        left.append(self.queue.get_nowait())
-                    with contextlib.suppress(StoreError):
+                await asyncio.gather(*sources, return_exceptions=True)
+                finished = await self._finish(processor)
+                try:
+                    if finished and self.fatal is None:
+                        left = [("tick",)]
+                        while not self.queue.empty():
+                            left.append(self.queue.get_nowait())
                         await self._handle(left)
-                self.poller.close()
-                self.store.close()
+                except Exception as exc:
+                    self.fatal = f"{type(exc).__name__}: {exc}"
+                    self.status.state = model.FAILED
+                finally:
+                    self.poller.close()
+                    self.store.close()
+            if self.fatal is not None:
+                print(f"whalecopy live: failed: {self.fatal}", file=self.out, flush=True)
             self.print_status()
         return self.status
+
+    async def _finish(self, processor: asyncio.Task) -> bool:
+        """Let the tick in flight commit; True when it did (or none was in flight)."""
+        if not processor.done():
+            self.queue.put_nowait(("tick",))  # wake it if it waits for an item
+            done, _ = await asyncio.wait({processor}, timeout=self.cfg.stop_wait_s)
+            if not done:
+                processor.cancel()
+                await asyncio.gather(processor, return_exceptions=True)
+                print(f"whalecopy live: the tick in flight did not finish within {self.cfg.stop_wait_s:g} s: left "
+                      "uncommitted (a restart resumes from the store)", file=self.out, flush=True)  # fmt: skip
+                return False
+        return processor.cancelled() or processor.exception() is None
 
 
 class _Log:
@@ -866,7 +943,21 @@ def _num(v):
     return f if math.isfinite(f) else None
 
 
-def _info(r: dict) -> paper.MarketInfo:
-    from .decider import _market_info
+def _closed_ts(value) -> float | None:
+    """Gamma's ``closedTime`` as epoch seconds (None when absent or unreadable: the loop's clock stands in)."""
+    if not value:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if ts is pd.NaT:
+        return None
+    return (ts if ts.tzinfo else ts.tz_localize("UTC")).timestamp()
 
-    return _market_info(r)
+
+def _stored_row(f: dict) -> dict:
+    """A stored fill as the ``raw.trades``-shaped row it was made from."""
+    return {"proxy_wallet": f["wallet"], "side": f["side"], "asset": f["token_id"], "condition_id": f["condition_id"],
+            "size": f["size"], "price": f["price"], "ts": f["ts"], "outcome_index": f["outcome_index"],
+            "transaction_hash": f["transaction_hash"], "fill_key": int(f["fill_key"]), "source": f["source"]}  # fmt: skip

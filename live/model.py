@@ -43,7 +43,6 @@ TRADE_SHAPE = ("proxyWallet", "transactionHash", "asset", "side", "size", "price
 
 #: the loop's states (polymarket-insider-tracker's, polymarket_realtime.md §4)
 RUNNING, DEGRADED, POSSIBLE_DATA_LOSS, FAILED = "running", "degraded", "possible-data-loss", "failed"
-STATES = (RUNNING, DEGRADED, POSSIBLE_DATA_LOSS, FAILED)
 
 #: the stage a live decision reached (``live.decisions.stage_reached``)
 DECISION_STAGES = ("whale", "trade", "portfolio", "copied", "skipped_stale", "exit", "not_held")
@@ -461,44 +460,6 @@ def start_coverage(
                                 f"{horizon_s:g}-second horizon; the next batch sync holds their fills",
                                 tuple(sorted(late)), now))  # fmt: skip
     return out, events
-
-
-# ------------------------------------------------------------------------------------------------ pacing
-
-
-class RoundRobin:
-    """Which tracked wallet to poll next: every wallet in turn, so a long list is covered at a bounded rate."""
-
-    def __init__(self, wallets: Iterable[str] = ()):
-        self._queue: deque[str] = deque()
-        self._members: set[str] = set()
-        self.update(wallets)
-
-    def update(self, wallets: Iterable[str]) -> None:
-        wanted = set(wallets)
-        self._queue = deque([w for w in self._queue if w in wanted] + sorted(wanted - self._members))
-        self._members = wanted
-
-    def next(self) -> str | None:
-        if not self._queue:
-            return None
-        w = self._queue.popleft()
-        self._queue.append(w)
-        return w
-
-    def first(self, wallet: str) -> None:
-        """Poll ``wallet`` next (a wallet whose gap needs proof jumps the queue)."""
-        if wallet in self._members:
-            self._queue.remove(wallet)
-            self._queue.appendleft(wallet)
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-
-def poll_interval(budget_per_10s: float, share: float = 0.5) -> float:
-    """Seconds between polls to stay at ``share`` of the documented limit (200 ``/trades`` requests per 10 s)."""
-    return 10.0 / (budget_per_10s * share)
 
 
 # ------------------------------------------------------------------------------------------------ latency

@@ -21,9 +21,18 @@ from typing import Any
 
 import httpx
 
-from assets.ingest.http import ApiClient, PolymarketError, RetryPolicy
+from assets.ingest.http import (
+    CLOB_LIMITS,
+    DATA_API_LIMITS,
+    GAMMA_LIMITS,
+    ApiClient,
+    PolymarketError,
+    RetryPolicy,
+)
 
-TRADES_LIMIT = 200  # /trades: requests per 10 s (documented)
+
+def _share(limits: dict[str, int], share: float) -> dict[str, int]:
+    return {prefix: max(1, int(n * share)) for prefix, n in limits.items()}
 
 
 class Poller:
@@ -36,9 +45,10 @@ class Poller:
         # speed the simulated market replays at
         retry = RetryPolicy(max_attempts=max_attempts, base_s=0.5, cap_s=10.0)
         kw = dict(transport=transport, retry=retry, timeout_s=timeout_s)
-        self.data = ApiClient(data_url, limits={"/trades": int(TRADES_LIMIT * share), "": 500}, **kw)
-        self.clob = ApiClient(clob_url, limits={"": 4000}, **kw)
-        self.gamma = ApiClient(gamma_url, limits={"": 1000}, **kw)
+        # a share of every documented limit: the batch may be calling the same APIs from this machine
+        self.data = ApiClient(data_url, limits=_share(DATA_API_LIMITS, share), **kw)
+        self.clob = ApiClient(clob_url, limits=_share(CLOB_LIMITS, share), **kw)
+        self.gamma = ApiClient(gamma_url, limits=_share(GAMMA_LIMITS, share), **kw)
 
     def close(self) -> None:
         for c in (self.data, self.clob, self.gamma):

@@ -36,6 +36,7 @@ def live_config(settings: Settings, **overrides) -> LiveConfig:
         gamma_url=settings.gamma_api_url, clob_url=settings.clob_api_url, watchlist=settings.live_watchlist,
         max_fill_age_s=settings.live_max_fill_age_s, horizon_s=settings.live_horizon_s,
         poll_every_s=settings.live_poll_every_s, http_timeout_s=settings.http_timeout_s,
+        http_max_attempts=settings.http_max_attempts,
     )  # fmt: skip
     return dataclasses.replace(cfg, **overrides)
 
@@ -110,7 +111,8 @@ async def run_simulated(settings: Settings, *, days: float, speed: float, json_s
         stats = loop.poller.data.stats
         loop.sim = {"rtds_frames_sent": rtds.sent, "cdn_hits": transport.cdn_hits, "start": start, "end": end,
                     "requests": stats.requests, "retries": stats.retries, "throttled": stats.throttled,
-                    "slept_s": stats.slept_s, "http": lb, "bursts_sent_at": list(rtds.bursts_sent_at)}  # fmt: skip
+                    "slept_s": stats.slept_s, "http": lb, "bursts_sent_at": list(rtds.bursts_sent_at),
+                    "rtds_drops": rtds.dropped, "synthetic_frames_sent": rtds.synthetic_sent}  # fmt: skip
     status.sim = loop.sim  # type: ignore[attr-defined]
     return status
 
@@ -234,7 +236,6 @@ def demo(
         return s
     for f in ("live.sqlite", "live.sqlite-wal", "live.sqlite-shm", "intents.jsonl"):
         (s.live_root / f).unlink(missing_ok=True)  # the demo starts its book afresh
-    shutil.rmtree(s.live_root / "tmp", ignore_errors=True)
     print(f"whalecopy live-demo: {days:g} simulated days live at {speed:g}x on loopback (RTDS websocket, Data API, "
           f"CLOB, Gamma on 127.0.0.1)", file=out, flush=True)  # fmt: skip
     status = asyncio.run(run_simulated(s, days=days, speed=speed, out=out))

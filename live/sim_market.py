@@ -421,17 +421,6 @@ class RtdsServer:
 # ------------------------------------------------------------------------------------------------ all of it
 
 
-@dataclass
-class SimMarket:
-    clock: SimClock
-    rtds: RtdsServer
-    transport: LiveTransport
-    data_url: str
-    gamma_url: str
-    clob_url: str
-    http: object  # the loopback servers (sim_server.Loopback)
-
-
 @contextmanager
 def http_servers(world: SimWorld, clock: SimClock, delays: Delays = Delays(), data: Faults | None = None,
                  cdn: bool = True):  # fmt: skip

@@ -8,8 +8,9 @@ new generation when a batch completes. Neither process waits on the other.
 
 A generation holds (``live/decider.py:Snapshot``): the run's strategy config and fee, the whales (every scored
 wallet's latest score, quarantine state and volatility; ``tracked`` marks the whale universe), every token's
-market, the flow of the last 168 hours (exact), the marks of the last 45 days, the tracked wallets' positions and
-the fills and prints of the last minutes (orders due after the data's end are decided live).
+market, the exact hourly flow of the last 169 hours (an order's flow is the 168 whole hours before its hour, and
+the orders of the data's last hour are decided live), the marks of the last 45 days, the tracked wallets'
+positions and the fills and prints of the last minutes (orders due after the data's end are decided live).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.signal.assets import FLOW_HOURS, ORDERS_SQL, TOKEN_DAYS_SQL, TOKEN_HOURS_SQL, WHALE_RETURNS_SQL
+from assets.signal.assets import FLOW_HOURS, TOKEN_DAYS_SQL, TOKEN_HOURS_SQL, WHALE_RETURNS_SQL
 from assets.signal.model import score_day
 from assets.size import model as size
 from assets.strategy import StrategyConfig
@@ -142,7 +143,6 @@ def build_frames(
         "fidelity_minutes": int(round(float(fidelity) / 60)) if fidelity else 1440,
         "strategy": strategy.model_dump(),
         "tracked": int(whales["tracked"].sum()),
-        "orders_sql": ORDERS_SQL.strip().splitlines()[0],  # the grain the live loop decides on
     }
     return meta, frames
 

@@ -4,7 +4,8 @@ Why not the DuckDB warehouse: DuckDB allows one writing process, and while one h
 read it. The live loop commits a decision every few milliseconds for days on end, and the batch, the Dagster
 sensor and the dashboard must read while it runs. SQLite in WAL mode gives exactly that: one writer, readers that
 never block it nor wait on it. The sync copies these tables into the warehouse (``live.*``) for SQL next to the
-rest; ``whalecopy live --status`` and the sensor read them here.
+rest (``live.assets.LIVE_TABLES``: fills, decisions, intents, paper_fills, nav, alerts, loss_events);
+``whalecopy live --status`` and the sensor read them here.
 
 Every tick of the loop is one transaction (``Commit``): the new fills, the decisions and the order intents they
 make, the book's inputs (to rebuild it after a crash), the feed's aggregates, positions and boundaries. The
@@ -93,10 +94,6 @@ CREATE TABLE IF NOT EXISTS positions (wallet TEXT, token_id TEXT, units TEXT, PR
 CREATE TABLE IF NOT EXISTS book_log (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL);
 """
 
-#: the tables the warehouse imports (``live.<name>``) and the dashboard reads
-PUBLIC_TABLES = ("fills", "decisions", "intents", "paper_fills", "nav", "alerts", "loss_events", "boundaries",
-                 "rejected")  # fmt: skip
-
 
 class StoreError(RuntimeError):
     """The live store cannot be written: the loop stops (state ``failed``) rather than decide without it."""
@@ -164,7 +161,7 @@ class Store:
         row = self.con.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
         return json.loads(row[0]) if row else default
 
-    def rows(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+    def rows(self, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, list(params))
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
@@ -177,6 +174,11 @@ class Store:
             q = f"SELECT identity FROM fills WHERE identity IN ({','.join('?' * len(chunk))})"
             out |= {r[0] for r in self.con.execute(q, chunk).fetchall()}
         return out
+
+    def intents_with_base(self, base: str) -> int:
+        """How many intents have the id ``base`` or a numbered repeat of it (``base-2``, ...)."""
+        q = "SELECT count(*) FROM intents WHERE intent_id = ? OR intent_id GLOB ?"
+        return int(self.con.execute(q, [base, f"{base}-[0-9]*"]).fetchone()[0])
 
     def decided(self) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT decision_key FROM decisions").fetchall()}

@@ -25,7 +25,14 @@ pytestmark = pytest.mark.reliability
 
 START = FIRST_LIVE_DAY * 86_400
 H = 3600
-FAST = {"watchdog_wall_s": 1.0, "ping_wall_s": 0.3, "poll_share": 5.0, "horizon_s": 86_400.0}
+# at 1,200x a wall second of backoff is twenty minutes of market: fewer attempts keep the retries within the replay
+FAST = {
+    "watchdog_wall_s": 1.0,
+    "ping_wall_s": 0.3,
+    "poll_share": 5.0,
+    "horizon_s": 86_400.0,
+    "http_max_attempts": 4,
+}
 
 
 def tape_fills(settings, tracked: set[str], lo: int, hi: int) -> set[tuple]:
@@ -81,12 +88,11 @@ def test_a_messy_feed_loses_nothing_and_stores_every_fill_once(live_batch, tmp_p
     assert sources.str.contains("rtds_trades,rtds_orders_matched|rtds_orders_matched,rtds_trades").any()
     assert sources.str.contains("rtds_unlabelled").any()  # routed by the payload's shape
     assert sources.str.contains("poll").any() and (sources == "poll").any()  # the stall's fills came by poll
-    assert status.reconnects >= 2 and status.duplicates > 0
+    assert status.sim["rtds_drops"] == 1 and status.reconnects >= 2 and status.duplicates > 0  # stall + 1006
     decided = set(live["decisions"]["decision_key"])
     assert decided <= set(fills["decision_key"]) and not live["decisions"]["decision_key"].duplicated().any()
-    assert (
-        set(fills.loc[fills["source"] != "snapshot", "decision_key"]) <= decided
-    )  # every order decided, once
+    # every order decided, once
+    assert set(fills.loc[fills["source"] != "snapshot", "decision_key"]) <= decided
     # the two late BUYs were seen long after their fills and not bought
     late_keys = {(world.tx_hash[t.tx[r]], wallets[r]) for r in late_rows}
     dec = live["decisions"]
@@ -130,17 +136,19 @@ def test_an_outage_longer_than_the_horizon_is_a_recorded_loss(live_batch, tmp_pa
     ).any()  # the outage's fills came back by poll
 
 
-def test_a_burst_of_ten_thousand_frames_leaves_no_backlog_past_the_budget(live_batch, tmp_path):
-    """10,000 frames at once (untracked wallets): processed within two seconds, and the decisions after it are
-    back under the 50 ms budget from frame to commit."""
+def test_a_burst_of_ten_thousand_frames_is_absorbed_whole_and_the_loop_catches_up(live_batch, tmp_path):
+    """10,000 frames at once (untracked wallets): every one handled, nothing rejected or lost, every tracked order
+    after it decided once and on time (not late), the loop still running. How long the burst takes is measured in
+    ``bench/bench_live.py --burst 10000``, not here."""
     settings = fresh_copy(live_batch, tmp_path / "w")
     faults = RtdsFaults(bursts=[10_000])
     status = run_live(settings, days=1 / 24, speed=300, faults=faults, config=FAST)
-    assert status.fills_seen >= 10_000 and status.max_tick_ms < 2000
-    (burst_at,) = status.sim["bursts_sent_at"]
-    dec = read_store(settings.live_root / "live.sqlite")["decisions"]
-    after = dec[dec["decided_wall"] > burst_at + 2.0]
-    assert len(after) > 0 and (after["frame_to_decision_s"] < 0.050).all()
+    assert status.sim["bursts_sent_at"] and status.fills_seen >= 10_000 and status.rejected == 0
+    assert status.state == "running" and status.open_losses == 0 and status.pending == 0
+    live = read_store(settings.live_root / "live.sqlite")
+    fills, dec = live["fills"], live["decisions"]
+    assert set(fills.loc[fills["source"] != "snapshot", "decision_key"]) <= set(dec["decision_key"])
+    assert len(dec) > 0 and not dec["decision_key"].duplicated().any() and (dec["late"] == 0).all()
 
 
 def test_the_cache_buster_avoids_the_cdns_old_body_on_real_sockets(live_batch, tmp_path):

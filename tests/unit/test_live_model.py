@@ -242,16 +242,6 @@ def test_the_state_is_the_worst_thing_true(kw, state):
     assert model.loop_state(**kw) == state
 
 
-def test_round_robin_covers_every_wallet_and_a_gap_wallet_jumps_the_queue():
-    rr = model.RoundRobin(["c", "a", "b"])
-    assert [rr.next() for _ in range(4)] == ["a", "b", "c", "a"]
-    rr.first("c")
-    assert rr.next() == "c"
-    rr.update(["a", "d"])
-    assert sorted(rr.next() for _ in range(2)) == ["a", "d"]
-    assert model.poll_interval(200, 0.5) == 0.1  # 100 of /trades' 200 requests per 10 s
-
-
 def test_percentiles_are_numpys():
     xs = [random.Random(1).random() for _ in range(101)]
     for q in (50, 90, 99):
