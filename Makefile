@@ -30,8 +30,14 @@ demo: $(STAMP)
 live-demo: $(STAMP)
 	$(VENV)/bin/whalecopy live-demo
 
+# Two parts: every test but the live loop's in TEST_WORKERS processes (a test file per worker, so a module's
+# fixtures are built once), then the live loop's own (marked serial: it runs in accelerated real time, and a
+# neighbour's load would move its clock) alone. The dbt manifest is prepared first, so no two workers parse it.
+TEST_WORKERS ?= 2
 test: $(STAMP) chromium
-	$(PY) -m pytest -q
+	$(PY) -c "from assets.transform.project import prepare_manifest; prepare_manifest()"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -m serial
 
 # Debian's chromium for the report's headless-browser test; where apt-get cannot install it the test is skipped.
 chromium:

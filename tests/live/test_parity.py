@@ -15,12 +15,15 @@ from datetime import date
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from assets.paper.assets import paper_run
 from assets.paper.intents import intents_frame
 from assets.strategy import StrategyConfig
 from live.assets import read_store
 from tests.live.world import FIRST_LIVE_DAY, LOOSE, build_batch, fresh_copy, run_live
+
+pytestmark = pytest.mark.serial  # the live loop in accelerated real time: not beside other tests
 
 WEEK = (FIRST_LIVE_DAY, FIRST_LIVE_DAY + 6)
 

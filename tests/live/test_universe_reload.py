@@ -12,11 +12,14 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from live import snapshot
 from live.assets import read_store
 from tests.live.world import FIRST_LIVE_DAY, fresh_copy, run_live
 from tests.reliability.test_live_faults import stored_fills, tape_fills
+
+pytestmark = pytest.mark.serial  # the live loop in accelerated real time: not beside other tests
 
 START, H = FIRST_LIVE_DAY * 86_400, 3600
 

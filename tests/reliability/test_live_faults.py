@@ -21,7 +21,7 @@ from live.run import sim_world
 from live.sim_market import RtdsFaults, SimClock, http_servers
 from tests.live.world import FIRST_LIVE_DAY, fresh_copy, run_live
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.serial]  # wall-clock: not beside other tests
 
 START = FIRST_LIVE_DAY * 86_400
 H = 3600

@@ -22,7 +22,7 @@ from live.sim_market import SimClock, http_servers, start_rtds
 from tests.live.world import FIRST_LIVE_DAY, fresh_copy
 from tests.reliability.test_live_faults import stored_fills, tape_fills, tracked_of
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.serial]  # wall-clock: not beside other tests
 
 ROOT = Path(__file__).resolve().parents[2]
 START, H = FIRST_LIVE_DAY * 86_400, 3600
