@@ -423,6 +423,11 @@ def live_section(rows: list[dict]) -> list[str]:
         name = f"{r['rate_per_s']:g} frames/s for {r['seconds']:g} s" + (
             " (comparison: every frame through `parse_trades`)" if r["parse_all"] else ""
         )
+        if r.get("burst"):
+            name += (
+                f", and a burst of {r['burst']:,} frames 20 s in (the 10 s after it: "
+                f"{r['after_burst_decisions']} decisions, p99 {r['after_burst_p99_ms']} ms)"
+            )
         lines.append(
             f"| {name} | {r['frames_seen']:,} | {r['decisions']:,} | {r['frame_to_decision_p50_ms']} / "
             f"**{r['frame_to_decision_p99_ms']}** / {r['frame_to_decision_max_ms']} ms | "

@@ -154,7 +154,8 @@ class RtdsFaults:
     - ``unlabelled_share``: frames without ``topic`` and ``type``; ``junk_share``: an empty or a non-JSON frame
       before a frame; ``duplicate_share``: a frame sent twice;
     - ``late``: tape row -> extra delay (market seconds), a fill delivered stale;
-    - ``bursts``: sizes of bursts of synthetic frames (untracked wallets) to send at the next frame.
+    - ``bursts``: sizes of bursts of synthetic frames (untracked wallets) to send at the next frame (of the tape
+      or of a synthetic load) from ``burst_after_wall_s`` wall seconds after the replay started.
     """
 
     stall_from: float = -1.0
@@ -168,6 +169,7 @@ class RtdsFaults:
     duplicate_share: float = 0.0
     late: dict[int, float] = field(default_factory=dict)
     bursts: list[int] = field(default_factory=list)
+    burst_after_wall_s: float = 0.0
     seed: int = 0
 
 
@@ -392,9 +394,22 @@ class RtdsServer:
                        "proxyWallet": mixed_case(wallet), "name": "", "pseudonym": "", "bio": "", "icon": "",
                        "profileImage": ""}  # fmt: skip
             frames = self._frames(payload, not tracked, int(self.clock.now() * 1000))
+            await self._send_bursts()
             await self._send(frames)
             sent += 1
             self.synthetic_sent += len(frames)
+
+    async def _send_bursts(self) -> None:
+        if (
+            not self.faults.bursts
+            or time.time() < (self.clock.started_at or 0.0) + self.faults.burst_after_wall_s
+        ):
+            return
+        while self.faults.bursts:
+            n = self.faults.bursts.pop(0)
+            frames = self._burst(n, int(self.clock.now()) - int(self.delays.rtds_max_s))
+            self.bursts_sent_at.append(time.time())
+            await self._send(frames)
 
     async def _broadcast(self) -> None:
         await self.started.wait()
@@ -405,11 +420,7 @@ class RtdsServer:
             row = int(self.rows[i])
             due = self.send_at[i] + self.faults.late.get(row, 0.0)
             await self._until(due)
-            while self.faults.bursts:
-                n = self.faults.bursts.pop(0)
-                frames = self._burst(n, int(self.clock.now()) - int(self.delays.rtds_max_s))
-                self.bursts_sent_at.append(time.time())
-                await self._send(frames)
+            await self._send_bursts()
             ms = int(self.clock.now() * 1000)
             await self._send(self._frames(self.payloads[i], bool(tape.is_maker[row]), ms))
         await self._until(self.end_ts + self.delays.rtds_max_s)
