@@ -1,7 +1,9 @@
 """The live loop alone, in its own process, against a simulated market another process serves: for the kill -9
-test to kill and start again.
+test to kill and start again. It imports, prints READY, and starts the loop when a line with the market time to
+run until arrives on stdin (so the test can spawn the next process while this one runs: the kills land on the
+loop, not on the imports).
 
-    python -m tests.reliability.live_target LIVE_DIR RTDS DATA GAMMA CLOB START_TS SPEED STARTED_AT UNTIL_TS
+    python -m tests.reliability.live_target LIVE_DIR RTDS DATA GAMMA CLOB START_TS SPEED STARTED_AT
 """
 
 import asyncio
@@ -14,7 +16,9 @@ from live.sim_market import SimClock
 
 def main(argv: list[str]) -> None:
     live_dir, rtds, data, gamma, clob = argv[:5]
-    start_ts, speed, started_at, until = (float(x) for x in argv[5:9])
+    start_ts, speed, started_at = (float(x) for x in argv[5:8])
+    print("READY", flush=True)
+    until = float(sys.stdin.readline())
     clock = SimClock(start_ts, speed, started_at=started_at)
     cfg = LiveConfig(live_dir=Path(live_dir), rtds_url=rtds, data_url=data, gamma_url=gamma, clob_url=clob,
                      speed=speed, watchdog_wall_s=1.0, ping_wall_s=0.3, poll_share=5.0, horizon_s=86_400.0,
