@@ -219,12 +219,13 @@ class Decider:
             return []
         return rows[rows["proxy_wallet"].isin(wallets)].to_dict("records")
 
-    def _move(self, row: dict) -> None:
-        """A leg after its order was decided: the whale's position moves by it all the same."""
+    def _move(self, row: dict) -> int:
+        """The whale's position moves by a leg (exact units); returns the position after it."""
         pos = (row["proxy_wallet"], row["asset"])
         delta = exact_units(row["size"])
-        self.positions[pos] = self.positions.get(pos, 0) + (delta if row["side"] == "BUY" else -delta)
+        after = self.positions[pos] = self.positions.get(pos, 0) + (delta if row["side"] == "BUY" else -delta)
         self.moved.add(pos)
+        return after
 
     def take_moved(self) -> dict[tuple[str, str], int]:
         """The positions changed since the last call (the loop commits them with the tick)."""
@@ -282,15 +283,11 @@ class Decider:
         )
         firsts = {id(o): min((leg["ts"], leg["fill_key"]) for leg in o.legs) for o in ready}
         for ts, fk, leg, o in legs:
-            pos = (o.wallet, o.token_id)
-            delta = exact_units(leg["size"])
-            after = self.positions.get(pos, 0) + (delta if leg["side"] == "BUY" else -delta)
+            after = self._move(leg)
             # as int_position_fills: shares_after (exact) less the leg, in DOUBLE
             if (ts, fk) == firsts[id(o)]:
                 signed = leg["size"] if leg["side"] == "BUY" else -leg["size"]
                 o.shares_before = units_to_float(after) - signed
-            self.positions[pos] = after
-            self.moved.add(pos)
         first_live = self.start_day * DAY
         for o in ready:
             if o.ts + self.latency < first_live:

@@ -241,6 +241,7 @@ class LiveLoop:
         self.replay_through: float | None = None  # the replay's fills end here: later ones do not exist yet
         self.polls_by_wallet: dict[str, int] = {}
         self._fill_decision: dict[int, str] = {}  # this tick's mirrored-sell paper fills -> their decision
+        self._emitted: list[int] | None = None  # how many book fills, NAV rows and alerts the store holds
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _open(self) -> None:
@@ -744,8 +745,7 @@ class LiveLoop:
         book = self.decider.book
         commit.book_log = list(book.log)
         book.log.clear()
-        # how much of the book's records the store holds (one read per process)
-        if not hasattr(self, "_emitted"):
+        if self._emitted is None:  # read from the store once per process
             self._emitted = [self.store.state(k, 0) for k in ("n_fills", "n_nav", "n_alerts")]
         n_fills, n_nav, n_alerts = self._emitted
         new_fills = book.fills[n_fills:]
