@@ -173,6 +173,17 @@ class RtdsFaults:
     seed: int = 0
 
 
+def _trade(m, k: int, yes: bool, *, side: str, price: float, size: float, ts: int, tx: str, wallet: str,
+           label: tuple[str, str, str]) -> dict:  # fmt: skip
+    """An RTDS trade payload on market ``k`` of the world (``label``: its title, event slug and slug)."""
+    title, event_slug, slug = label
+    return {"asset": m.token_yes[k] if yes else m.token_no[k], "conditionId": m.condition_id[k],
+            "eventSlug": event_slug, "slug": slug, "title": title, "outcome": "Yes" if yes else "No",
+            "outcomeIndex": 0 if yes else 1, "price": price, "side": side, "size": size, "timestamp": ts,
+            "transactionHash": tx, "proxyWallet": wallet, "name": "", "pseudonym": "", "bio": "", "icon": "",
+            "profileImage": ""}  # fmt: skip
+
+
 @dataclass
 class SyntheticLoad:
     """Extra trades at a fixed wall-clock rate on top of the tape (the benchmark's load: the real feed is about 50
@@ -338,13 +349,11 @@ class RtdsServer:
         m = self.world.markets
         for i in range(n):
             k = self._rng.randrange(len(m))
-            payload = {"asset": m.token_yes[k], "conditionId": m.condition_id[k], "eventSlug": f"burst-{k}",
-                       "slug": f"burst-{k}", "title": "burst", "outcome": "Yes", "outcomeIndex": 0,
-                       "price": round(self._rng.uniform(0.05, 0.95), 3), "side": "BUY",
-                       "size": round(self._rng.uniform(1, 50), 2), "timestamp": ts,
-                       "transactionHash": "0x" + hashlib.sha256(f"burst{ts}{i}".encode()).hexdigest(),
-                       "proxyWallet": "0x" + hashlib.sha1(f"burst-wallet-{i % 997}".encode()).hexdigest(),
-                       "name": "", "pseudonym": "", "bio": "", "icon": "", "profileImage": ""}  # fmt: skip
+            price, size = round(self._rng.uniform(0.05, 0.95), 3), round(self._rng.uniform(1, 50), 2)
+            payload = _trade(m, k, True, side="BUY", price=price, size=size, ts=ts,
+                             tx="0x" + hashlib.sha256(f"burst{ts}{i}".encode()).hexdigest(),
+                             wallet="0x" + hashlib.sha1(f"burst-wallet-{i % 997}".encode()).hexdigest(),
+                             label=("burst", f"burst-{k}", f"burst-{k}"))  # fmt: skip
             frames += self._frames(payload, True, ts * 1000)
         return frames
 
@@ -386,13 +395,11 @@ class RtdsServer:
                 else "0x" + hashlib.sha1(f"load{rng.random()}".encode()).hexdigest()
             )
             yes = rng.random() < 0.5
-            payload = {"asset": m.token_yes[k] if yes else m.token_no[k], "conditionId": m.condition_id[k],
-                       "eventSlug": f"e{k}", "slug": f"s{k}", "title": "synthetic", "outcome": "Yes" if yes else "No",
-                       "outcomeIndex": 0 if yes else 1, "price": round(rng.uniform(0.05, 0.95), 3),
-                       "side": "BUY" if rng.random() < 0.7 else "SELL", "size": round(rng.lognormvariate(6, 1.5), 2),
-                       "timestamp": ts, "transactionHash": "0x" + hashlib.sha256(f"{ts}{sent}{rng.random()}".encode()).hexdigest(),
-                       "proxyWallet": mixed_case(wallet), "name": "", "pseudonym": "", "bio": "", "icon": "",
-                       "profileImage": ""}  # fmt: skip
+            price, side = round(rng.uniform(0.05, 0.95), 3), "BUY" if rng.random() < 0.7 else "SELL"
+            size = round(rng.lognormvariate(6, 1.5), 2)
+            tx = "0x" + hashlib.sha256(f"{ts}{sent}{rng.random()}".encode()).hexdigest()
+            payload = _trade(m, k, yes, side=side, price=price, size=size, ts=ts, tx=tx, wallet=mixed_case(wallet),
+                             label=("synthetic", f"e{k}", f"s{k}"))  # fmt: skip
             frames = self._frames(payload, not tracked, int(self.clock.now() * 1000))
             await self._send_bursts()
             await self._send(frames)
