@@ -146,7 +146,7 @@ FILL_TYPES = {
 }
 POSITION_TYPES = {"key": INT, "wallet": V, "token_id": V, "category": V, "entry_day": INT, "entry_price": D,
                   "shares_open": D, "cost": D, "proceeds": D, "fees": D, "closed_day": INT, "close_reason": V,
-                  "realised_pnl": D}  # fmt: skip
+                  "realised_pnl": D, "mark": D, "stop_level": D, "time_exit_day": INT}  # fmt: skip
 NAV_TYPES = {"day": INT, "cash": D, "positions_value": D, "nav": D, "exposure_share": D, "max_category_share": D,
              "open_positions": INT, "drawdown": D, "daily_return": D, "var": D, "entries_blocked": B}  # fmt: skip
 ALERT_TYPES = {"day": INT, "kind": V, "message": V}

@@ -53,7 +53,8 @@ DECISION_COLUMNS = ["key", "day", "nav", "correlation", "exposure_after", "drawd
                     "notional", "copied", "reason"]  # fmt: skip
 FILL_COLUMNS = ["key", "kind", "day", "ts", "token_id", "shares", "price", "fee", "cash_after"]
 POSITION_COLUMNS = ["key", "wallet", "token_id", "category", "entry_day", "entry_price", "shares_open", "cost",
-                    "proceeds", "fees", "closed_day", "close_reason", "realised_pnl"]  # fmt: skip
+                    "proceeds", "fees", "closed_day", "close_reason", "realised_pnl", "mark", "stop_level",
+                    "time_exit_day"]  # fmt: skip
 NAV_COLUMNS = ["day", "cash", "positions_value", "nav", "exposure_share", "max_category_share", "open_positions",
                "drawdown", "daily_return", "var", "entries_blocked"]  # fmt: skip
 ALERT_COLUMNS = ["day", "kind", "message"]
@@ -351,9 +352,7 @@ class Book:
             if resolved_day != -1 and resolved_day <= d and np.isfinite(info.payout):
                 self._close(pos, d, end_of_day, float(info.payout), "settlement", 0.0, pos.shares)
                 continue
-            exit_day = (
-                int((info.end_ts - p.time_exit_hours * 3600) // 86_400) if np.isfinite(info.end_ts) else -1
-            )
+            exit_day = self._time_exit_day(info)
             kind = (
                 "trailing_stop"
                 if pos.stopped or stop_hit
@@ -395,12 +394,29 @@ class Book:
         return row
 
     # -------------------------------------------------------------------------------------------- output
+    def _risk_state(self, q: _Position) -> dict:
+        """What the book held for a position at its last closed day: the mark its NAV values it at (open
+        positions only), the trailing stop's level in force for the next day (NULL before it activates) and the
+        day its time exit falls due (NULL for a market with no scheduled end)."""
+        info = self.markets.get(q.token, UNKNOWN_MARKET)
+        is_open = q.closed_day == -1 and bool(self.nav_rows)
+        return {
+            "mark": self.mark_of(q, self.nav_rows[-1]["day"]) if is_open else None,
+            "stop_level": float(q.stop.level) if np.isfinite(q.stop.level) else None,
+            "time_exit_day": exit_day if (exit_day := self._time_exit_day(info)) != -1 else None,
+        }
+
+    def _time_exit_day(self, info) -> int:
+        """The first day whose end closes a position by time exit (-1: the market has no scheduled end)."""
+        return int((info.end_ts - self.p.time_exit_hours * 3600) // 86_400) if np.isfinite(info.end_ts) else -1
+
     def result(self) -> PaperResult:
         positions = [
             {"key": q.key, "wallet": q.wallet, "token_id": q.token, "category": q.category, "entry_day": q.entry_day,
              "entry_price": q.entry_price, "shares_open": q.shares, "cost": q.cost, "proceeds": q.proceeds,
              "fees": q.fees, "closed_day": q.closed_day if q.closed_day != -1 else None, "close_reason": q.close_reason,
-             "realised_pnl": q.proceeds - q.cost - q.fees if q.closed_day != -1 else None}
+             "realised_pnl": q.proceeds - q.cost - q.fees if q.closed_day != -1 else None,
+             **self._risk_state(q)}
             for q in [*self.closed, *self.open.values()]
         ]  # fmt: skip
         return PaperResult(
