@@ -553,15 +553,16 @@ class LiveLoop:
         await self._release(commit, now, frames, tick_perf)
         for e in self.coverage.settle(now):
             self._loss(e, commit)
+        st.state = model.loop_state(fatal=self.fatal is not None, open_losses=len(self.coverage.open_losses()),
+                                    rtds_ok=self.rtds_ok, polls_ok=self.poll_errors_recent < 3,
+                                    gaps_open=sum(1 for g in self.coverage.gaps))  # fmt: skip
+        # the state and a heartbeat on this machine's clock, for readers (the dashboard) to tell running from gone
         commit.state.update(clock=now, feed_ts=self.market.feed_ts if math.isfinite(self.market.feed_ts) else None,
-                            day=d.day, generation=self.generation)  # fmt: skip
+                            day=d.day, generation=self.generation, loop_state=st.state, heartbeat_wall=time.time())  # fmt: skip
         self._book_outputs(commit)
         commit.positions.update(d.take_moved())
         self.store.commit(commit)
         self._emit(commit)
-        st.state = model.loop_state(fatal=self.fatal is not None, open_losses=len(self.coverage.open_losses()),
-                                    rtds_ok=self.rtds_ok, polls_ok=self.poll_errors_recent < 3,
-                                    gaps_open=sum(1 for g in self.coverage.gaps))  # fmt: skip
         st.open_losses = len(self.coverage.open_losses())
         st.pending = len(d.queue)
         st.nav = d.book.nav_rows[-1]["nav"] if d.book.nav_rows else d.book.p.starting_nav
