@@ -117,6 +117,29 @@ def strikes(
         return (s < min_sharpe) | (d > max_drawdown) | (c < min_consistency)
 
 
+def strike_reasons(
+    sharpe: np.ndarray,
+    drawdown: np.ndarray,
+    consistency: np.ndarray,
+    min_sharpe: float = STRIKE_MIN_SHARPE,
+    max_drawdown: float = STRIKE_MAX_DRAWDOWN,
+    min_consistency: float = STRIKE_MIN_CONSISTENCY,
+) -> np.ndarray:
+    """Why each metric set earns a strike, ``"; "``-joined (``""`` where :func:`strikes` gives none): the
+    dashboard's quarantine reasons. The same comparisons as :func:`strikes`, term by term."""
+    s, d, c = (np.asarray(a, dtype=float) for a in (sharpe, drawdown, consistency))
+    with np.errstate(invalid="ignore"):
+        parts = [
+            (s < min_sharpe, f"Sharpe < {min_sharpe:g}"),
+            (d > max_drawdown, f"current drawdown > {max_drawdown:.0%}"),
+            (c < min_consistency, f"consistency < {min_consistency:g}"),
+        ]
+    out = np.full(s.shape, "", dtype=object)
+    for hit, text in parts:
+        out = np.where(hit, np.where(out == "", text, out + "; " + text), out)
+    return out
+
+
 def quarantine(
     strike: np.ndarray,
     days: np.ndarray,

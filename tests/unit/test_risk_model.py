@@ -68,6 +68,17 @@ def test_strikes_on_each_documented_threshold():
     assert got.tolist() == [True, True, True, False, False]
 
 
+def test_strike_reasons_name_each_threshold_crossed_and_agree_with_strikes():
+    # each threshold exactly (no strike), just past it (a strike), all three at once, and NaN (none)
+    sharpe = [0.5, 0.49, 1.0, 1.0, 1.0, 1.0, 0.1, np.nan]
+    drawdown = [0.1, 0.1, 0.30, 0.31, 0.1, 0.1, 0.9, np.nan]
+    consistency = [50, 50, 50, 50, 5.0, 4.9, 1.0, np.nan]
+    got = risk.strike_reasons(sharpe, drawdown, consistency)
+    assert got.tolist() == ["", "Sharpe < 0.5", "", "current drawdown > 30%", "", "consistency < 5",
+                            "Sharpe < 0.5; current drawdown > 30%; consistency < 5", ""]  # fmt: skip
+    assert (got != "").tolist() == risk.strikes(sharpe, drawdown, consistency).tolist()
+
+
 def test_three_strikes_quarantine_for_30_days_then_release_clears_them():
     days = np.arange(0, 140, 7)  # weekly evaluations
     s = np.zeros((3, days.size), dtype=bool)
