@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: install demo live-demo test ui bench lint lock clean chromium
+.PHONY: install demo live-demo test ui dashboard bench lint lock clean chromium
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ chromium:
 
 ui: $(STAMP)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# the monitoring dashboard on 127.0.0.1:8501 (WHALECOPY_DASHBOARD_PORT), reading the warehouse and live store
+dashboard: $(STAMP)
+	$(VENV)/bin/whalecopy dashboard
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -7,6 +7,7 @@ whalecopy report                       the HTML report of the backtest (and of r
 whalecopy tune-score --seed 11         tune the scoring constants on another simulated seed
 whalecopy sql "SELECT ..."             a read-only query on the warehouse, sandboxed (no other file, no writes)
 whalecopy ui                           the Dagster web UI on 127.0.0.1
+whalecopy dashboard                    the monitoring dashboard on 127.0.0.1 (warehouse and live store, read-only)
 """
 
 from __future__ import annotations
@@ -109,7 +110,29 @@ def _parser() -> argparse.ArgumentParser:
     ldemo.add_argument("--warehouse")
     ui = sub.add_parser("ui", help="start the Dagster web UI (127.0.0.1:3000)")
     ui.add_argument("--port", type=int, default=3000)
+    dash = sub.add_parser("dashboard", help="start the monitoring dashboard on 127.0.0.1 (default port 8501)")
+    dash.add_argument("--port", type=int, help="default: WHALECOPY_DASHBOARD_PORT or 8501")
+    dash.add_argument("--warehouse", help="DuckDB file (default: WAREHOUSE_PATH or data/warehouse.duckdb)")
+    dash.add_argument("--live-dir", help="the live loop's directory (default: WHALECOPY_LIVE_DIR or live/ beside "
+                      "the warehouse)")  # fmt: skip
     return p
+
+
+def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
+    """The Streamlit server the dashboard runs as: bound to 127.0.0.1, headless, no usage statistics, no file
+    watcher. Its environment carries the settings (the app reads them through ``Settings.from_env``)."""
+    import dashboard
+
+    app = Path(dashboard.__file__).parent / "app.py"
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
+            "--server.port", str(port or settings.dashboard_port), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "minimal", "--global.developmentMode", "false"]  # fmt: skip
+
+
+def dashboard_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "WAREHOUSE_PATH": str(settings.warehouse_path.resolve()),
+            "WHALECOPY_LIVE_DIR": str(settings.live_root.resolve()), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -499,6 +522,13 @@ def main(argv: list[str] | None = None) -> int:
             "dagster", ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)]
         )
     settings = _settings(args)
+    if args.command == "dashboard":
+        if args.live_dir:
+            settings = dataclasses.replace(settings, live_dir=Path(args.live_dir))
+        cmd = dashboard_command(settings, args.port)
+        print(f"whalecopy dashboard: http://127.0.0.1:{cmd[cmd.index('--server.port') + 1]} (warehouse "
+              f"{settings.warehouse_path}, live store {settings.live_root / 'live.sqlite'}; read-only)", flush=True)  # fmt: skip
+        os.execvpe(cmd[0], cmd, dashboard_env(settings))
     if args.command == "summary":
         from orchestration.summary import print_summary
 

@@ -81,6 +81,11 @@ class Settings:
     live_latency_budget_ms: float = 50.0  # the check on the live decisions: p99 from frame to decision
     # the check: the share of tracked fills RTDS delivered (the polls found the rest)
     live_coverage_min: float = 0.95
+    # the dashboard (`whalecopy dashboard`): its port on 127.0.0.1, how often its live parts re-read the live
+    # store, and how long the warehouse file must be quiet before it is re-read (a batch writing it is left alone)
+    dashboard_port: int = 8501
+    dashboard_refresh_s: float = 2.0
+    dashboard_quiet_s: float = 3.0
 
     @property
     def live_root(self) -> Path:
@@ -143,4 +148,7 @@ class Settings:
             live_poll_every_s=_env_float("WHALECOPY_LIVE_POLL_EVERY_S", 60.0),
             live_latency_budget_ms=_env_float("WHALECOPY_LIVE_LATENCY_BUDGET_MS", 50.0),
             live_coverage_min=_env_float("WHALECOPY_LIVE_COVERAGE_MIN", 0.95),
+            dashboard_port=_env_int("WHALECOPY_DASHBOARD_PORT", 8501),
+            dashboard_refresh_s=_env_float("WHALECOPY_DASHBOARD_REFRESH_S", 2.0),
+            dashboard_quiet_s=_env_float("WHALECOPY_DASHBOARD_QUIET_S", 3.0),
         )

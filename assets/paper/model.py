@@ -408,7 +408,9 @@ class Book:
 
     def _time_exit_day(self, info) -> int:
         """The first day whose end closes a position by time exit (-1: the market has no scheduled end)."""
-        return int((info.end_ts - self.p.time_exit_hours * 3600) // 86_400) if np.isfinite(info.end_ts) else -1
+        return (
+            int((info.end_ts - self.p.time_exit_hours * 3600) // 86_400) if np.isfinite(info.end_ts) else -1
+        )
 
     def result(self) -> PaperResult:
         positions = [
