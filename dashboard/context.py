@@ -18,12 +18,19 @@ class Context:
 
     def strategy(self) -> dict:
         """The batch's strategy bounds (from the live snapshot's meta), else the defaults."""
-        found = self.live.strategy()
-        if found:
-            return found
-        from assets.strategy import StrategyConfig
+        return self.live.strategy() or default_strategy()
 
-        return StrategyConfig().model_dump()
+
+def default_strategy() -> dict:
+    """The defaults of the bounds the pages show, from the pure models (``StrategyConfig`` takes them from the same
+    constants; importing it would import Dagster, seconds of a first page load)."""
+    from assets.risk import model as risk
+    from assets.signal.model import SignalParams
+
+    p = SignalParams()
+    return {"max_exposure_nav": p.max_exposure_nav, "max_category_nav": p.max_category_nav,
+            "strike_min_sharpe": risk.STRIKE_MIN_SHARPE, "strike_max_drawdown": risk.STRIKE_MAX_DRAWDOWN,
+            "strike_min_consistency": risk.STRIKE_MIN_CONSISTENCY}  # fmt: skip
 
 
 @st.cache_resource

@@ -93,3 +93,11 @@ def test_strike_reasons_use_the_batchs_bounds():
     got = m.with_strike_reasons(scores, {"strike_min_sharpe": 1.0, "strike_max_drawdown": 0.15})
     assert got["strike_reasons"].tolist() == ["Sharpe < 1; current drawdown > 15%", "Sharpe < 1"]
     assert m.with_strike_reasons(scores, {})["strike_reasons"].tolist() == ["", ""]  # the defaults
+
+
+def test_the_default_bounds_are_strategy_configs():
+    from assets.strategy import StrategyConfig
+    from dashboard.context import default_strategy
+
+    config = StrategyConfig().model_dump()
+    assert default_strategy() == {k: config[k] for k in default_strategy()}
