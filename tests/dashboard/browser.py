@@ -32,16 +32,16 @@ def chromium_path() -> str | None:
 
 
 def settle(page, timeout_s: float = 60.0) -> None:
-    """Wait until Streamlit has finished running the page's script (its status widget gone) and the charts of
-    the page are in the DOM; then let Vega paint."""
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)  # every page has a title
+    """Wait until Streamlit has run the page's script to its end (the app's ``data-test-script-state``) and every
+    chart on the page has drawn (or ``timeout_s`` passed: the caller's checks then say what is missing)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"] [data-testid="stMain"] h1',
+                           timeout=timeout_s * 1000)  # fmt: skip
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').count()
-        if not busy:
+        drawn = charts_drawn(page)
+        if all(drawn):  # Vega draws after its element mounts
             break
-        time.sleep(0.1)
-    page.wait_for_timeout(800)  # Vega draws after the element mounts
+        time.sleep(0.05)
 
 
 def charts_drawn(page) -> list[bool]:
@@ -54,3 +54,17 @@ def error_boxes(page) -> list[str]:
     for sel in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
         out.extend(page.locator(sel).all_inner_texts())
     return out
+
+
+def screenshot(page, path: Path, max_height: int = 5000) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so the viewport grows to the content's height for
+    the picture (the charts redraw at the new size first), then shrinks back."""
+    size = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), max_height)})
+    page.wait_for_timeout(500)
+    deadline = time.monotonic() + 10
+    while not all(charts_drawn(page)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
