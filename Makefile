@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: install demo live-demo test ui dashboard bench lint lock clean chromium
+.PHONY: install demo live-demo test ui dashboard dashboard-screenshots bench lint lock clean chromium
 
 install: $(STAMP)
 
@@ -53,6 +53,10 @@ ui: $(STAMP)
 # the monitoring dashboard on 127.0.0.1:8501 (WHALECOPY_DASHBOARD_PORT), reading the warehouse and live store
 dashboard: $(STAMP)
 	$(VENV)/bin/whalecopy dashboard
+
+# the README's screenshots of the dashboard, taken by its browser test
+dashboard-screenshots: $(STAMP) chromium
+	WHALECOPY_SCREENSHOT_DIR=$(CURDIR)/docs/dashboard $(PY) -m pytest -q tests/dashboard -k chromium
 
 bench: $(STAMP)
 	$(PY) bench/run.py
