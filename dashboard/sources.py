@@ -69,10 +69,10 @@ class Warehouse:
     def read(self, queries: Mapping[str, str], params: Mapping[str, list] | None = None) -> Read:
         """Every query in one read-only connection, closed at once; ``params`` binds a query's ``?`` by name.
 
-        Raises :class:`SourceUnavailable`: ``missing`` when there is no file or it lacks a table a query reads
-        (a page without its table cannot say anything true), ``busy`` when a batch run holds the write lock
-        and nothing was read before. Otherwise, while the file is being written, returns the last read with
-        ``stale`` set."""
+        Raises :class:`SourceUnavailable`: ``missing`` when there is no file or it lacks a table or column a
+        query reads (a page without its table cannot say anything true); ``busy`` when the file changed less
+        than ``quiet_s`` ago or a batch run holds its write lock, and nothing was read before. With an earlier
+        read, returns that instead, with ``stale`` saying how old it is."""
         if not self.path.exists():
             raise SourceUnavailable(
                 "missing", f"no warehouse at {self.path}: run `make demo` (or `whalecopy demo`)"
@@ -85,9 +85,12 @@ class Warehouse:
         if hit is not None and hit.stamp == stamp:
             return hit
         newest = max((s[0] for s in stamp if s is not None), default=0) / 1e9
-        if hit is not None and time.time() - newest < self.quiet_s:
-            return replace(hit, stale=f"the warehouse is being written (a batch run): showing what was read at "
-                           f"{_clock(hit.read_at)}")  # fmt: skip
+        if time.time() - newest < self.quiet_s:  # being written: opening it now could make the writer wait
+            if hit is not None:
+                return replace(hit, stale="the warehouse is being written (a batch run): showing what was read "
+                               f"at {_clock(hit.read_at)}")  # fmt: skip
+            raise SourceUnavailable("busy", f"the warehouse {self.path} is being written (a batch run): this page "
+                                    f"fills in once it has been quiet for {self.quiet_s:g} s") from None  # fmt: skip
         try:
             con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.IOException as exc:

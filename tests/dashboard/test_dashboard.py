@@ -222,6 +222,8 @@ def held(world, tmp_path):
                                f"con = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(300)"],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert holder.stdout.readline().strip() == "held"
+    hour_ago = time.time() - 3600
+    os.utime(path, (hour_ago, hour_ago))  # quiet: the dashboard tries to open it, and finds the lock
     yield path, holder
     holder.kill()
     holder.wait()
@@ -237,7 +239,7 @@ def test_a_busy_warehouse_is_said_on_every_page_and_a_page_read_before_stays(
     holder.kill()
     holder.wait()
     # a page read while the file was free stays readable while a writer holds it again, and says how old it is
-    from dashboard.sources import Warehouse
+    from dashboard.sources import SourceUnavailable, Warehouse
 
     wh = Warehouse(path, quiet_s=0.0)
     first = wh.read({"n": "SELECT count(*) AS n FROM analytics.paper_nav"})
@@ -254,6 +256,16 @@ def test_a_busy_warehouse_is_said_on_every_page_and_a_page_read_before_stays(
     finally:
         again.kill()
         again.wait()
+    # a file written less than quiet_s ago is not opened at all: the last read, or "busy" with none
+    fresh = Warehouse(path, quiet_s=60.0)
+    with pytest.raises(SourceUnavailable, match="is being written"):
+        fresh.read({"n": "SELECT 1 AS n"})
+    third = wh.read({"n": "SELECT count(*) AS n FROM analytics.paper_nav"})
+    assert third.stale is None  # free again and quiet for 0 s: read
+    os.utime(path)
+    wh.quiet_s = 60.0
+    fourth = wh.read({"n": "SELECT count(*) AS n FROM analytics.paper_nav"})
+    assert fourth.stale is not None and "being written" in fourth.stale and fourth.read_at == third.read_at
 
 
 # ----------------------------------------------------------------------------------------------- browser
