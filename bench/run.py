@@ -4,7 +4,8 @@ Cases (see bench_ingest.py): the simulator generating ~10M fills bulk-loaded int
 path at ~1M fills; and the Arrow loader against executemany on the same rows. bench_marts.py: the dbt marts on
 ~10M fills. bench_score.py: the scoring kernels beside pandas. bench_score_history.py: the point-in-time history.
 bench_backtest.py: the walk-forward backtest on the demo's world and on the 10x world. bench_live.py: the live
-loop's latency and CPU at 50 and 1,000 frames a second on the simulated market. bench_tiers.py: the full
+loop's latency and CPU at 50 and 1,000 frames a second on the simulated market. bench_dashboard.py: the
+dashboard's page loads in chromium on the demo's and the 10x world. bench_tiers.py: the full
 build from Parquet (load, dbt marts, scoring) at tiers S (1M fills) and M (10M), each stage beside its floor and a
 plain pandas version, and the daily incremental sync against a full rebuild (tier L is run by hand). Timings are wall
 clock on this machine, peak memory is the process's maximum resident set.
@@ -12,6 +13,7 @@ clock on this machine, peak memory is the process's maximum resident set.
     python bench/run.py                                   every case, then docs/benchmarks.md
     python bench/run.py --tiers-only RESULT.json ...      only rewrite the Tiers section from bench_tiers results
     python bench/run.py --live-only                       only run the live cases and rewrite their section
+    python bench/run.py --dashboard-only                  only run the dashboard cases and rewrite their section
 """
 
 import argparse
@@ -32,6 +34,11 @@ LIVE_CASES = [
     ("bench_live.py", None, ["--rate", "1000", "--seconds", "60", "--parse-all"]),
     ("bench_live.py", None, ["--rate", "50", "--seconds", "60", "--burst", "10000"]),
 ]
+#: the dashboard's page loads on the demo's world and on the 10x world (the backtest case builds the latter)
+DASHBOARD_CASES = [
+    ("bench_dashboard.py", None, ["--scale", "1"]),
+    ("bench_dashboard.py", None, ["--scale", "10"]),
+]
 CASES = [
     ("bench_ingest.py", "sim_bulk", ["--scale", "10"]),
     ("bench_ingest.py", "http", ["--scale", "1"]),
@@ -44,9 +51,11 @@ CASES = [
     ("bench_tiers.py", None, ["--tier", "S"]),
     ("bench_tiers.py", None, ["--tier", "M"]),
     *LIVE_CASES,
+    *DASHBOARD_CASES,
 ]
 TIERS_HEADING = "## Tiers: the full build from Parquet"
 LIVE_HEADING = "## The live loop"
+DASHBOARD_HEADING = "## The dashboard"
 
 
 def machine() -> str:
@@ -439,26 +448,62 @@ def live_section(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_live_only() -> None:
-    """Run only the live cases and rewrite the live section (and their raw results) of docs/benchmarks.md."""
-    rows = run_cases(LIVE_CASES)
+def dashboard_section(rows: list[dict]) -> list[str]:
+    """The dashboard's page loads (bench_dashboard.py), one row per warehouse."""
+    pages = ("overview", "whales", "signals", "portfolio", "evidence")
+    lines = [
+        DASHBOARD_HEADING,
+        "",
+        "`whalecopy dashboard` on 127.0.0.1 over a built warehouse (no live store), each page opened in Debian's",
+        "chromium until Streamlit has run its script and every chart has drawn. Cold: the first load after the server",
+        "started (the page's warehouse read, then the render; the first page also pays the app's imports). Warm: the",
+        "best of three loads after it (the read is cached until the file changes). Drill-down: picking the",
+        "last-ranked whale until its page is drawn (its score history, positions and copied trades are read then).",
+        "",
+        "| warehouse | fills | scored wallets | server start | "
+        + " | ".join(f"{p} cold / warm" for p in pages)
+        + " | drill-down |",
+        "|---|---|---|---|" + "---|" * len(pages) + "---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['warehouse'].split('/')[-1]} | {r['fills']:,} | {r['scored_wallets']:,} | {r['server_start_s']} s | "
+            + " | ".join(f"{r['cold_s'][p]} / {r['warm_s'][p]} s" for p in pages)
+            + f" | {r['drill_down_s']} s |"
+        )
+    return lines
+
+
+def rewrite_section(rows: list[dict], heading: str, section: list[str], prefix: str, flag: str) -> None:
+    """Replace one section (and its cases' raw results) of docs/benchmarks.md with a fresh run's."""
     doc = (ROOT / "docs" / "benchmarks.md").read_text().splitlines()
-    if LIVE_HEADING in doc:
-        start = doc.index(LIVE_HEADING)
+    if heading in doc:
+        start = doc.index(heading)
         nxt = next(
             i for i in range(start + 1, len(doc)) if doc[i].startswith("## ") or doc[i] == "Raw results:"
         )
         doc = doc[:start] + doc[nxt:]
     raw = doc.index("Raw results:")
-    stamp = f"Measured on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python bench/run.py --live-only`. Machine: {machine()}."
-    section = live_section(rows)
+    stamp = f"Measured on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python bench/run.py {flag}`. Machine: {machine()}."
     doc = doc[:raw] + [section[0], "", stamp, *section[1:], ""] + doc[raw:]
     end = doc.index("```", doc.index("```json") + 1)
-    body = [x for x in doc[doc.index("```json") + 1 : end] if '"case": "live_' not in x]
+    body = [x for x in doc[doc.index("```json") + 1 : end] if f'"case": "{prefix}' not in x]
     body += [json.dumps(r) for r in rows]
     doc = doc[: doc.index("```json") + 1] + body + doc[end:]
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(doc) + "\n")
-    print(f"wrote the live section of {ROOT / 'docs' / 'benchmarks.md'}")
+    print(f"wrote the {heading[3:]} section of {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+def write_live_only() -> None:
+    """Run only the live cases and rewrite the live section (and their raw results) of docs/benchmarks.md."""
+    rows = run_cases(LIVE_CASES)
+    rewrite_section(rows, LIVE_HEADING, live_section(rows), "live_", "--live-only")
+
+
+def write_dashboard_only() -> None:
+    """Run only the dashboard cases and rewrite their section (and raw results) of docs/benchmarks.md."""
+    rows = run_cases(DASHBOARD_CASES)
+    rewrite_section(rows, DASHBOARD_HEADING, dashboard_section(rows), "dashboard_", "--dashboard-only")
 
 
 def write_tiers_only(paths: list[str]) -> None:
@@ -491,9 +536,14 @@ def main() -> None:
     p.add_argument(
         "--live-only", action="store_true", help="run only the live loop's cases and rewrite their section"
     )
+    p.add_argument("--dashboard-only", action="store_true",
+                   help="run only the dashboard's cases and rewrite their section")  # fmt: skip
     args = p.parse_args()
     if args.tiers_only:
         write_tiers_only(args.tiers_only)
+        return
+    if args.dashboard_only:
+        write_dashboard_only()
         return
     if args.live_only:
         write_live_only()
@@ -585,6 +635,8 @@ def main() -> None:
         "",
         *([*tiers_section(tiers), ""] if tiers else []),
         *live_section([r for r in results if str(r.get("case", "")).startswith("live_")]),
+        "",
+        *dashboard_section([r for r in results if str(r.get("case", "")).startswith("dashboard_")]),
         "",
         "Raw results:",
         "",
