@@ -6,7 +6,8 @@ the live snapshot all use it).
   lists in the code and are checked; frames go in through Arrow;
 - ``exact_sum``: a sum of DOUBLEs whose bits do not depend on the order of the rows (dbt's ``exact_sum`` macro
   is the same expression), and ``exact_units`` / ``units_to_float``, its twin in Python, for the live loop, which
-  keeps such sums one fill at a time and must land on the same bits as the batch.
+  keeps such sums one fill at a time and must land on the same bits as the batch;
+- ``epoch_datetimes``: day numbers or epoch seconds (NaN for none) as datetimes, without pandas' float path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from decimal import Decimal
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -111,3 +113,21 @@ def exact_units(x: float) -> int:
 def units_to_float(units: int) -> float:
     """An exact sum of ``exact_units`` as the DOUBLE ``CAST(... AS DOUBLE)`` returns (correctly rounded)."""
     return float(Decimal(units).scaleb(-EXACT_SCALE))
+
+
+def epoch_datetimes(values, unit: str = "D") -> np.ndarray:
+    """Day numbers (``unit="D"``, days since 1970-01-01) or epoch seconds (``"s"``, to the millisecond) as
+    ``datetime64[ns]``, NaN (or None) as NaT.
+
+    ``pd.to_datetime(floats, unit=...)`` is not used: for an array with NaN, pandas before 3.0 rounds an
+    uninitialised buffer and can raise ``FloatingPointError`` at random (pandas-dev/pandas#58419)."""
+    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype="float64")
+    ok = np.isfinite(v)
+    out = np.full(v.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if unit == "D":
+        out[ok] = np.round(v[ok]).astype("int64").astype("datetime64[D]")
+    elif unit == "s":
+        out[ok] = np.round(v[ok] * 1000.0).astype("int64").astype("datetime64[ms]")
+    else:
+        raise ValueError(f"epoch_datetimes: unit {unit!r} is not 'D' or 's'")
+    return out

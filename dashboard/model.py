@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from assets.risk import model as risk
+from assets.warehouse import epoch_datetimes
 
 #: how long without a tick before a loop whose process is alive is called stalled
 STALLED_AFTER_S = 30.0
@@ -21,11 +22,14 @@ STALLED_AFTER_S = 30.0
 
 def day_to_date(days: pd.Series) -> pd.Series:
     """UTC day numbers as dates (timestamps at midnight UTC); NULL stays NaT."""
-    return pd.to_datetime(pd.to_numeric(days, errors="coerce").astype("float64"), unit="D")
+    return pd.Series(epoch_datetimes(days, "D"), index=getattr(days, "index", None))
 
 
 def epoch_to_time(seconds: pd.Series) -> pd.Series:
-    return pd.to_datetime(pd.to_numeric(seconds, errors="coerce").astype("float64"), unit="s", utc=True)
+    """Epoch seconds as UTC times, to the millisecond; NULL stays NaT."""
+    return pd.Series(epoch_datetimes(seconds, "s"), index=getattr(seconds, "index", None)).dt.tz_localize(
+        "UTC"
+    )
 
 
 class LiveState(NamedTuple):

@@ -14,7 +14,6 @@ OVERVIEW = {
     "open_positions": "SELECT category, shares_open * coalesce(mark, entry_price) AS value "
     "FROM analytics.paper_positions WHERE closed_day IS NULL",
     "alerts": "SELECT day, kind, message FROM analytics.alerts ORDER BY day DESC, kind LIMIT 200",
-    "data_end": "SELECT max(traded_at) AS last_fill FROM analytics.signals",
 }
 
 WHALES = {

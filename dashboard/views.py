@@ -98,8 +98,9 @@ def overview(ctx: Context) -> None:
         delta_arrow="off",
     )
     c[2].metric("VaR95 (1 day)", _pct(last["var"]), f"limit {var_limit:.0%}" if np.isfinite(var_limit) else None,
-                delta_color="off", delta_arrow="off", help="Cornish-Fisher VaR of the last 60 daily returns; new entries are blocked "
-                "while it is below the limit")  # fmt: skip
+                delta_color="off", delta_arrow="off",
+                help="Cornish-Fisher VaR of the last 60 daily returns, as a return; new entries are blocked while it "
+                "is below the limit")  # fmt: skip
     c[3].metric("Exposure", _pct(last["exposure_share"]), f"limit {strategy.get('max_exposure_nav', np.nan):.0%}",
                 delta_color="off", delta_arrow="off")  # fmt: skip
     c[4].metric("Open positions", f"{int(last['open_positions'])}",
@@ -126,8 +127,8 @@ def overview(ctx: Context) -> None:
     st.subheader("Alerts")
     alerts = f["alerts"].assign(date=lambda a: m.day_to_date(a["day"]))
     recent = alerts[alerts["day"] >= int(last["day"]) - 7]
-    st.caption(f"The batch book's alerts of the last 7 days ({len(recent)} of {len(alerts)} shown in the table "
-               "below are the latest 200).")  # fmt: skip
+    st.caption(f"The batch book's alerts, latest first (at most 200): {len(recent)} in the 7 days to its last "
+               "day.")  # fmt: skip
     table(alerts[["date", "kind", "message"]], "alerts", key="overview_alerts", height=220)
 
 
@@ -147,7 +148,9 @@ def _live_status(ctx: Context) -> None:
         s = m.live_state(state, ctx.live.holder_pid() is not None, time.time())
         lat = m.latency_ms(f["latency"])
         c = st.columns(5)
-        c[0].metric("State", s.label, s.detail, delta_color="normal" if s.healthy else "inverse")
+        c[0].metric(
+            "State", s.label, s.detail, delta_color="normal" if s.healthy else "inverse", delta_arrow="off"
+        )
         fill = f["last_fill"]
         if len(fill):
             r = fill.iloc[0]
@@ -212,8 +215,13 @@ def whales(ctx: Context) -> None:
         w: f"#{r} {w} (WQS {q:.1f})"
         for w, r, q in zip(show["wallet"], show["rank"], show["wqs"], strict=True)
     }
-    chosen = st.selectbox("Drill down into a whale", wallets, format_func=labels.get, key="whale_pick",
-                          index=wallets.index(show["wallet"].iloc[picked[0]]) if picked else 0)  # fmt: skip
+    row = show["wallet"].iloc[picked[0]] if picked else None
+    if (
+        row is not None and st.session_state.get("whale_row") != row
+    ):  # a newly clicked row drives the selectbox
+        st.session_state["whale_row"] = st.session_state["whale_pick"] = row
+    chosen = st.selectbox("Drill down into a whale (or click a row)", wallets, format_func=labels.get,
+                          key="whale_pick")  # fmt: skip
     _whale(ctx, chosen, scores.set_index("wallet").loc[chosen])
 
 

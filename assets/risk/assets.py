@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.score.assets import WHALE_SCORES
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, replace_table
+from assets.warehouse import Transaction, epoch_datetimes, replace_table
 
 from . import model
 
@@ -64,7 +64,7 @@ def whale_quarantine(context: dg.AssetExecutionContext, strategy: StrategyConfig
                 "strike": state.strike[rows, cols],
                 "strikes": state.strikes[rows, cols],
                 "quarantined": state.quarantined[rows, cols],
-                "released_on": pd.to_datetime(np.where(np.isnan(released), np.nan, released), unit="D").date,
+                "released_on": pd.DatetimeIndex(epoch_datetimes(released, "D")).date,
             }
         )
         out.loc[~out["quarantined"], "released_on"] = None

@@ -68,3 +68,10 @@ def screenshot(page, path: Path, max_height: int = 5000) -> None:
         time.sleep(0.05)
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
+
+
+def click_row(page, row: int, table: int = 0) -> None:
+    """Click the selection cell of the ``row``-th data row of the ``table``-th table (a Glide grid drawn on a
+    canvas: its header and rows are 35 px high, its selection column at the left edge)."""
+    box = page.locator('[data-testid="stDataFrame"]').nth(table).bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)

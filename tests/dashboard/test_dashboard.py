@@ -84,6 +84,9 @@ def _app(monkeypatch, warehouse: Path, live: Path, page: str):
 
     monkeypatch.setenv("WAREHOUSE_PATH", str(warehouse))
     monkeypatch.setenv("WHALECOPY_LIVE_DIR", str(live))
+    monkeypatch.setenv(
+        "WHALECOPY_DASHBOARD_QUIET_S", "0"
+    )  # the world was just written; the rule is tested apart
     st.cache_resource.clear()  # the context (settings, sources) is built once per server process
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
@@ -92,6 +95,13 @@ def _app(monkeypatch, warehouse: Path, live: Path, page: str):
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _page(monkeypatch, warehouse: Path, live: Path, page: str):
+    """``_app`` on sources that are there: no warning either (a busy or missing source would hide the page)."""
+    at = _app(monkeypatch, warehouse, live, page)
+    assert not at.warning and not at.info, [w.value for w in [*at.warning, *at.info]]
     return at
 
 
@@ -107,7 +117,7 @@ def _frame(at, column: str, position: int = 0):
 
 # ----------------------------------------------------------------------------------------------- pages
 def test_overview_shows_the_books_latest_day_and_the_live_loop(world, live_dir, monkeypatch):
-    at = _app(monkeypatch, world.warehouse_path, live_dir, "overview")
+    at = _page(monkeypatch, world.warehouse_path, live_dir, "overview")
     (day, nav, n_open), = _sql(world, "SELECT day, nav, open_positions FROM analytics.paper_nav ORDER BY day DESC LIMIT 1")  # fmt: skip
     (held,) = _sql(world, "SELECT count(*) FROM analytics.paper_positions WHERE closed_day IS NULL")[0]
     (n_alerts,) = _sql(world, "SELECT least(count(*), 200) FROM analytics.alerts")[0]
@@ -133,7 +143,7 @@ def _date(day: int) -> str:
 def test_whales_ranks_the_latest_scores_and_drills_down_to_a_whales_copied_trades(
     world, live_dir, monkeypatch
 ):
-    at = _app(monkeypatch, world.warehouse_path, live_dir, "whales")
+    at = _page(monkeypatch, world.warehouse_path, live_dir, "whales")
     ranked = [w for (w,) in _sql(world, "SELECT wallet FROM analytics.whale_scores WHERE as_of = (SELECT max(as_of) "
                                         "FROM analytics.whale_scores) AND wqs IS NOT NULL ORDER BY rank")]  # fmt: skip
     table = _frame(at, "strike_reasons")
@@ -162,7 +172,7 @@ def test_whales_ranks_the_latest_scores_and_drills_down_to_a_whales_copied_trade
 
 
 def test_signals_shows_the_live_decisions_and_both_funnels(world, live_dir, monkeypatch):
-    at = _app(monkeypatch, world.warehouse_path, live_dir, "signals")
+    at = _page(monkeypatch, world.warehouse_path, live_dir, "signals")
     got = _metrics(at)
     assert (got["Decisions"], got["Copied"], got["Intents"]) == ("3", "1", "1")
     assert any("Latest decision **#3**" in md.value and "copied" in md.value for md in at.markdown)
@@ -175,7 +185,7 @@ def test_signals_shows_the_live_decisions_and_both_funnels(world, live_dir, monk
 
 
 def test_portfolio_shows_each_positions_mark_stop_and_time_exit(world, live_dir, monkeypatch):
-    at = _app(monkeypatch, world.warehouse_path, live_dir, "portfolio")
+    at = _page(monkeypatch, world.warehouse_path, live_dir, "portfolio")
     open_rows = _sql(world, "SELECT key, mark, stop_level FROM analytics.paper_positions WHERE closed_day IS NULL "
                             "ORDER BY key")  # fmt: skip
     (n_closed,) = _sql(world, "SELECT count(*) FROM analytics.paper_positions WHERE closed_day IS NOT NULL")[
@@ -190,7 +200,7 @@ def test_portfolio_shows_each_positions_mark_stop_and_time_exit(world, live_dir,
 
 
 def test_evidence_shows_the_backtest_targets_and_ic(world, live_dir, monkeypatch):
-    at = _app(monkeypatch, world.warehouse_path, live_dir, "evidence")
+    at = _page(monkeypatch, world.warehouse_path, live_dir, "evidence")
     summary = _frame(at, "sharpe")
     assert sorted(summary["strategy"]) == sorted(s for (s,) in _sql(world, "SELECT strategy FROM evaluation.backtest_summary"))  # fmt: skip
     (sharpe,) = _sql(world, "SELECT sharpe FROM evaluation.backtest_summary WHERE strategy = 'full'")[0]
@@ -294,7 +304,7 @@ def _env(world, live: Path, **extra) -> dict[str, str]:
     return {**os.environ, "WAREHOUSE_PATH": str(world.warehouse_path), "WHALECOPY_LIVE_DIR": str(live),
             "WHALECOPY_SIM_SCALE": str(world.sim_scale), "WHALECOPY_SIM_SEED": str(world.sim_seed),
             "WHALECOPY_SIM_DIRTY_SHARE": str(world.sim_dirty_share), "GX_ANALYTICS_ENABLED": "false",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **extra}  # fmt: skip
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "WHALECOPY_DASHBOARD_QUIET_S": "0", **extra}  # fmt: skip
 
 
 def _shoot(page, dirs: list[Path], name: str) -> None:
@@ -357,6 +367,17 @@ def test_every_page_in_chromium_and_a_live_decision_within_5_seconds(world, tmp_
             page.get_by_text(f"Whale {wallet}").wait_for(timeout=30_000)
             assert browser.error_boxes(page) == []
             _shoot(page, shots, "whale.png")
+            # and a click on a row of the ranked table drills down into that row's whale (the second-ranked)
+            (second, n2), = _sql(world, """
+                WITH s AS (SELECT wallet FROM analytics.whale_scores WHERE wqs IS NOT NULL AND as_of =
+                           (SELECT max(as_of) FROM analytics.whale_scores) ORDER BY rank LIMIT 1 OFFSET 1)
+                SELECT s.wallet, count(o.key) FILTER (WHERE o.copied) FROM s
+                LEFT JOIN analytics.signals g USING (wallet) LEFT JOIN analytics.orders o USING (fill_key) GROUP BY 1""")  # fmt: skip
+            page.goto(f"{url}/whales")
+            browser.settle(page)
+            browser.click_row(page, 1)
+            page.get_by_text(f"Whale {second}").wait_for(timeout=30_000)
+            page.get_by_text(f"Copied trades ({n2})").wait_for(timeout=30_000)
 
             # a decision the live loop commits shows on the Signals page within 5 s, without a reload
             page.goto(f"{url}/signals")

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from assets.warehouse import exact_sum, exact_units, units_to_float
+from assets.warehouse import epoch_datetimes, exact_sum, exact_units, units_to_float
 
 
 def test_exact_units_and_their_sum_are_duckdbs_decimal_cast_bit_for_bit():
@@ -29,3 +29,25 @@ def test_exact_units_and_their_sum_are_duckdbs_decimal_cast_bit_for_bit():
     assert {g: units_to_float(n) for g, n in mine.items()} == sums
     with pytest.raises(ValueError, match="not a finite number"):
         exact_units(float("nan"))
+
+
+def test_epoch_datetimes_turn_day_numbers_and_seconds_into_datetimes_and_nan_into_nat():
+    days = epoch_datetimes(np.array([0.0, np.nan, 20_000.0, 20_745.0]), "D")
+    assert days.dtype == np.dtype("datetime64[ns]")
+    assert [str(d)[:10] if not np.isnat(d) else None for d in days] == [
+        "1970-01-01",
+        None,
+        "2024-10-04",
+        "2026-10-19",
+    ]
+    secs = epoch_datetimes([1_790_000_000.1234, None, 0], "s")
+    assert (
+        str(secs[0]) == "2026-09-21T14:13:20.123000000"
+        and np.isnat(secs[1])
+        and str(secs[2])[:19] == "1970-01-01T00:00:00"
+    )
+    # many NaN among values: pandas < 3 would round an uninitialised buffer here (pandas-dev/pandas#58419)
+    many = epoch_datetimes(np.where(np.arange(100_000) % 3 == 0, np.nan, 20_000.0), "D")
+    assert np.isnat(many).sum() == 33_334 and (many[1] == np.datetime64("2024-10-04"))
+    with pytest.raises(ValueError, match="unit 'h'"):
+        epoch_datetimes([1.0], "h")
