@@ -33,7 +33,8 @@ live-demo: $(STAMP)
 # Two parts: every test but the live loop's in TEST_WORKERS processes (a test file per worker, so a module's
 # fixtures are built once), then the live loop's own (marked serial: it runs in accelerated real time, and a
 # neighbour's load would move its clock) alone. The dbt manifest is prepared first, so no two workers parse it.
-TEST_WORKERS ?= 2
+# Three workers on two cores: the tests wait on subprocesses, servers and browsers for about a third of the time.
+TEST_WORKERS ?= 3
 test: $(STAMP) chromium
 	$(PY) -c "from assets.transform.project import prepare_manifest; prepare_manifest()"
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
