@@ -46,6 +46,8 @@ def main() -> None:
     )
     args = p.parse_args()
     path = Path(args.warehouse) if args.warehouse else ROOT / "data" / "bench" / f"scale{args.scale:g}.duckdb"
+    if args.warehouse and not path.exists():
+        raise SystemExit(f"no warehouse at {path}: run `make demo` first (or give --scale to build one)")
     built_s = None if path.exists() else build(args.scale, path)
     with duckdb.connect(str(path), read_only=True) as con:
         fills = con.execute("SELECT count(*) FROM raw.trades").fetchone()[0]

@@ -34,9 +34,9 @@ LIVE_CASES = [
     ("bench_live.py", None, ["--rate", "1000", "--seconds", "60", "--parse-all"]),
     ("bench_live.py", None, ["--rate", "50", "--seconds", "60", "--burst", "10000"]),
 ]
-#: the dashboard's page loads on the demo's world and on the 10x world (the backtest case builds the latter)
+#: the dashboard's page loads on the demo's warehouse (`make demo`) and on the 10x world (built once)
 DASHBOARD_CASES = [
-    ("bench_dashboard.py", None, ["--scale", "1"]),
+    ("bench_dashboard.py", None, ["--warehouse", str(ROOT / "data" / "warehouse.duckdb")]),
     ("bench_dashboard.py", None, ["--scale", "10"]),
 ]
 CASES = [
