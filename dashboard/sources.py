@@ -58,11 +58,13 @@ def _clock(t: float) -> str:
 
 
 class Warehouse:
-    """Reads of the DuckDB warehouse, cached per (queries, parameters) until the file changes."""
+    """Reads of the DuckDB warehouse, cached per (queries, parameters) until the file changes; the ``max_cached``
+    most recent reads are kept (each whale drilled into is a read of its own)."""
 
-    def __init__(self, path: Path, quiet_s: float = 3.0):
+    def __init__(self, path: Path, quiet_s: float = 3.0, max_cached: int = 64):
         self.path = Path(path)
         self.quiet_s = quiet_s
+        self.max_cached = max_cached
         self._cache: dict[tuple, Read] = {}
         self._lock = threading.Lock()
 
@@ -119,7 +121,10 @@ class Warehouse:
             con.close()
         read = Read(frames, time.time(), stamp)
         with self._lock:
-            self._cache[key] = read
+            self._cache.pop(key, None)
+            self._cache[key] = read  # newest last
+            while len(self._cache) > self.max_cached:
+                self._cache.pop(next(iter(self._cache)))
         return read
 
 

@@ -3,7 +3,6 @@ before the world's end, so a live loop can replay the days after it on the same 
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 from datetime import UTC, datetime, timedelta
@@ -31,10 +30,6 @@ def build(root: Path) -> Settings:
     )
     assert result.success, log.getvalue()[-3000:]
     return settings
-
-
-def with_live_dir(settings: Settings, live_dir: Path) -> Settings:
-    return dataclasses.replace(settings, live_dir=live_dir)
 
 
 if __name__ == "__main__":  # python -m tests.dashboard.world DIR: a world to look at by hand
