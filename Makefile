@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: install demo live-demo test ui dashboard dashboard-screenshots bench lint lock clean chromium
+.PHONY: install demo live-demo test test-long ui dashboard dashboard-screenshots bench lint lock clean chromium
 
 install: $(STAMP)
 
@@ -37,8 +37,14 @@ live-demo: $(STAMP)
 TEST_WORKERS ?= 3
 test: $(STAMP) chromium
 	$(PY) -c "from assets.transform.project import prepare_manifest; prepare_manifest()"
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial and not long"
 	$(PY) -m pytest -q -m serial
+
+# the whole-job repetitions (twenty kills then a resume, thirty daily increments against a full build): about four
+# minutes; CI runs them after `make test` (.ci/run)
+test-long: $(STAMP)
+	$(PY) -c "from assets.transform.project import prepare_manifest; prepare_manifest()"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m long
 
 # Debian's chromium for the report's headless-browser test; where apt-get cannot install it the test is skipped.
 chromium:

@@ -28,6 +28,7 @@ def _full_days(history: tuple[int, int]) -> list[tuple[int, int]]:
     return [(last - DAY * k, last - DAY * (k - 1) - 1) for k in range(INCREMENTS, 0, -1)]
 
 
+@pytest.mark.long  # make test-long (CI runs it after make test)
 def test_thirty_daily_increments_equal_one_full_build(reference_build, tmp_path):
     history = PolymarketResource(sim_scale=stages.SCALE, sim_seed=stages.SEED).history()
     full, daily = reference_build[0], tmp_path / "daily.duckdb"  # conftest.py: one full build

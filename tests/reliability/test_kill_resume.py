@@ -79,6 +79,7 @@ class Child:
         assert rc == 0, "the pipeline failed:\n" + "\n".join(s for _, s in self.lines[-60:])
 
 
+@pytest.mark.long  # make test-long (CI runs it after make test)
 def test_twenty_kills_then_resume_give_the_uninterrupted_warehouse(reference_build, tmp_path):
     ref_path, durations = reference_build  # conftest.py: the same stages, never interrupted
     path = tmp_path / "killed.duckdb"
