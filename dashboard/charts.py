@@ -45,7 +45,12 @@ def bars(df: pd.DataFrame, category: str, value: str, *, value_title: str, value
     ``limit`` draws a vertical limit line. A count axis (format ``,.0f``) ticks whole numbers only."""
     counts = value_format == ",.0f"
     enc = {
-        "y": alt.Y(f"{category}:N", sort=df[category].tolist() if in_order else "-x", title=None),
+        "y": alt.Y(
+            f"{category}:N",
+            sort=df[category].tolist() if in_order else "-x",
+            title=None,
+            axis=alt.Axis(labelOverlap=False, labelLimit=260),
+        ),
         "x": alt.X(
             f"{value}:Q",
             title=value_title,
@@ -59,7 +64,7 @@ def bars(df: pd.DataFrame, category: str, value: str, *, value_title: str, value
     if limit is not None:
         layers.append(alt.Chart(pd.DataFrame({"limit": [limit]})).mark_rule(color="firebrick", strokeDash=[4, 3])
                       .encode(x="limit:Q", tooltip=[alt.Tooltip("limit:Q", format=value_format)]))  # fmt: skip
-    return alt.layer(*layers).properties(height=height or max(120, 26 * df[category].nunique()))
+    return alt.layer(*layers).properties(height=height or 60 + 34 * df[category].nunique())  # axis + rows
 
 
 def intervals(df: pd.DataFrame, x: str, lo: str, mid: str, hi: str, *, y_title: str, y_format: str = ".2f",

@@ -154,4 +154,6 @@ def positions_view(positions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
 
 
 def short(wallet: str) -> str:
-    return f"{wallet[:6]}…{wallet[-4:]}" if isinstance(wallet, str) and len(wallet) > 12 else str(wallet)
+    """A wallet address as 0xabcd…1234 for a chart's axis; any other label unchanged."""
+    is_address = isinstance(wallet, str) and wallet.startswith("0x") and len(wallet) > 12
+    return f"{wallet[:6]}…{wallet[-4:]}" if is_address else str(wallet)

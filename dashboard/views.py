@@ -66,7 +66,7 @@ def _pct(x: float, digits: int = 1) -> str:
 
 
 def _usd(x: float) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"${x:,.2f}"
+    return "–" if x is None or not np.isfinite(x) else f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"
 
 
 # ------------------------------------------------------------------------------------------------ overview

@@ -105,6 +105,10 @@ def _page(monkeypatch, warehouse: Path, live: Path, page: str):
     return at
 
 
+def _usd(x: float) -> str:
+    return f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"
+
+
 def _metrics(at) -> dict[str, str]:
     return {x.label: x.value for x in at.metric}
 
@@ -122,7 +126,7 @@ def test_overview_shows_the_books_latest_day_and_the_live_loop(world, live_dir, 
     (held,) = _sql(world, "SELECT count(*) FROM analytics.paper_positions WHERE closed_day IS NULL")[0]
     (n_alerts,) = _sql(world, "SELECT least(count(*), 200) FROM analytics.alerts")[0]
     got = _metrics(at)
-    assert got["NAV"] == f"${nav:,.2f}"
+    assert got["NAV"] == _usd(nav)
     assert got["Open positions"] == str(n_open) == str(held)
     assert got["State"] == "running"
     assert got["Live NAV"] == "$10,000.00"
@@ -160,13 +164,13 @@ def test_whales_ranks_the_latest_scores_and_drills_down_to_a_whales_copied_trade
     assert not at.exception
     got = _metrics(at)
     assert got["Trades of it we copied"] == f"{n:,}"
-    assert got["What the copies earned"] == f"${earned:,.2f}"
+    assert got["What the copies earned"] == _usd(earned)
     copied = _frame(at, "copy_price")
     assert len(copied) == n
     ((n_pos, pnl),) = _sql(
         world, "SELECT count(*), sum(pnl_net) FROM marts.fct_positions WHERE wallet = ?", [wallet]
     )
-    assert got["Positions"] == f"{n_pos:,}" and got["Realised P&L (net)"] == f"${pnl:,.2f}"
+    assert got["Positions"] == f"{n_pos:,}" and got["Realised P&L (net)"] == _usd(pnl)
     (n_hist,) = _sql(world, "SELECT count(*) FROM analytics.whale_scores WHERE wallet = ?", [wallet])[0]
     assert len(_frame(at, "as_of")) == n_hist
 

@@ -101,3 +101,8 @@ def test_the_default_bounds_are_strategy_configs():
 
     config = StrategyConfig().model_dump()
     assert default_strategy() == {k: config[k] for k in default_strategy()}
+
+
+def test_short_shortens_addresses_only():
+    assert m.short("0x" + "ab" * 20) == "0xabab…abab"
+    assert m.short("(other whales)") == "(other whales)" and m.short("0x12") == "0x12"
