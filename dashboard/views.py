@@ -215,10 +215,9 @@ def whales(ctx: Context) -> None:
         w: f"#{r} {w} (WQS {q:.1f})"
         for w, r, q in zip(show["wallet"], show["rank"], show["wqs"], strict=True)
     }
+    # a newly clicked row of the table drives the selectbox (which keeps its own choice otherwise)
     row = show["wallet"].iloc[picked[0]] if picked else None
-    if (
-        row is not None and st.session_state.get("whale_row") != row
-    ):  # a newly clicked row drives the selectbox
+    if row is not None and st.session_state.get("whale_row") != row:
         st.session_state["whale_row"] = st.session_state["whale_pick"] = row
     chosen = st.selectbox("Drill down into a whale (or click a row)", wallets, format_func=labels.get,
                           key="whale_pick")  # fmt: skip
