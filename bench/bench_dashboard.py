@@ -7,7 +7,7 @@
 waits until Streamlit has finished its script and every chart has drawn. **Cold** is a page's first load after the
 server started (its warehouse read, then the render); **warm** is the best of three loads after it (the read is
 cached until the file changes: the render and the browser's work). The whale drill-down is timed apart: picking
-the last-ranked whale in the selectbox until its copied trades are shown. One JSON line on stdout.
+the selectbox's last whale (the 1,000th, or the last one scored) until its page is drawn. One JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dashboard.views import PICK_LIMIT
 from tests.dashboard import browser
 
 PAGES = ("overview", "whales", "signals", "portfolio", "evidence")
@@ -51,14 +52,15 @@ def main() -> None:
     built_s = None if path.exists() else build(args.scale, path)
     with duckdb.connect(str(path), read_only=True) as con:
         fills = con.execute("SELECT count(*) FROM raw.trades").fetchone()[0]
-        (last_wallet,) = con.execute(
-            "SELECT wallet FROM analytics.whale_scores WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) "
-            "AND wqs IS NOT NULL ORDER BY rank DESC LIMIT 1"
-        ).fetchone()
         scored = con.execute(
             "SELECT count(*) FROM analytics.whale_scores WHERE as_of = (SELECT max(as_of) FROM "
             "analytics.whale_scores) AND wqs IS NOT NULL"
         ).fetchone()[0]
+        (last_wallet,) = con.execute(  # the selectbox's last whale
+            "SELECT wallet FROM analytics.whale_scores WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) "
+            "AND wqs IS NOT NULL ORDER BY rank LIMIT 1 OFFSET ?",
+            [min(PICK_LIMIT, scored) - 1],
+        ).fetchone()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

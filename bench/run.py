@@ -458,7 +458,8 @@ def dashboard_section(rows: list[dict]) -> list[str]:
         "chromium until Streamlit has run its script and every chart has drawn. Cold: the first load after the server",
         "started (the page's warehouse read, then the render; the first page also pays the app's imports). Warm: the",
         "best of three loads after it (the read is cached until the file changes). Drill-down: picking the",
-        "last-ranked whale until its page is drawn (its score history, positions and copied trades are read then).",
+        "selectbox's last whale (the 1,000th) until its page is drawn (its score history, positions and copied",
+        "trades are read then).",
         "",
         "| warehouse | fills | scored wallets | server start | "
         + " | ".join(f"{p} cold / warm" for p in pages)

@@ -17,6 +17,9 @@ from dashboard import model as m
 from dashboard.context import Context
 from dashboard.sources import SourceUnavailable
 
+#: how many of the ranked whales the drill-down's selectbox lists
+PICK_LIMIT = 1_000
+
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _say(exc: SourceUnavailable) -> None:
@@ -210,17 +213,26 @@ def whales(ctx: Context) -> None:
                            "pnl_net_to_date": "$%.0f", "current_drawdown": "%.3f", "volume": "$%.0f",
                            "predicted_wins_mean": "%.1f"})  # fmt: skip
     picked = event.selection.rows if event is not None and hasattr(event, "selection") else []
-    wallets = show["wallet"].tolist()
-    labels = {
-        w: f"#{r} {w} (WQS {q:.1f})"
-        for w, r, q in zip(show["wallet"], show["rank"], show["wqs"], strict=True)
-    }
-    # a newly clicked row of the table drives the selectbox (which keeps its own choice otherwise)
+    # the selectbox lists the best PICK_LIMIT (a browser list of every wallet of a large world is slow); a click
+    # on any row of the table, or an address typed below, reaches the others
     row = show["wallet"].iloc[picked[0]] if picked else None
-    if row is not None and st.session_state.get("whale_row") != row:
+    wallets = show["wallet"].iloc[:PICK_LIMIT].tolist()
+    if row is not None and row not in wallets:
+        wallets.append(row)
+    labels = {w: f"#{r} {w} (WQS {q:.1f})" for w, r, q in zip(show["wallet"], show["rank"], show["wqs"], strict=True)
+              if w in set(wallets)}  # fmt: skip
+    if (
+        row is not None and st.session_state.get("whale_row") != row
+    ):  # a newly clicked row drives the selectbox
         st.session_state["whale_row"] = st.session_state["whale_pick"] = row
-    chosen = st.selectbox("Drill down into a whale (or click a row)", wallets, format_func=labels.get,
-                          key="whale_pick")  # fmt: skip
+    chosen = st.selectbox(f"Drill down into a whale (the best {min(PICK_LIMIT, len(show)):,}; or click a row)",
+                          wallets, format_func=labels.get, key="whale_pick")  # fmt: skip
+    typed = st.text_input("…or any scored wallet's address", key="whale_typed").strip().lower()
+    if typed:
+        if typed in labels or typed in set(show["wallet"]):
+            chosen = typed
+        else:
+            st.caption(f"`{typed}` has no score at this date; showing the selectbox's whale.")
     _whale(ctx, chosen, scores.set_index("wallet").loc[chosen])
 
 

@@ -173,6 +173,13 @@ def test_whales_ranks_the_latest_scores_and_drills_down_to_a_whales_copied_trade
     assert got["Positions"] == f"{n_pos:,}" and got["Realised P&L (net)"] == _usd(pnl)
     (n_hist,) = _sql(world, "SELECT count(*) FROM analytics.whale_scores WHERE wallet = ?", [wallet])[0]
     assert len(_frame(at, "as_of")) == n_hist
+    # an address typed (any case) reaches any scored whale; one without a score is said
+    last = ranked[-1]
+    at.text_input(key="whale_typed").input(f"  {last.upper().replace('0X', '0x')} ").run()
+    assert any(h.value == f"Whale {last}" for h in at.header)
+    at.text_input(key="whale_typed").input("0xnotawallet").run()
+    assert any("has no score at this date" in c.value for c in at.caption)
+    assert any(h.value == f"Whale {wallet}" for h in at.header)  # the selectbox's whale again
 
 
 def test_signals_shows_the_live_decisions_and_both_funnels(world, live_dir, monkeypatch):
