@@ -371,6 +371,29 @@ def test_the_ui_listens_on_loopback_only(monkeypatch):
     assert argv[argv.index("-h") + 1] == "127.0.0.1" and "0.0.0.0" not in argv
 
 
+def test_the_dashboard_listens_on_loopback_only_and_passes_its_sources(monkeypatch, tmp_path, capsys):
+    seen = []
+
+    def execvpe(file, argv, env):  # the real one never returns
+        seen.append((argv, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.os, "execvpe", execvpe)
+    with pytest.raises(SystemExit):
+        cli.main(["dashboard", "--port", "8599", "--warehouse", str(tmp_path / "w.duckdb"),
+                  "--live-dir", str(tmp_path / "live")])  # fmt: skip
+    ((argv, env),) = seen
+    assert argv[argv.index("--server.address") + 1] == "127.0.0.1" and "0.0.0.0" not in argv
+    assert argv[argv.index("--server.port") + 1] == "8599" and argv[argv.index("run") + 1].endswith(
+        "dashboard/app.py"
+    )
+    assert env["WAREHOUSE_PATH"] == str(tmp_path / "w.duckdb") and env["WHALECOPY_LIVE_DIR"] == str(
+        tmp_path / "live"
+    )
+    assert argv[argv.index("--browser.gatherUsageStats") + 1] == "false"
+    assert "http://127.0.0.1:8599" in capsys.readouterr().out
+
+
 def test_the_webhook_comes_from_the_environment_and_its_secret_path_is_never_logged(monkeypatch):
     monkeypatch.delenv("WHALECOPY_ALERT_WEBHOOK_URL", raising=False)
     assert Settings().alert_webhook_url is None and Settings.from_env().alert_webhook_url is None
