@@ -492,7 +492,7 @@ def rewrite_section(rows: list[dict], heading: str, section: list[str], prefix: 
     body += [json.dumps(r) for r in rows]
     doc = doc[: doc.index("```json") + 1] + body + doc[end:]
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(doc) + "\n")
-    print(f"wrote the {heading[3:]} section of {ROOT / 'docs' / 'benchmarks.md'}")
+    print(f"wrote the section {heading[3:]!r} of {ROOT / 'docs' / 'benchmarks.md'}")
 
 
 def write_live_only() -> None:

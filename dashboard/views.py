@@ -17,8 +17,10 @@ from dashboard import model as m
 from dashboard.context import Context
 from dashboard.sources import SourceUnavailable
 
-#: how many of the ranked whales the drill-down's selectbox lists
+#: how many of the ranked whales the drill-down's selectbox lists, and the table shows (a browser list or grid of
+#: every wallet of a 10x world is slow); a typed address reaches the others
 PICK_LIMIT = 1_000
+TABLE_LIMIT = 5_000
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -51,15 +53,18 @@ def from_live(ctx: Context, q: dict[str, str], params: dict | None = None) -> di
 
 
 def table(df: pd.DataFrame, name: str, *, key: str, select: bool = False, height: int | None = None,
-          formats: dict[str, str] | None = None):  # fmt: skip
-    """A sortable table (click a header) with a CSV download of every row shown."""
+          formats: dict[str, str] | None = None, download: pd.DataFrame | None = None):  # fmt: skip
+    """A sortable table (click a header) with a CSV download of its rows (of ``download`` when the table shows
+    only the first of them)."""
     config = {
         c: st.column_config.NumberColumn(format=f) for c, f in (formats or {}).items() if c in df.columns
     }
     kw = {"on_select": "rerun", "selection_mode": "single-row"} if select else {}
     event = st.dataframe(df, key=key, hide_index=True, width="stretch", height=height or "auto",
                          column_config=config, **kw)  # fmt: skip
-    st.download_button(f"Download {name} (CSV)", df.to_csv(index=False).encode(), file_name=f"{name}.csv",
+    rows = df if download is None else download
+    # the CSV is written when the button is clicked, not on every run of the page
+    st.download_button(f"Download {name} (CSV)", lambda: rows.to_csv(index=False).encode(), file_name=f"{name}.csv",
                        mime="text/csv", key=f"{key}_csv", icon=":material/download:")  # fmt: skip
     return event
 
@@ -206,7 +211,11 @@ def whales(ctx: Context) -> None:
                    "released_on", "sharpe", "consistency", "win_rate_mean", "win_rate_lower", "win_rate_upper",
                    "edge_mean", "edge_lower", "edge_upper", "predicted_wins_mean", "raw_win_rate", "pnl_net_to_date",
                    "current_drawdown", "n_resolved_positions", "volume"]]  # fmt: skip
-    event = table(show, "whales", key="whales_table", select=True, height=360,
+    if len(show) > TABLE_LIMIT:
+        st.caption(
+            f"The table shows the best {TABLE_LIMIT:,} of the {len(show):,} scored wallets; its CSV has all."
+        )
+    event = table(show.iloc[:TABLE_LIMIT], "whales", key="whales_table", select=True, height=360, download=show,
                   formats={"wqs": "%.1f", "sharpe": "%.2f", "consistency": "%.1f", "win_rate_mean": "%.3f",
                            "win_rate_lower": "%.3f", "win_rate_upper": "%.3f", "edge_mean": "%.3f",
                            "edge_lower": "%.3f", "edge_upper": "%.3f", "raw_win_rate": "%.3f",
@@ -219,8 +228,8 @@ def whales(ctx: Context) -> None:
     wallets = show["wallet"].iloc[:PICK_LIMIT].tolist()
     if row is not None and row not in wallets:
         wallets.append(row)
-    labels = {w: f"#{r} {w} (WQS {q:.1f})" for w, r, q in zip(show["wallet"], show["rank"], show["wqs"], strict=True)
-              if w in set(wallets)}  # fmt: skip
+    top = show.set_index("wallet").loc[wallets]
+    labels = {w: f"#{r} {w} (WQS {q:.1f})" for w, r, q in zip(wallets, top["rank"], top["wqs"], strict=True)}
     if (
         row is not None and st.session_state.get("whale_row") != row
     ):  # a newly clicked row drives the selectbox
@@ -229,7 +238,7 @@ def whales(ctx: Context) -> None:
                           wallets, format_func=labels.get, key="whale_pick")  # fmt: skip
     typed = st.text_input("…or any scored wallet's address", key="whale_typed").strip().lower()
     if typed:
-        if typed in labels or typed in set(show["wallet"]):
+        if typed in labels or (show["wallet"] == typed).any():
             chosen = typed
         else:
             st.caption(f"`{typed}` has no score at this date; showing the selectbox's whale.")

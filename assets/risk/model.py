@@ -128,16 +128,18 @@ def strike_reasons(
     """Why each metric set earns a strike, ``"; "``-joined (``""`` where :func:`strikes` gives none): the
     dashboard's quarantine reasons. The same comparisons as :func:`strikes`, term by term."""
     s, d, c = (np.asarray(a, dtype=float) for a in (sharpe, drawdown, consistency))
+    texts = [
+        f"Sharpe < {min_sharpe:g}",
+        f"current drawdown > {max_drawdown:.0%}",
+        f"consistency < {min_consistency:g}",
+    ]
     with np.errstate(invalid="ignore"):
-        parts = [
-            (s < min_sharpe, f"Sharpe < {min_sharpe:g}"),
-            (d > max_drawdown, f"current drawdown > {max_drawdown:.0%}"),
-            (c < min_consistency, f"consistency < {min_consistency:g}"),
-        ]
-    out = np.full(s.shape, "", dtype=object)
-    for hit, text in parts:
-        out = np.where(hit, np.where(out == "", text, out + "; " + text), out)
-    return out
+        code = (s < min_sharpe) * 1 + (d > max_drawdown) * 2 + (c < min_consistency) * 4
+    # the 8 combinations, looked up by their bits
+    table = np.array(
+        ["; ".join(t for i, t in enumerate(texts) if k >> i & 1) for k in range(8)], dtype=object
+    )
+    return table[code]
 
 
 def quarantine(

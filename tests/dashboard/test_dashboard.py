@@ -353,7 +353,7 @@ def test_every_page_in_chromium_and_a_live_decision_within_5_seconds(world, tmp_
         _wait_http(url, server)
         with sync_playwright() as pw:
             b = pw.chromium.launch(executable_path=chromium, headless=True, args=browser.CHROMIUM_ARGS)
-            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            page = b.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
             loads = {}
             for name in PAGES:
                 t = time.perf_counter()
@@ -378,6 +378,13 @@ def test_every_page_in_chromium_and_a_live_decision_within_5_seconds(world, tmp_
             page.get_by_text(f"Whale {wallet}").wait_for(timeout=30_000)
             assert browser.error_boxes(page) == []
             _shoot(page, shots, "whale.png")
+            # the ranked table downloads as CSV: every scored wallet, best first
+            with page.expect_download() as got:
+                page.get_by_text("Download whales (CSV)").click()
+            lines = Path(got.value.path()).read_text().splitlines()
+            (scored,) = _sql(world, "SELECT count(*) FROM analytics.whale_scores WHERE wqs IS NOT NULL AND as_of = "
+                                    "(SELECT max(as_of) FROM analytics.whale_scores)")[0]  # fmt: skip
+            assert lines[0].startswith("rank,wallet,wqs,") and len(lines) == scored + 1
             # and a click on a row of the ranked table drills down into that row's whale (the second-ranked)
             (second, n2), = _sql(world, """
                 WITH s AS (SELECT wallet FROM analytics.whale_scores WHERE wqs IS NOT NULL AND as_of =
