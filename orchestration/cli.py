@@ -119,12 +119,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def dashboard_command(settings: Settings, port: int | None = None) -> list[str]:
-    """The Streamlit server the dashboard runs as: bound to 127.0.0.1, headless, no usage statistics, no file
-    watcher. Its environment carries the settings (the app reads them through ``Settings.from_env``)."""
+    """The Streamlit server the dashboard runs as (``dashboard.serve``: its modules imported first): bound to
+    127.0.0.1, headless, no usage statistics, no file watcher. Its environment carries the settings (the app reads
+    them through ``Settings.from_env``)."""
     import dashboard
 
     app = Path(dashboard.__file__).parent / "app.py"
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
+    return [sys.executable, "-m", "dashboard.serve", "run", str(app), "--server.address", "127.0.0.1",
             "--server.port", str(port or settings.dashboard_port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
             "--client.toolbarMode", "minimal", "--global.developmentMode", "false"]  # fmt: skip
