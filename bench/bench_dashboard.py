@@ -94,7 +94,7 @@ def main() -> None:
             def load(name: str) -> float:
                 t = time.perf_counter()
                 page.goto(f"{url}/" if name == "overview" else f"{url}/{name}")
-                browser.settle(page)
+                browser.settle(page, browser.CHARTS[name])
                 drawn = browser.charts_drawn(page)
                 elapsed = time.perf_counter() - t
                 assert browser.error_boxes(page) == [] and all(drawn), (name, drawn)
@@ -105,13 +105,13 @@ def main() -> None:
             for name in PAGES:
                 warm[name] = min(load(name) for _ in range(3))
             page.goto(f"{url}/whales")
-            browser.settle(page)
+            browser.settle(page, browser.CHARTS["whales"])
             t = time.perf_counter()
             page.locator('[data-testid="stSelectbox"]').click()
             page.keyboard.type(last_wallet[:12])
             page.get_by_role("option", name=re.compile(last_wallet)).click()
             page.get_by_text(f"Whale {last_wallet}").wait_for(timeout=120_000)
-            browser.settle(page)
+            browser.settle(page, browser.CHARTS["whales"])
             drill_s = time.perf_counter() - t
             b.close()
     finally:

@@ -31,15 +31,21 @@ def chromium_path() -> str | None:
     return found
 
 
-def settle(page, timeout_s: float = 60.0) -> None:
-    """Wait until Streamlit has run the page's script to its end (the app's ``data-test-script-state``) and every
-    chart on the page has drawn (or ``timeout_s`` passed: the caller's checks then say what is missing)."""
+#: the charts each page draws on a full warehouse without a live store (Vega's code loads lazily, so a page can
+#: look finished before its first chart exists: waiting for the count is what makes a load a load)
+CHARTS = {"overview": 4, "whales": 2, "signals": 1, "portfolio": 3, "evidence": 3}
+
+
+def settle(page, min_charts: int = 0, timeout_s: float = 60.0) -> None:
+    """Wait until Streamlit has run the page's script to its end (the app's ``data-test-script-state``) and at
+    least ``min_charts`` charts are on the page, every one drawn (or ``timeout_s`` passed: the caller's checks
+    then say what is missing)."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"] [data-testid="stMain"] h1',
                            timeout=timeout_s * 1000)  # fmt: skip
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         drawn = charts_drawn(page)
-        if all(drawn):  # Vega draws after its element mounts
+        if len(drawn) >= min_charts and all(drawn):  # Vega draws after its element mounts
             break
         time.sleep(0.05)
 
@@ -49,9 +55,10 @@ def charts_drawn(page) -> list[bool]:
 
 
 def error_boxes(page) -> list[str]:
-    """The text of every exception or error box on the page."""
+    """The text of every exception, error or warning box on the page (a busy source is a warning)."""
     out = []
-    for sel in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
+    for sel in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]',
+                '[data-testid="stAlertContentWarning"]'):  # fmt: skip
         out.extend(page.locator(sel).all_inner_texts())
     return out
 

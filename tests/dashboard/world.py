@@ -3,10 +3,13 @@ before the world's end, so a live loop can replay the days after it on the same 
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import duckdb
 
 from live.run import sim_world
 from orchestration.cli import run_sync
@@ -29,6 +32,11 @@ def build(root: Path) -> Settings:
         settings, end=world_end - timedelta(days=math.ceil(LIVE_DAYS) + 1), strategy=LOOSE, out=log
     )
     assert result.success, log.getvalue()[-3000:]
+    # the run's DuckDB connections live until they are collected, and while one does no other process can open
+    # the file (the dashboard's server would find it busy)
+    del result
+    gc.collect()
+    duckdb.connect(str(settings.warehouse_path), read_only=True).close()  # fails while this process holds it
     return settings
 
 
