@@ -27,16 +27,11 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_backtest import build
 from dashboard.views import PICK_LIMIT
 from tests.dashboard import browser
 
 PAGES = ("overview", "whales", "signals", "portfolio", "evidence")
-
-
-def build(scale: float, path: Path) -> float:
-    from bench.bench_backtest import build as build_warehouse
-
-    return build_warehouse(scale, path)
 
 
 def main() -> None:
@@ -49,7 +44,7 @@ def main() -> None:
     path = Path(args.warehouse) if args.warehouse else ROOT / "data" / "bench" / f"scale{args.scale:g}.duckdb"
     if args.warehouse and not path.exists():
         raise SystemExit(f"no warehouse at {path}: run `make demo` first (or give --scale to build one)")
-    built_s = None if path.exists() else build(args.scale, path)
+    built_s = None if path.exists() else build(args.scale, path)  # the backtest bench's build, once
     with duckdb.connect(str(path), read_only=True) as con:
         fills = con.execute("SELECT count(*) FROM raw.trades").fetchone()[0]
         scored = con.execute(

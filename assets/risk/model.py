@@ -102,6 +102,13 @@ class QuarantineState(NamedTuple):
     released_day: np.ndarray  # float: the day number the quarantine ends (NaN when not quarantined)
 
 
+def _strike_bits(sharpe, drawdown, consistency, min_sharpe, max_drawdown, min_consistency) -> np.ndarray:
+    """Per metric set, the thresholds crossed as bits: 1 Sharpe, 2 drawdown, 4 consistency (NaN crosses none)."""
+    s, d, c = (np.asarray(a, dtype=float) for a in (sharpe, drawdown, consistency))
+    with np.errstate(invalid="ignore"):
+        return (s < min_sharpe) * 1 + (d > max_drawdown) * 2 + (c < min_consistency) * 4
+
+
 def strikes(
     sharpe: np.ndarray,
     drawdown: np.ndarray,
@@ -112,9 +119,7 @@ def strikes(
 ) -> np.ndarray:
     """Whether each metric set earns a strike. A NaN metric earns none (too little data is not a failure; the
     signal filter requires a score anyway). ``drawdown`` is the current drawdown as a positive fraction."""
-    s, d, c = (np.asarray(a, dtype=float) for a in (sharpe, drawdown, consistency))
-    with np.errstate(invalid="ignore"):
-        return (s < min_sharpe) | (d > max_drawdown) | (c < min_consistency)
+    return _strike_bits(sharpe, drawdown, consistency, min_sharpe, max_drawdown, min_consistency) != 0
 
 
 def strike_reasons(
@@ -126,20 +131,17 @@ def strike_reasons(
     min_consistency: float = STRIKE_MIN_CONSISTENCY,
 ) -> np.ndarray:
     """Why each metric set earns a strike, ``"; "``-joined (``""`` where :func:`strikes` gives none): the
-    dashboard's quarantine reasons. The same comparisons as :func:`strikes`, term by term."""
-    s, d, c = (np.asarray(a, dtype=float) for a in (sharpe, drawdown, consistency))
+    dashboard's quarantine reasons, from the same comparisons as :func:`strikes`."""
     texts = [
         f"Sharpe < {min_sharpe:g}",
         f"current drawdown > {max_drawdown:.0%}",
         f"consistency < {min_consistency:g}",
     ]
-    with np.errstate(invalid="ignore"):
-        code = (s < min_sharpe) * 1 + (d > max_drawdown) * 2 + (c < min_consistency) * 4
     # the 8 combinations, looked up by their bits
     table = np.array(
         ["; ".join(t for i, t in enumerate(texts) if k >> i & 1) for k in range(8)], dtype=object
     )
-    return table[code]
+    return table[_strike_bits(sharpe, drawdown, consistency, min_sharpe, max_drawdown, min_consistency)]
 
 
 def quarantine(
