@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--refetch", action="store_true", help="fetch windows already covered again")
         sp.add_argument("--rebuild-scores", action="store_true",
                         help="drop the stored score history and score every as-of date again")  # fmt: skip
+        sp.add_argument("--full-refresh", action="store_true",
+                        help="rebuild the incremental marts from scratch instead of applying what changed")  # fmt: skip
 
     demo = sub.add_parser("demo", help="run everything on the simulated Polymarket and print a summary")
     common(demo)
@@ -203,8 +205,8 @@ def _check_inputs(settings: Settings) -> None:
 
 
 def run_sync(settings: Settings, *, start: date | None = None, end: date | None = None, scope: str | None = None,
-             refetch: bool = False, rebuild_scores: bool = False, strategy: dict | None = None,
-             skip_groups: tuple[str, ...] = (), out=sys.stdout):  # fmt: skip
+             refetch: bool = False, rebuild_scores: bool = False, full_refresh: bool = False,
+             strategy: dict | None = None, skip_groups: tuple[str, ...] = (), out=sys.stdout):  # fmt: skip
     """Run the ``sync`` job in this process over the source's history; returns the Dagster result. ``strategy``:
     fields of the run's ``StrategyConfig`` (every asset and gate of the run, and the live snapshot, see them).
     ``skip_groups``: asset groups left out (the live tests skip ``evaluation``, which nothing live reads)."""
@@ -231,6 +233,7 @@ def run_sync(settings: Settings, *, start: date | None = None, end: date | None 
             "raw__trades": {"config": trades_cfg},
             "raw__price_history": {"config": {"refetch": refetch}},
             "analytics__whale_scores": {"config": {"rebuild_scores": rebuild_scores}},
+            "transform": {"config": {"full_refresh": full_refresh}},
         },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
@@ -558,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         scope=args.scope,
         refetch=args.refetch,
         rebuild_scores=args.rebuild_scores,
+        full_refresh=args.full_refresh,
     )
     from orchestration.summary import print_run_report
 

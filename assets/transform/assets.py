@@ -10,7 +10,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from .project import dbt_project, prepare_manifest
+from .model import sync_mode
+from .project import dbt_project, prepare_manifest, read_sync_state
 
 prepare_manifest()
 
@@ -31,6 +32,10 @@ class WarehouseTranslator(DagsterDbtTranslator):
 TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+class TransformConfig(dg.Config):
+    full_refresh: bool = False  # rebuild the incremental marts from scratch (`whalecopy run --full-refresh`)
+
+
 def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
     """All dbt models, built with ``dbt build`` (models and their tests in DAG order; a failing error-severity
     test stops the models and Python assets downstream of it)."""
@@ -41,10 +46,22 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
         dagster_dbt_translator=TRANSLATOR,
         name="transform",
     )
-    def transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource):
+    def transform(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: DuckDBResource,
+        config: TransformConfig,
+    ):
+        # The incremental marts apply only what changed since the last complete build (model.py:sync_mode).
+        with warehouse.get_connection() as con:
+            full_refresh, why = sync_mode(read_sync_state(con), full_refresh=config.full_refresh)
+        context.log.info(f"dbt build: {why}")
         # dbt runs as a subprocess on the same DuckDB file (profiles.yml reads this variable); Dagster holds no
         # connection open meanwhile, so dbt is the one writer.
         os.environ["WHALECOPY_DBT_DATABASE"] = str(Path(warehouse.database).resolve())
-        yield from dbt.cli(["build", "--vars", json.dumps({"fee_rate": fee_rate})], context=context).stream()
+        args = ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
+            ["--full-refresh"] if full_refresh else []
+        )
+        yield from dbt.cli(args, context=context).stream()
 
     return transform

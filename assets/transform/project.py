@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
+from .model import SyncState
+
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # dbt installed beside this interpreter (the venv), whether or not the venv is on PATH
@@ -46,3 +48,26 @@ def prepare_manifest() -> Path:
                 f"dbt parse failed in {DBT_PROJECT_DIR}:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
             )
     return manifest
+
+
+def read_sync_state(con) -> SyncState:
+    """The incremental marts' bookkeeping as ``con`` (a DuckDB connection on the warehouse) sees it."""
+    tables = {
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'intermediate' "
+            "AND table_name IN ('int_position_fills', 'int_sync_window', 'int_sync_state')"
+        ).fetchall()
+    }
+
+    def build_id(table: str) -> str | None:
+        if table not in tables:
+            return None
+        row = con.execute(f"SELECT CAST(build_id AS VARCHAR) FROM intermediate.{table}").fetchone()
+        return row[0] if row else None
+
+    return SyncState(
+        marts_built="int_position_fills" in tables,
+        window_build=build_id("int_sync_window"),
+        state_build=build_id("int_sync_state"),
+    )

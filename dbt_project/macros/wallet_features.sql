@@ -1,16 +1,26 @@
 {# Wallet features grouped by `keys` (wallet, or wallet and category): activity, resolved record, realised P&L
    and market concentration (HHI of volume by market, 0-10,000). One definition for both marts. #}
 {% macro wallet_features(keys) -%}
+{#- Incremental: a sync recomputes every wallet with a position in `int_changes`, all of its history. -#}
+-- depends_on: {{ ref('int_changes') }}
+{{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
+          replace_where='wallet in (select wallet from {changes})') }}
 with fills as (
     select f.*, m.category
     from {{ ref('int_position_fills') }} f
     left join {{ ref('dim_markets') }} m using (condition_id)
+    {% if is_incremental() %}
+    where f.wallet in (select wallet from {{ ref('int_changes') }})
+    {% endif %}
 ),
 
 positions as (
     select p.*, m.category
     from {{ ref('fct_positions') }} p
     left join {{ ref('dim_markets') }} m using (condition_id)
+    {% if is_incremental() %}
+    where p.wallet in (select wallet from {{ ref('int_changes') }})
+    {% endif %}
 ),
 
 activity as (

@@ -49,16 +49,39 @@ def relation_hash(
     ).fetchone()
 
 
-def warehouse_hashes(path: str | Path) -> dict[str, tuple[int, str]]:
-    """relation -> (rows, hash) for every table and view in the warehouse file."""
+def relation_digest(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, int]:
+    """(rows, sum of the rows' 64-bit hashes) of ``relation``, provenance left out: the same test as
+    :func:`relation_hash`, in a fraction of its time (no text, no sort), with a 2^-64 chance per differing row of
+    missing it."""
+    schema, name = relation.split(".")
+    columns = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+        if r[0] not in PROVENANCE_COLUMNS
+    ]
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return con.execute(
+        f'SELECT count(*), coalesce(sum(hash(ROW({cols}))::HUGEINT), 0) FROM "{schema}"."{name}"'
+    ).fetchone()
+
+
+def warehouse_hashes(path: str | Path, *, schemas: tuple[str, ...] | None = None, fast: bool = False) -> dict:
+    """relation -> (rows, hash) for every table and view in the warehouse file (in ``schemas``, if given);
+    ``fast``: :func:`relation_digest` instead of :func:`relation_hash`."""
+    digest = relation_digest if fast else relation_hash
     with duckdb.connect(str(path), read_only=True) as con:
         relations = [
             f"{s}.{n}"
             for s, n in con.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
             ).fetchall()
+            if schemas is None or s in schemas
         ]
-        return {rel: relation_hash(con, rel) for rel in relations}
+        return {rel: digest(con, rel) for rel in relations}
 
 
 def differences(a: dict, b: dict) -> list[str]:

@@ -32,17 +32,22 @@ def ingest_window(warehouse: str | Path, start: int | None = None, end: int | No
         ingest.ingest_prices(con, src, start=start, end=end)
 
 
-def dbt_models(warehouse: str | Path) -> None:
-    """``dbt run`` of every model on ``warehouse``, in this process."""
+def dbt_models(warehouse: str | Path, *, full_refresh: bool = False) -> None:
+    """``dbt run`` of every model on ``warehouse``, in this process: incremental where the job's would be
+    (``assets/transform/model.py:sync_mode``)."""
+    import duckdb
     from dbt.cli.main import dbtRunner
 
-    from assets.transform.project import DBT_PROJECT_DIR
+    from assets.transform.model import sync_mode
+    from assets.transform.project import DBT_PROJECT_DIR, read_sync_state
 
+    with duckdb.connect(str(warehouse)) as con:
+        full_refresh, _ = sync_mode(read_sync_state(con), full_refresh=full_refresh)
     os.environ["WHALECOPY_DBT_DATABASE"] = str(warehouse)
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     result = dbtRunner().invoke(
         ["run", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--vars", json.dumps({"fee_rate": FEE_RATE})]
+         "--vars", json.dumps({"fee_rate": FEE_RATE})] + (["--full-refresh"] if full_refresh else [])
     )  # fmt: skip
     # dbt-duckdb keeps its database open for the next invocation; close it so this process's other connections
     # (which use another configuration) can open the file
@@ -53,7 +58,10 @@ def dbt_models(warehouse: str | Path) -> None:
             DuckDBConnectionManager._ENV.close()
             DuckDBConnectionManager._ENV = None
     if not result.success:
-        raise RuntimeError(f"dbt run failed: {result.exception or result.result}")
+        failed = [
+            f"{r.node.name}: {r.message}" for r in (result.result or []) if r.status in ("error", "fail")
+        ]
+        raise RuntimeError(f"dbt run failed: {result.exception or chr(10).join(failed)}")
 
 
 def score(warehouse: str | Path) -> None:

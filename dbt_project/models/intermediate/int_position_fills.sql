@@ -7,12 +7,25 @@
 -- ends with a full exit): b_t = exp(L_t) * sum_{k<=t} c_k * exp(-L_k), L_t = sum_{j<=t} ln(a_j).
 -- A SELL realises proceeds minus the basis it removes. Sells beyond the shares held (splits the trades do not
 -- show) are flagged `oversold`; such positions are kept out of scores.
+-- Incremental: a sync recomputes the positions in `int_changes`, each from all its fills, so a late fill lands in
+-- its place in the order and every later row of the position is recomputed (docs/warehouse.md#incremental-builds).
+-- depends_on: {{ ref('int_changes') }}
+{{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
+          replace_where='position_id in (select position_id from {changes})') }}
 {% set eps = var('share_epsilon') %}
 
-with narrow as (
+with trades as (
+    select *
+    from {{ ref('stg_polymarket__trades') }}
+    {% if is_incremental() %}
+    semi join {{ ref('int_changes') }} using (wallet, token_id)
+    {% endif %}
+),
+
+narrow as (
     -- the window machinery runs on narrow rows keyed by a 128-bit position id (sorting long text keys is slow)
     select fill_key, md5_number(wallet || '|' || token_id) as position_id, ts, side, size, notional
-    from {{ ref('stg_polymarket__trades') }}
+    from trades
 ),
 
 held as (
@@ -85,7 +98,7 @@ final as (
         coalesce(t.has_valid_payout, false) as has_valid_payout,
         t.resolved_at
     from state s
-    join {{ ref('stg_polymarket__trades') }} f using (fill_key)
+    join trades f using (fill_key)
     left join {{ ref('int_market_tokens') }} t using (token_id)
 )
 

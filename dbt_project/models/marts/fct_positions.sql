@@ -1,6 +1,10 @@
 -- One row per position (wallet x market x outcome): shares bought and sold, cost, proceeds, and average-cost
 -- realised P&L: sells realise at the sell time, the remaining shares at resolution (docs/metrics.md).
 -- A position whose shares went negative (splits or merges the trades do not show) is flagged and not scorable.
+-- Incremental: a sync recomputes the positions in `int_changes` (docs/warehouse.md#incremental-builds).
+-- depends_on: {{ ref('int_changes') }}
+{{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
+          replace_where='position_id in (select position_id from {changes})') }}
 {% set eps = var('share_epsilon') %}
 
 with agg as (
@@ -28,6 +32,9 @@ with agg as (
         bool_or(has_valid_payout) as has_valid_payout,
         any_value(resolved_at) as resolved_at
     from {{ ref('int_position_fills') }}
+    {% if is_incremental() %}
+    where position_id in (select position_id from {{ ref('int_changes') }})
+    {% endif %}
     group by position_id
 ),
 
@@ -41,6 +48,7 @@ resolved as (
 )
 
 select
+    position_id,
     wallet,
     condition_id,
     token_id,

@@ -1,29 +1,102 @@
--- One row per (wallet, UTC day) from the wallet's first fill to the last day in the warehouse: realised P&L
--- net of fees, the capital base and the daily return (docs/metrics.md#daily-returns).
+-- One row per (wallet, UTC day) from the wallet's first fill to the last day in the warehouse (the last day with a
+-- fill or with the resolution of a counted position): realised P&L net of fees, the capital base and the daily
+-- return (docs/metrics.md#daily-returns).
 --   capital_base = cost basis of open positions at the start of the day + the day's buys
 --   daily_return = pnl_net / capital_base; 0 on a day with no capital and no P&L (return_reason 'no_capital').
 -- Causal (docs/metrics.md#point-in-time): a day depends only on fills and resolutions up to that day. A position
 -- that goes short of shares (an oversold fill: splits or merges the trades do not show) counts until that fill;
 -- there its remaining cost basis is written off without P&L, and its later fills and its resolution are left out.
-with oversold as (
+-- Incremental (docs/warehouse.md#incremental-builds): a sync recomputes each wallet in `int_changes` from its first
+-- changed day, carrying the exact running open basis of the days before it, and extends every other wallet to the
+-- new last day. The result equals a full build's, bit for bit (tests/assets/test_incremental.py).
+-- depends_on: {{ ref('int_changes') }}
+{{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
+          replace_where="exists (select 1 from {changes} c where c.wallet = _target.wallet
+                         and c.since_d is not null and _target.day >= DATE '1970-01-01' + c.since_d)
+                         or _target.day > DATE '1970-01-01' + {end_day}") }}
+{% set incremental = is_incremental() %}
+
+with
+{% if incremental %}
+bounds as (
+    select (select max(day) from {{ this }}) as old_end, {{ daily_returns_end() }} as end_d
+),
+
+changed as (
+    select wallet, min(since_d) as since_d
+    from {{ ref('int_changes') }}
+    where since_d is not null
+    group by 1
+),
+
+last_rows as (
+    -- the other wallets' rows on the last stored day
+    select r.*
+    from {{ this }} r
+    where r.day = (select old_end from bounds) and r.wallet not in (select wallet from changed)
+),
+
+work as (
+    -- the wallets recomputed, each from `since_d`: the changed ones, and those whose open basis moved on the last
+    -- stored day (their running sum is carried exactly, as a DECIMAL, not from the rounded DOUBLE column)
+    select wallet, since_d from changed
+    union all
+    select wallet, cast(day - DATE '1970-01-01' as INTEGER) + 1
+    from last_rows
+    where cast(buy_notional - basis_removed as decimal(38, 12)) <> 0
+),
+
+carry as (
+    -- the exact running open basis before `since_d`, summed from the stored days as the full build sums them
+    select w.wallet, w.since_d, coalesce(sum(cast(r.buy_notional - r.basis_removed as decimal(38, 12))), 0)
+        as basis_before, count(r.day) > 0 as has_history
+    from work w
+    left join {{ this }} r on r.wallet = w.wallet and r.day < DATE '1970-01-01' + w.since_d
+    group by 1, 2
+),
+
+extension as (
+    -- the other wallets: the new days after the last stored one, with no events and the same open basis
+    select l.wallet, d, l.open_basis_start
+    from last_rows l, range((select coalesce(old_end - DATE '1970-01-01', end_d) from bounds) + 1, (select end_d from bounds) + 1) t(d)
+    where l.wallet not in (select wallet from work)
+),
+
+fills as (
+    select f.*, w.since_d
+    from {{ ref('int_position_fills') }} f
+    join carry w using (wallet)
+),
+{% else %}
+bounds as (
+    select {{ daily_returns_end() }} as end_d
+),
+
+fills as (
+    select *, cast(null as INTEGER) as since_d from {{ ref('int_position_fills') }}
+),
+{% endif %}
+
+oversold as (
     -- the first oversold fill of each position, in the position's own order
-    select position_id, ts as cut_ts, fill_key as cut_key, wallet, basis_before as written_off
-    from {{ ref('int_position_fills') }}
+    select position_id, ts as cut_ts, fill_key as cut_key, wallet, basis_before as written_off, since_d
+    from fills
     where oversold
     qualify row_number() over (partition by position_id order by ts, fill_key) = 1
 ),
 
 counted_fills as (
     select f.*
-    from {{ ref('int_position_fills') }} f
+    from fills f
     left join oversold o using (position_id)
-    where o.cut_ts is null or f.ts < o.cut_ts or (f.ts = o.cut_ts and f.fill_key < o.cut_key)
+    where (o.cut_ts is null or f.ts < o.cut_ts or (f.ts = o.cut_ts and f.fill_key < o.cut_key))
+        and (f.since_d is null or f.ts >= f.since_d * 86400)
 ),
 
 wallets as (
     -- integer ids: the dense spine below is sorted and windowed by wallet, cheaper on an integer than on text
     select wallet, cast(row_number() over (order by wallet) as INTEGER) as wallet_id
-    from (select distinct wallet from {{ ref('int_position_fills') }})
+    from (select distinct wallet from fills)
 ),
 
 fill_days as (
@@ -43,20 +116,26 @@ write_offs as (
     select wallet, cast(cut_ts // 86400 as INTEGER) as d, 0 as n_fills, 0.0 as buys,
            {{ exact_sum('written_off') }} as basis_removed, 0.0 as realised, 0.0 as fees
     from oversold
+    where since_d is null or cut_ts >= since_d * 86400
     group by 1, 2
 ),
 
 resolution_days as (
     select
-        wallet,
-        cast(floor(epoch(resolved_at) / 86400) as INTEGER) as d,  -- DuckDB: // on a DOUBLE does not floor
+        p.wallet,
+        {{ epoch_day('p.resolved_at') }} as d,
         0 as n_fills,
         0.0 as buys,
-        {{ exact_sum('open_basis') }} as basis_removed,
-        {{ exact_sum('realised_at_resolution') }} as realised,
+        {{ exact_sum('p.open_basis') }} as basis_removed,
+        {{ exact_sum('p.realised_at_resolution') }} as realised,
         0.0 as fees
-    from {{ ref('fct_positions') }}
-    where is_resolved and is_scorable
+    from {{ ref('fct_positions') }} p
+    {% if incremental %}
+    join carry w using (wallet)
+    where p.is_resolved and p.is_scorable and {{ epoch_day('p.resolved_at') }} >= w.since_d
+    {% else %}
+    where p.is_resolved and p.is_scorable
+    {% endif %}
     group by 1, 2
 ),
 
@@ -70,9 +149,18 @@ events as (
 ),
 
 spine as (
-    select wallet_id, unnest(range(min(d), (select max(d) from events) + 1)) as d
+    {% if incremental %}
+    -- from `since_d` where the wallet has stored days before it, else from its first event
+    select w.wallet_id, unnest(range(
+        case when c.has_history then c.since_d else (select min(e.d) from events e where e.wallet_id = w.wallet_id) end,
+        (select end_d from bounds) + 1)) as d
+    from wallets w
+    join carry c using (wallet)
+    {% else %}
+    select wallet_id, unnest(range(min(d), (select end_d from bounds) + 1)) as d
     from events
     group by wallet_id
+    {% endif %}
 ),
 
 running as (
@@ -81,21 +169,41 @@ running as (
         s.d,
         coalesce(e.n_fills, 0) as n_fills,
         coalesce(e.buys, 0.0) as buys,
+        coalesce(e.basis_removed, 0.0) as basis_removed,
         coalesce(e.realised, 0.0) as realised,
         coalesce(e.fees, 0.0) as fees,
-        greatest(coalesce({{ exact_sum('coalesce(e.buys, 0.0) - coalesce(e.basis_removed, 0.0)',
-                                       over='partition by s.wallet_id order by s.d
-                                             rows between unbounded preceding and 1 preceding') }}, 0.0), 0.0)
-            as open_basis_start
+        -- the exact running sum of (buys - basis removed) over the days before, as exact_sum() adds: on an
+        -- incremental build it starts from the carried sum of the stored days
+        greatest(cast(
+            {% if incremental %}c.basis_before + {% endif %}
+            coalesce(sum(cast(coalesce(e.buys, 0.0) - coalesce(e.basis_removed, 0.0) as decimal(38, 12))) over (
+                partition by s.wallet_id order by s.d rows between unbounded preceding and 1 preceding), 0)
+            as double), 0.0) as open_basis_start
     from spine s
     left join events e using (wallet_id, d)
+    {% if incremental %}
+    join wallets w on w.wallet_id = s.wallet_id
+    join carry c on c.wallet = w.wallet
+    {% endif %}
+),
+
+days as (
+    select w.wallet, r.d, r.n_fills, r.buys, r.basis_removed, r.realised, r.fees, r.open_basis_start
+    from running r
+    join wallets w using (wallet_id)
+    {% if incremental %}
+    union all
+    select wallet, d, 0, 0.0, 0.0, 0.0, 0.0, open_basis_start
+    from extension
+    {% endif %}
 )
 
 select
-    w.wallet,
+    r.wallet,
     cast(DATE '1970-01-01' + cast(r.d as INTEGER) as DATE) as day,
     cast(r.n_fills as BIGINT) as n_fills,
     r.buys as buy_notional,
+    r.basis_removed,
     r.realised as pnl_gross,
     r.fees,
     r.realised - r.fees as pnl_net,
@@ -110,5 +218,4 @@ select
         when abs(r.realised - r.fees) < 0.01 then 'no_capital'
         else 'pnl_without_capital'
     end as return_reason
-from running r
-join wallets w using (wallet_id)
+from days r
