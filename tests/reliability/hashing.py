@@ -3,7 +3,8 @@
 Every table and view is hashed: each row cast to text, the rows sorted, the text hashed, so the order rows were
 written in does not matter and everything else does. Provenance is left out: the run-time stamps (when a row was
 ingested, fetched, scored, computed or quarantined, or the report generated) and ``origin`` (the request URL or
-file a row came from, which names the query window). They say when and how a row arrived, not what it is, and
+file a row came from, which names the query window), and the id of the dbt build that wrote a row (the
+incremental marts' bookkeeping: build ids and the ingestion times a build covered). They say when and how a row arrived, not what it is, and
 differ between runs by construction.
 """
 
@@ -22,6 +23,10 @@ PROVENANCE_COLUMNS = frozenset(
         "computed_at",
         "generated_at",
         "origin",
+        "build_id",
+        "previous_build_id",
+        "trades_ingested_from",
+        "trades_ingested_to",
     }
 )
 

@@ -7,6 +7,7 @@ assets materialised by Dagster.
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 SCALE, SEED, FEE_RATE = 0.03, 7, 0.02
@@ -45,8 +46,11 @@ def dbt_models(warehouse: str | Path, *, full_refresh: bool = False) -> None:
         full_refresh, _ = sync_mode(read_sync_state(con), full_refresh=full_refresh)
     os.environ["WHALECOPY_DBT_DATABASE"] = str(warehouse)
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    # this process's own target directory: the project's target/manifest.json is what other test processes read
+    target = Path(tempfile.gettempdir()) / f"whalecopy-dbt-{os.getpid()}"
     result = dbtRunner().invoke(
         ["run", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(target), "--log-path", str(target / "logs"),
          "--vars", json.dumps({"fee_rate": FEE_RATE})] + (["--full-refresh"] if full_refresh else [])
     )  # fmt: skip
     # dbt-duckdb keeps its database open for the next invocation; close it so this process's other connections
