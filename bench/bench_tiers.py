@@ -36,7 +36,7 @@ timings, by DuckDB in the driver with a 3 GB limit: row counts and keys, and the
 the key numeric columns.
 
 The daily incremental sync: a second warehouse is built from every day but the last (not timed), then the last
-day is synced and timed (that day's Parquet and the markets loaded, ``dbt run``, the scores) and the result is
+day is synced and timed (that day's Parquet and the markets loaded, ``dbt run``, incremental, the scores) and the result is
 compared with the full build: a content hash per table (``bit_xor`` of a row hash; ``ingested_at`` and
 ``fetched_at`` left out) and, where a hash differs, a keyed comparison (rows in one only, differing values,
 largest float difference) that tells float summation order from a real difference. A control then compares a
@@ -1157,7 +1157,7 @@ def main() -> None:
                 "marts_s": s_marts["seconds"], "score_s": s_score["seconds"],
                 "seconds": round(sum(s["seconds"] for s in steps), 2),
                 "peak_rss_mb": max(s["peak_rss_mb"] for s in steps),
-                "slowest_models_s": dict(list(s_marts["models_s"].items())[:4]),
+                "slowest_models_s": dict(list(s_marts["models_s"].items())[:4]), "models_s": s_marts["models_s"],
                 "warehouse": same, "scores": scores,
                 "same_as_full_rebuild": same["same_up_to_float_order"] and scores["unmatched"] == 0
                 and scores["wqs_nan_mismatch"] == 0,

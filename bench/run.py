@@ -153,7 +153,7 @@ def _pandas_cell(st: dict) -> str:
 
 STAGE_LABELS = {
     "load": "load: Parquet → `raw.markets`, `raw.trades` (project loaders, natural-key dedupe)",
-    "marts": "marts: `dbt run` (all 12 models)",
+    "marts": "marts: `dbt run` (every model, in full)",
     "score": "score: `score_wallets` on the marts (whole-history WQS)",
 }
 
@@ -357,21 +357,16 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             if t["tier"] == "M" and t["build"]["floor_s"] and t["build"]["floor_s"] > tg["build_s"]
         ],
         *[
-            f"- The sync's `dbt run` does the same work as the full build's (every model rebuilt): at tier "
-            f"{t['tier']} the sync's took {_s(t['sync']['marts_s'])} and the full build's "
-            f"{_s(_stage(t, 'marts')['seconds'])} in the same run, a measure of the shared machine's noise."
+            f"- The sync's `dbt run` is incremental (docs/warehouse.md#incremental-builds): at tier {t['tier']} it "
+            f"took {_s(t['sync']['marts_s'])} against the full build's {_s(_stage(t, 'marts')['seconds'])} in the "
+            f"same run; its models' own SQL {_s(round(sum(t['sync']['models_s'].values()), 2))} of it (slowest: "
+            + ", ".join(f"`{k}` {v} s" for k, v in list(t["sync"]["models_s"].items())[:3])
+            + "), the rest dbt's start-up, parse check and connections."
             for t in tiers
-            if t["sync"].get("marts_s") and _stage(t, "marts")["seconds"]
+            if t["sync"].get("marts_s") and t["sync"].get("models_s") and _stage(t, "marts")["seconds"]
         ],
-        "- Every dbt model is a full-table materialisation, so the sync rebuilds every mart from all the fills: "
-        "the sync costs about a full marts build plus the scores. What would make it incremental (the models "
-        "are another engineer's; not changed here): `int_position_fills` materialised `incremental` on "
-        "`fill_key`, recomputing only the positions the new fills touch, their running state (shares, basis, "
-        "segment, cumulative log) carried from each position's stored last row; `fct_positions` merged by "
-        "`position_id` for those positions; `wallet_daily_returns` extended by the new day and recomputed only for "
-        "wallets with new fills or resolutions; the markets whose resolution changed (the "
-        "`refresh_resolutions` path) re-deriving their positions; and dbt run in process (dbt's `dbtRunner`) "
-        "rather than as a fresh process.",
+        "- The sync's scores are `score_wallets` over the whole wallets x days matrix again: scoring is not "
+        "incremental yet, and at tier M it is most of the sync.",
         "",
         "Tier L (100M fills, 1M wallets, 500k markets) is run by hand:",
         "",

@@ -14,7 +14,8 @@
           replace_where='position_id in (select position_id from {changes})') }}
 {% set eps = var('share_epsilon') %}
 
-with trades as (
+-- not materialized: read twice, and a materialised copy of every fill would cost more than the second read
+with trades as not materialized (
     select *
     from {{ ref('stg_polymarket__trades') }}
     {% if is_incremental() %}
