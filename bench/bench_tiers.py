@@ -251,6 +251,24 @@ def st_marts(a: argparse.Namespace) -> dict:
     return {"seconds": round(seconds, 2), "peak_rss_mb": peak_mb(children=True), "models_s": dict(models)}
 
 
+def st_marts_inprocess(a: argparse.Namespace) -> dict:
+    """``dbt run`` through dbt's programmatic runner, twice in one process: the first pays dbt's start-up (imports,
+    project and manifest load, adapter), the second is what a long-lived process pays per run."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update({"WHALECOPY_DBT_DATABASE": a.db, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    argv = ["run", "--quiet", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", a.profiles,
+            "--target-path", a.target, "--log-path", str(Path(a.target) / "logs")]  # fmt: skip
+    runner, seconds = dbtRunner(), []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        result = runner.invoke(argv)
+        seconds.append(round(time.perf_counter() - t0, 2))
+        if not result.success:
+            raise SystemExit(f"dbt run failed: {result.exception}")
+    return {"seconds": seconds[1], "first_s": seconds[0], "peak_rss_mb": peak_mb()}
+
+
 FLOOR_MARTS_SQL = """
 CREATE SCHEMA IF NOT EXISTS floor;
 CREATE OR REPLACE TABLE floor.tokens AS
@@ -726,6 +744,7 @@ def st_score_pandas(a: argparse.Namespace) -> dict:
 STAGES = {
     "generate": st_generate, "load": st_load, "load_floor": st_load_floor, "load_pandas": st_load_pandas,
     "marts": st_marts, "marts_floor": st_marts_floor, "marts_pandas": st_marts_pandas,
+    "marts_inprocess": st_marts_inprocess,
     "score": st_score, "score_floor": st_score_floor, "score_pandas": st_score_pandas,
 }  # fmt: skip
 
@@ -1162,6 +1181,14 @@ def main() -> None:
                 "same_as_full_rebuild": same["same_up_to_float_order"] and scores["unmatched"] == 0
                 and scores["wqs_nan_mismatch"] == 0,
             })  # fmt: skip
+            # what dbt costs when nothing changed: a fresh `dbt run` process against runs in one long-lived process
+            noop = run_stage("marts", db=inc, target=target_inc, profiles=profiles)
+            inproc = run_stage(
+                "marts_inprocess", db=inc, target=str(tdir / "target_inprocess"), profiles=profiles
+            )
+            if "failed" not in noop and "failed" not in inproc:
+                sync["noop"] = {"subprocess_s": noop["seconds"], "models_s": round(sum(noop["models_s"].values()), 2),
+                                "inprocess_first_s": inproc["first_s"], "inprocess_s": inproc["seconds"]}  # fmt: skip
         if not a.no_control and "failed" not in load and "failed" not in marts:
             # control: a second full rebuild from scratch against the first (what float summation order alone does)
             remove_db(inc)

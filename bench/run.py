@@ -365,6 +365,15 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             for t in tiers
             if t["sync"].get("marts_s") and t["sync"].get("models_s") and _stage(t, "marts")["seconds"]
         ],
+        *[
+            f"- dbt in process, at tier {t['tier']}: with nothing new to apply, a fresh `dbt run` process took "
+            f"{_s(t['sync']['noop']['subprocess_s'])} ({_s(t['sync']['noop']['models_s'])} of it the models' SQL); "
+            f"dbt's programmatic runner took {_s(t['sync']['noop']['inprocess_first_s'])} on its first run in a "
+            f"process and {_s(t['sync']['noop']['inprocess_s'])} on the second, what a long-lived process would pay "
+            "per sync. The Dagster asset still runs dbt as a process (dagster-dbt's `DbtCliResource`)."
+            for t in tiers
+            if t["sync"].get("noop")
+        ],
         "- The sync's scores are `score_wallets` over the whole wallets x days matrix again: scoring is not "
         "incremental yet, and at tier M it is most of the sync.",
         "",
