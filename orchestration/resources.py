@@ -58,7 +58,9 @@ def build_resources(settings: Settings) -> dict:
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     return {
         "warehouse": WarehouseResource(
-            database=str(settings.warehouse_path), lock_wait_s=settings.lock_wait_s
+            database=str(settings.warehouse_path),
+            lock_wait_s=settings.lock_wait_s,
+            connection_config=settings.duckdb_config(),
         ),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE

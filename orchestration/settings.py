@@ -8,6 +8,7 @@ reads ``os.environ`` itself.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,33 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+#: DuckDB's own limits, the settings that bound a build's memory: Settings field -> (DuckDB setting, variable)
+DUCKDB_LIMITS = {
+    "duckdb_memory_limit": ("memory_limit", "WHALECOPY_DUCKDB_MEMORY_LIMIT"),
+    "duckdb_threads": ("threads", "WHALECOPY_DUCKDB_THREADS"),
+    "duckdb_temp_dir": ("temp_directory", "WHALECOPY_DUCKDB_TEMP_DIR"),
+}
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def _duckdb_limits() -> dict:
+    memory = os.environ.get("WHALECOPY_DUCKDB_MEMORY_LIMIT") or None
+    if memory is not None and not _MEMORY.match(memory):
+        raise ValueError(
+            f"environment variable WHALECOPY_DUCKDB_MEMORY_LIMIT={memory!r} is not a size such as 8GB or 512MB"
+        )
+    threads = os.environ.get("WHALECOPY_DUCKDB_THREADS") or None
+    if threads is not None and not (threads.isdigit() and int(threads) > 0):
+        raise ValueError(
+            f"environment variable WHALECOPY_DUCKDB_THREADS={threads!r} is not a positive integer"
+        )
+    return {
+        "duckdb_memory_limit": memory,
+        "duckdb_threads": int(threads) if threads else None,
+        "duckdb_temp_dir": os.environ.get("WHALECOPY_DUCKDB_TEMP_DIR") or None,
+    }
 
 
 def _env_int(name: str, default: int) -> int:
@@ -63,6 +91,11 @@ class Settings:
     quarantine_max_share: float = 0.05
     # how long a run waits for another process's write lock on the warehouse before it fails
     lock_wait_s: float = 60.0
+    # DuckDB's limits for the warehouse's connections and dbt's (none: DuckDB's defaults, 80% of the memory and
+    # every core); past the memory limit DuckDB spills to the temp directory (default <warehouse>.tmp)
+    duckdb_memory_limit: str | None = None
+    duckdb_threads: int | None = None
+    duckdb_temp_dir: str | None = None
     partition_start: str = "2020-01-01"
     # alerts: a Slack-style incoming webhook (JSON {"text": ...}); none by default
     alert_webhook_url: str | None = None
@@ -99,6 +132,14 @@ class Settings:
             info |= {"sim_seed": self.sim_seed, "sim_scale": self.sim_scale, "sim_start": self.sim_start,
                      "sim_days": self.sim_days}  # fmt: skip
         return info
+
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB's configuration for the limits that are set (``duckdb.connect(config=...)``)."""
+        return {
+            setting: str(getattr(self, field))
+            for field, (setting, _) in DUCKDB_LIMITS.items()
+            if getattr(self, field) is not None
+        }
 
     @property
     def source_description(self) -> str:
@@ -139,6 +180,7 @@ class Settings:
             fee_rate=_env_float("WHALECOPY_FEE_RATE", 0.02),
             quarantine_max_share=_env_float("WHALECOPY_QUARANTINE_MAX_SHARE", 0.05),
             lock_wait_s=_env_float("WHALECOPY_LOCK_WAIT_S", 60.0),
+            **_duckdb_limits(),
             partition_start=_env("WHALECOPY_PARTITION_START", "2020-01-01"),
             live_dir=Path(p) if (p := os.environ.get("WHALECOPY_LIVE_DIR")) else None,
             rtds_url=_env("WHALECOPY_RTDS_URL", "wss://ws-live-data.polymarket.com"),

@@ -32,6 +32,10 @@ class WarehouseTranslator(DagsterDbtTranslator):
 TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+#: the DuckDB settings dbt applies as it starts, when the warehouse resource sets them
+DUCKDB_LIMIT_SETTINGS = ("memory_limit", "threads", "temp_directory")
+
+
 class TransformConfig(dg.Config):
     full_refresh: bool = False  # rebuild the incremental marts from scratch (`whalecopy run --full-refresh`)
 
@@ -59,6 +63,13 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
         # dbt runs as a subprocess on the same DuckDB file (profiles.yml reads this variable); Dagster holds no
         # connection open meanwhile, so dbt is the one writer.
         os.environ["WHALECOPY_DBT_DATABASE"] = str(Path(warehouse.database).resolve())
+        # and DuckDB's limits, the warehouse's own (macros/duckdb_limits.sql applies them as dbt starts)
+        for setting in DUCKDB_LIMIT_SETTINGS:
+            value = warehouse.connection_config.get(setting)
+            if value is None:
+                os.environ.pop(f"WHALECOPY_DBT_{setting.upper()}", None)
+            else:
+                os.environ[f"WHALECOPY_DBT_{setting.upper()}"] = str(value)
         args = ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
             ["--full-refresh"] if full_refresh else []
         )
