@@ -31,22 +31,23 @@ PROVENANCE_COLUMNS = frozenset(
 )
 
 
+def _content_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> str:
+    """The quoted columns of ``schema.name`` that say what a row is (provenance left out), in table order."""
+    columns = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return ", ".join(f'"{c}"' for (c,) in columns if c not in PROVENANCE_COLUMNS)
+
+
 def relation_hash(
     con: duckdb.DuckDBPyConnection, relation: str, where: str = "TRUE", params: list | None = None
 ) -> tuple[int, str]:
     """(rows, md5 of the sorted rows) of ``relation`` (schema.name, from the catalog), provenance left out;
     ``where`` (a condition, with ``params`` bound) selects the rows."""
     schema, name = relation.split(".")
-    columns = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-        if r[0] not in PROVENANCE_COLUMNS
-    ]
-    cols = ", ".join(f'"{c}"' for c in columns)
+    cols = _content_columns(con, schema, name)
     return con.execute(
         f"SELECT count(*), md5(coalesce(string_agg(r, chr(10) ORDER BY r), '')) "
         f'FROM (SELECT CAST(ROW({cols}) AS VARCHAR) AS r FROM "{schema}"."{name}" WHERE {where})',
@@ -59,16 +60,7 @@ def relation_digest(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int,
     :func:`relation_hash`, in a fraction of its time (no text, no sort), with a 2^-64 chance per differing row of
     missing it."""
     schema, name = relation.split(".")
-    columns = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-        if r[0] not in PROVENANCE_COLUMNS
-    ]
-    cols = ", ".join(f'"{c}"' for c in columns)
+    cols = _content_columns(con, schema, name)
     return con.execute(
         f'SELECT count(*), coalesce(sum(hash(ROW({cols}))::HUGEINT), 0) FROM "{schema}"."{name}"'
     ).fetchone()
