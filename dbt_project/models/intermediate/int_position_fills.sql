@@ -14,7 +14,7 @@
           replace_where='position_id in (select position_id from {changes})') }}
 {% set eps = var('share_epsilon') %}
 
--- not materialized: read twice, and a materialised copy of every fill would cost more than the second read
+-- not materialized: read twice, as the model read its input before (DuckDB would keep a copy of every fill)
 with trades as not materialized (
     select *
     from {{ ref('stg_polymarket__trades') }}

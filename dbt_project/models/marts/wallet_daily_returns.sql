@@ -74,7 +74,7 @@ bounds as (
     select {{ daily_returns_end() }} as end_d
 ),
 
-fills as not materialized (  -- read three times; a copy of every fill would cost more than the reads
+fills as not materialized (  -- read three times, as before (DuckDB would keep a copy of every fill)
     select *, cast(null as INTEGER) as since_d from {{ ref('int_position_fills') }}
 ),
 {% endif %}
