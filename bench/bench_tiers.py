@@ -229,13 +229,15 @@ def write_profiles(directory: Path, memory_limit: str | None) -> None:
     (directory / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False))
 
 
+def dbt_args(command: str, target: str, profiles: str) -> list[str]:
+    """A dbt command's arguments on the project, with its own profiles, target and log directories."""
+    return [command, "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", profiles,
+            "--target-path", target, "--log-path", str(Path(target) / "logs")]  # fmt: skip
+
+
 def dbt_command(command: str, db: str, target: str, profiles: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "WHALECOPY_DBT_DATABASE": db, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    out = subprocess.run(
-        [DBT, command, "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", profiles,
-         "--target-path", target, "--log-path", str(Path(target) / "logs")],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+    out = subprocess.run([DBT, *dbt_args(command, target, profiles)], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"dbt {command} failed:\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}")
     return out
@@ -257,8 +259,7 @@ def st_marts_inprocess(a: argparse.Namespace) -> dict:
     from dbt.cli.main import dbtRunner
 
     os.environ.update({"WHALECOPY_DBT_DATABASE": a.db, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
-    argv = ["run", "--quiet", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", a.profiles,
-            "--target-path", a.target, "--log-path", str(Path(a.target) / "logs")]  # fmt: skip
+    argv = [*dbt_args("run", a.target, a.profiles), "--quiet"]
     runner, seconds = dbtRunner(), []
     for _ in range(2):
         t0 = time.perf_counter()

@@ -31,8 +31,7 @@
 {% macro daily_returns_end() -%}
     (select greatest(
         (select max(cast(ts // 86400 as INTEGER)) from {{ ref('int_position_fills') }}),
-        (select max(cast(floor(epoch(resolved_at) / 86400) as INTEGER)) from {{ ref('fct_positions') }}
-         where is_resolved and is_scorable)
+        (select max({{ epoch_day('resolved_at') }}) from {{ ref('fct_positions') }} where is_resolved and is_scorable)
     ))
 {%- endmacro %}
 

@@ -26,21 +26,29 @@ with tokens_now as (
     {{ market_token_state() }}
 ),
 
-changed_tokens as (
+compared as (
     select
         coalesce(n.token_id, o.token_id) as token_id,
-        case
-            when n.payout is distinct from o.payout or n.is_resolved is distinct from o.is_resolved
-                or n.has_valid_payout is distinct from o.has_valid_payout or n.resolved_at is distinct from o.resolved_at
-            then least({{ epoch_day('n.resolved_at') }}, {{ epoch_day('o.resolved_at') }})
-        end as resolution_d
+        n.resolved_at as new_resolved_at,
+        o.resolved_at as old_resolved_at,
+        n.payout is distinct from o.payout or n.is_resolved is distinct from o.is_resolved
+            or n.has_valid_payout is distinct from o.has_valid_payout or n.resolved_at is distinct from o.resolved_at
+            as resolution_changed,
+        n.token_id is null or o.token_id is null or n.condition_id is distinct from o.condition_id
+            or n.category is distinct from o.category or n.outcome_index is distinct from o.outcome_index
+            as market_changed
     from tokens_now n
     full join {{ snapshot }} o on n.token_id = o.token_id
-    where n.token_id is null or o.token_id is null
-        or n.condition_id is distinct from o.condition_id or n.category is distinct from o.category
-        or n.outcome_index is distinct from o.outcome_index or n.payout is distinct from o.payout
-        or n.is_resolved is distinct from o.is_resolved or n.has_valid_payout is distinct from o.has_valid_payout
-        or n.resolved_at is distinct from o.resolved_at
+),
+
+changed_tokens as (
+    select
+        token_id,
+        case when resolution_changed
+            then least({{ epoch_day('new_resolved_at') }}, {{ epoch_day('old_resolved_at') }})
+        end as resolution_d
+    from compared
+    where resolution_changed or market_changed
 ),
 
 new_fills as (
