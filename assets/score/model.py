@@ -965,6 +965,189 @@ def _day_index(days: pd.Series, d0: np.datetime64) -> np.ndarray:
     )
 
 
+def day_matrices(
+    daily_returns: pd.DataFrame,
+    activity: pd.DataFrame,
+    index: pd.Index,
+    d0: np.datetime64,
+    start: int,
+    stop: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Wallets x days matrices of the day-grid days ``start .. stop - 1`` (day 0 is ``d0``), rows as ``index``:
+    returns (NaN where the frame has no row), net P&L, volume and volume squared (0 where it has none).
+    Rows of other days, and of wallets not in ``index``, are left out."""
+    n_w, m = len(index), max(stop - start, 0)
+
+    def dense(frame: pd.DataFrame, column: str, sparse_as_nan: bool) -> np.ndarray:
+        d = _day_index(frame["day"], d0) - start
+        g = index.get_indexer(frame["wallet"])
+        keep = (d >= 0) & (d < m) & (g >= 0)
+        flat = g[keep] * m + d[keep]
+        values = frame[column].to_numpy(dtype=float)[keep]
+        if not sparse_as_nan:
+            return np.bincount(flat, weights=np.nan_to_num(values), minlength=n_w * m).reshape(n_w, m)
+        out = np.full(n_w * m, np.nan)
+        out[flat] = values  # one row per (wallet, day)
+        return out.reshape(n_w, m)
+
+    return (
+        dense(daily_returns, "daily_return", True),
+        dense(daily_returns, "pnl_net", False),
+        dense(activity, "volume", False),
+        dense(activity, "volume_sq", False),
+    )
+
+
+class CategoryRates(NamedTuple):
+    """The base win rate of each category as of each date (the win-rate prior's ingredients), over all wallets."""
+
+    categories: pd.Index  # sorted; "Unknown" for a position with none
+    rate: np.ndarray  # (categories, dates): the published rate, else the measured one
+    overall: np.ndarray  # (dates,): every category together (the prior of a wallet with no resolved position)
+
+
+def _unix_seconds(dates: np.ndarray) -> np.ndarray:
+    return (dates - np.datetime64("1970-01-01", "D")).astype(np.int64) * 86_400
+
+
+def _position_spans(positions: pd.DataFrame, t_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The as-of dates (indices into ``t_k``) where each position counts: ``resolved_ts < t <= cut_ts``."""
+    start = np.searchsorted(t_k, positions["resolved_ts"].to_numpy(dtype=float), side="right")
+    cut = positions["cut_ts"].to_numpy(dtype=float)
+    end = np.where(np.isnan(cut), t_k.size, np.searchsorted(t_k, np.nan_to_num(cut), side="right"))
+    return start, end
+
+
+def category_rates(positions: pd.DataFrame, dates: np.ndarray) -> CategoryRates:
+    """:class:`CategoryRates` from the resolved positions of every wallet (``category, resolved_ts, cut_ts, won``).
+    Counts of positions are exact, so any split of the positions into parts gives the same rates."""
+    t_k = _unix_seconds(dates)
+    start, end = _position_spans(positions, t_k)
+    c, cats = pd.factorize(positions["category"].fillna("Unknown"), sort=True)
+    won = np.nan_to_num(positions["won"].to_numpy(dtype=float))
+    n_c, n_k = max(cats.size, 1), dates.size
+    cat_n = interval_sums(c, start, end, n_c, n_k)
+    cat_wins = interval_sums(c, start, end, n_c, n_k, won)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        measured = np.clip(cat_wins / cat_n, 0.01, 0.99)
+        overall = np.clip(cat_wins.sum(axis=0) / cat_n.sum(axis=0), 0.01, 0.99)
+    overall = np.where(np.isnan(overall), 0.5, overall)
+    published = np.array([CATEGORY_BASE_RATES.get(str(x), np.nan) for x in cats])[:, None]
+    rate = np.where(np.isnan(published), measured, published) if cats.size else np.zeros((1, n_k))
+    return CategoryRates(pd.Index(cats), rate, overall)
+
+
+def position_metrics(
+    positions: pd.DataFrame, index: pd.Index, dates: np.ndarray, rates: CategoryRates, params: ScoreParams
+) -> dict[str, np.ndarray]:
+    """Resolved-position counts, wins, the Bayesian win rate and the price-calibrated edge as of each date:
+    ``{name: (wallets, dates)}``, rows as ``index``. ``rates`` come from every wallet's positions (a bucket's
+    win-rate prior still uses the whole market's base rates)."""
+    n_w, n_k = len(index), dates.size
+    g = index.get_indexer(positions["wallet"])
+    positions, g = positions[g >= 0], g[g >= 0]  # another bucket's
+    start, end = _position_spans(positions, _unix_seconds(dates))
+    won = np.nan_to_num(positions["won"].to_numpy(dtype=float))
+    n_res = interval_sums(g, start, end, n_w, n_k)
+    wins = interval_sums(g, start, end, n_w, n_k, won)
+    # the prior: each category's base rate weighted by the wallet's positions in it, categories in order
+    c = rates.categories.get_indexer(positions["category"].fillna("Unknown"))
+    weighted = np.zeros((n_w, n_k))
+    for ci in range(len(rates.categories)):
+        sel = c == ci
+        weighted += (
+            interval_sums(g[sel], start[sel], end[sel], n_w, n_k) * np.nan_to_num(rates.rate[ci])[None, :]
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prior = np.where(n_res > 0, weighted / n_res, rates.overall[None, :])
+    post = bayesian_win_rate(wins, n_res, prior, params.win_rate_prior_strength)
+
+    price = positions["price_paid"].to_numpy(dtype=float)
+    payout = positions["payout"].to_numpy(dtype=float)
+    ok = np.isfinite(price) & np.isfinite(payout) & (price > 0) & (price < 1)
+    # Sums in exact integer units (price to 1e-6, p(1-p) to 1e-8; payouts are 0, 0.5 or 1): a float sum would
+    # depend on its order, and so on which other dates or wallets are scored in the same call.
+    p_units = np.rint(price[ok] * PRICE_UNITS)
+    v_units = np.rint(price[ok] * (1 - price[ok]) * VARIANCE_UNITS)
+    n_e, s_won, s_price, s_var = (
+        interval_sums(g[ok], start[ok], end[ok], n_w, n_k, w) for w in (None, payout[ok], p_units, v_units)
+    )
+    edge = edge_posterior(
+        n_e, s_won, s_price / PRICE_UNITS, s_var / VARIANCE_UNITS, prior_strength=params.edge_prior_strength
+    )
+    return {
+        "n_resolved_positions": n_res, "wins": wins, "win_rate_prior": prior, "win_rate_mean": post.mean,
+        "win_rate_lower": post.lower, "win_rate_upper": post.upper, "win_rate_width": post.width,
+        "n_edge_positions": n_e, "edge_raw": edge.raw, "edge_mean": edge.mean, "edge_lower": edge.lower,
+        "edge_upper": edge.upper,
+    }  # fmt: skip
+
+
+def history_rows(
+    wallets: np.ndarray, dates: np.ndarray, metrics: Mapping[str, np.ndarray], params: ScoreParams
+) -> pd.DataFrame:
+    """One row per (as-of, wallet) that had traded before the date, ordered by as-of then wallet, from
+    :func:`advance_scores`' and :func:`position_metrics`' ``(wallets, dates)`` arrays; ``rank`` is left NaN
+    (:func:`rank_history` fills it, or the warehouse over every bucket)."""
+    mt = metrics
+    present = (mt["volume"] > 0) | (mt["n_return_days"] > 0)
+    ki, wi = np.nonzero(present.T)  # ordered by as-of, then wallet
+    pick = lambda name: mt[name][wi, ki]  # noqa: E731
+    n_ret = pick("n_return_days")
+    scored = assemble_wqs(
+        n_ret, pick("sharpe"), pick("information_ratio"), pick("max_drawdown"), pick("calmar"),
+        pick("consistency"), pick("volume"), pick("n_resolved_positions"), pick("market_hhi"),
+        params.min_return_days, params.consistency_min_points,
+    )  # fmt: skip
+    enough = n_ret >= params.min_return_days
+    n_res = pick("n_resolved_positions")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw_wr = np.where(n_res > 0, pick("wins") / n_res, np.nan)
+    out = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(dates[ki]).date,
+            "wallet": wallets[wi],
+            "rank": np.full(ki.size, np.nan),
+            "wqs": scored.wqs,
+            "tier": scored.tier,
+            "reason": scored.reason,
+            "n_return_days": n_ret.astype(np.int64),
+            **{c: np.where(enough, pick(c), np.nan) for c in ("sharpe", "information_ratio", "max_drawdown")},
+            "current_drawdown": pick("current_drawdown"),
+            "calmar": np.where(enough, pick("calmar"), np.nan),
+            "consistency": pick("consistency"),
+            "regime": pick("regime"),
+            **{f"rolling_sharpe_{w}": pick(f"rolling_sharpe_{w}") for w in ROLLING_WINDOWS},
+            "volume": pick("volume"),
+            "market_hhi": pick("market_hhi"),
+            "pnl_net_to_date": pick("pnl_net_to_date"),
+            "n_resolved_positions": np.rint(n_res).astype(np.int64),
+            "wins": np.rint(pick("wins")).astype(np.int64),
+            "raw_win_rate": raw_wr,
+            **{c: pick(c) for c in ("win_rate_prior", "win_rate_mean", "win_rate_lower", "win_rate_upper")},
+            "win_rate_confidence": confidence_level(pick("win_rate_width")),
+            "n_edge_positions": np.rint(pick("n_edge_positions")).astype(np.int64),
+            **{c: pick(c) for c in ("edge_raw", "edge_mean", "edge_lower", "edge_upper")},
+        }
+    )
+    return out[HISTORY_COLUMNS]
+
+
+def rank_history(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rank each as-of date's rows (1 = best WQS; ties in wallet order; NaN scores last and unranked) and sort
+    them by as-of, then rank. ``rows`` ordered by as-of then wallet, as :func:`history_rows` gives them."""
+    ki = pd.factorize(rows["as_of"], sort=True)[0]
+    wqs = rows["wqs"].to_numpy(dtype=float)
+    key = np.where(np.isnan(wqs), np.inf, -wqs)
+    order = np.lexsort((key, ki))
+    first_of_group = np.r_[0, np.flatnonzero(np.diff(ki[order])) + 1] if order.size else np.zeros(0, np.int64)
+    pos = np.arange(order.size) - np.repeat(first_of_group, np.diff(np.r_[first_of_group, order.size]))
+    rank = np.empty(order.size)
+    rank[order] = pos + 1
+    out = rows.assign(rank=np.where(np.isnan(wqs), np.nan, rank))
+    return out.iloc[order].reset_index(drop=True)
+
+
 def score_history(
     daily_returns: pd.DataFrame,
     activity: pd.DataFrame,
@@ -984,9 +1167,11 @@ def score_history(
 
     At as-of ``t`` a return day counts if ``day < t``, a position if ``resolved_ts < t <= cut_ts``. Nothing at or
     after ``t`` is read, so changing it leaves every row at ``t`` unchanged; and a date's row is the same to the
-    bit whichever other dates are scored in the same call (sums run over a fixed daily grid or in exact units). One row per (as-of, wallet) for the
-    wallets with a fill or a return before ``t``; floats are NaN where undefined (stored as NULL) and ``reason``
-    says why ``wqs`` is missing. ``rank`` is 1-based within an as-of date, NaN scores last and unranked.
+    bit whichever other dates, and whichever other wallets, are scored in the same call (running sums along a
+    fixed daily grid, sums over wallets in wallet order, position sums in exact units), and whether it is scored
+    in one pass or from a carried :class:`ScoreState` (section 9). One row per (as-of, wallet) for the wallets
+    with a fill or a return before ``t``; floats are NaN where undefined (stored as NULL) and ``reason`` says why
+    ``wqs`` is missing. ``rank`` is 1-based within an as-of date, NaN scores last and unranked.
     """
     dates = np.array(
         sorted(set(pd.to_datetime(list(as_of)).to_numpy(dtype="datetime64[D]"))), dtype="datetime64[D]"
@@ -997,143 +1182,286 @@ def score_history(
     d0 = pd.to_datetime(days_all).min().to_datetime64().astype("datetime64[D]")
     n_days = max(int((dates[-1] - d0) // np.timedelta64(1, "D")), 0)
     ends = np.clip((dates - d0) // np.timedelta64(1, "D"), 0, n_days).astype(np.int64)
-    n_k = dates.size
     # wallet codes by hashing (sorting millions of address strings is the slow way)
     index = pd.Index(
         pd.unique(pd.concat([f["wallet"] for f in (daily_returns, activity, positions)], ignore_index=True))
     ).sort_values()
-    wallets = index.to_numpy(dtype=object)
-    n_w = wallets.size
+    r, pnl, vol, sq = day_matrices(daily_returns, activity, index, d0, 0, n_days)
+    bench = benchmark(*benchmark_sums(np.zeros(n_days), np.zeros(n_days, dtype=np.int64), r))
+    metrics, _ = advance_scores(
+        ScoreState.empty(index.to_numpy(dtype=object)), r, pnl, vol, sq, bench, ends, params
+    )
+    metrics |= position_metrics(positions, index, dates, category_rates(positions, dates), params)
+    return rank_history(history_rows(index.to_numpy(dtype=object), dates, metrics, params))
 
-    def dense(frame: pd.DataFrame, column: str, sparse_as_nan: bool) -> np.ndarray:
-        """Wallets x days matrix of ``column``: NaN (or 0, summed per cell) where the frame has no row."""
-        d = _day_index(frame["day"], d0)
-        keep = d < n_days
-        flat = index.get_indexer(frame["wallet"])[keep] * n_days + d[keep]
-        values = (
-            np.nan_to_num(frame[column].to_numpy(dtype=float)[keep])
-            if not sparse_as_nan
-            else frame[column].to_numpy(dtype=float)[keep]
-        )
-        if not sparse_as_nan:
-            return np.bincount(flat, weights=values, minlength=n_w * n_days).reshape(n_w, n_days)
-        out = np.full(n_w * n_days, np.nan)
-        out[flat] = values  # one row per (wallet, day)
-        return out.reshape(n_w, n_days)
 
-    # returns-based metrics: prefix sums over the days before each as-of date
-    r = dense(daily_returns, "daily_return", True)
+# ---------------------------------------------------------------------------------------------------------------
+# 9. Carried state: the history one increment at a time, in wallet buckets
+# ---------------------------------------------------------------------------------------------------------------
+#
+# :func:`score_history` is :func:`advance_scores` run once from :meth:`ScoreState.empty` over every day. The
+# pipeline runs the same function from a stored state over the new days only, and in buckets of wallets: every
+# step is a running sum, maximum or product along days (``ufunc.accumulate``: sequential, so carrying its last
+# value and going on gives the same bits as one pass) or per wallet, and the one cross-sectional input, the
+# benchmark, is a column sum taken in wallet order whichever bucket a wallet is in (:func:`benchmark_sums`).
+
+#: the prefix columns the state keeps for the rolling Sharpes: the widest window and one more (day end - 1)
+STATE_WINDOW = max(ROLLING_WINDOWS) + 1
+
+#: a wallet's running values after day ``end - 1``, each one number (initial value in brackets): the returns'
+#: centre (NaN until a first return) and running max [-inf] and min [inf]; the same six sums for the active
+#: return ``r - benchmark`` (``act_*``; count, sum and sum of squares start at 0); compounded wealth [1], its
+#: running peak [1] and the running max drawdown [0]; the last day's return [NaN] and the day its run of equal
+#: values began [0]; the moments of the rolling 30-day Sharpes (``cons_*``); and running P&L, volume and volume
+#: squared [0]
+STATE_FIELDS: dict[str, float] = {
+    "ret_centre": np.nan, "ret_hi": -np.inf, "ret_lo": np.inf,
+    "act_centre": np.nan, "act_cnt": 0.0, "act_s1": 0.0, "act_s2": 0.0, "act_hi": -np.inf, "act_lo": np.inf,
+    "wealth": 1.0, "peak": 1.0, "dd": 0.0, "last_return": np.nan, "last_change": 0.0,
+    "cons_centre": np.nan, "cons_cnt": 0.0, "cons_s1": 0.0, "cons_s2": 0.0,
+    "pnl": 0.0, "volume": 0.0, "volume_sq": 0.0,
+}  # fmt: skip
+#: ``(wallets, STATE_WINDOW)`` prefix sums of the returns at columns ``end - STATE_WINDOW + 1 .. end`` (NaN
+#: before day 0): valid-day count, sum and sum of squares of the centred returns. The last column is the total.
+WINDOW_FIELDS = ("ret_cnt", "ret_s1", "ret_s2")
+
+
+@dataclass(frozen=True)
+class ScoreState:
+    """Every wallet's running values after the days ``0 .. end - 1`` of the day grid (day 0 the history's first
+    day): all :func:`advance_scores` needs to score a later as-of date without reading the days before.
+
+    ``wallets`` are sorted; ``values`` maps each of :data:`STATE_FIELDS` to a 1-D array over them and each of
+    :data:`WINDOW_FIELDS` to a ``(wallets, STATE_WINDOW)`` array. The state holds no scoring parameter: a run
+    with other :class:`ScoreParams` carries the same state.
+    """
+
+    end: int
+    wallets: np.ndarray
+    values: Mapping[str, np.ndarray]
+
+    @classmethod
+    def empty(cls, wallets: np.ndarray | Sequence[str], end: int = 0) -> ScoreState:
+        n = len(wallets)
+        vals = {k: np.full(n, v) for k, v in STATE_FIELDS.items()}
+        window = np.full((n, STATE_WINDOW), np.nan)
+        window[:, -1] = 0.0
+        vals |= {k: window.copy() for k in WINDOW_FIELDS}
+        return cls(end, np.asarray(wallets, dtype=object), vals)
+
+    def reindex(self, wallets: np.ndarray) -> ScoreState:
+        """The state over ``wallets`` (sorted): a wallet it did not hold starts empty (it had no data before)."""
+        idx = pd.Index(self.wallets).get_indexer(wallets)
+        known = idx >= 0
+        out = ScoreState.empty(wallets, self.end)
+        vals = dict(out.values)
+        for k, v in self.values.items():
+            vals[k][known] = v[idx[known]]
+        return ScoreState(self.end, out.wallets, vals)
+
+
+def _running(ufunc: np.ufunc, init: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``(rows, 1 + days)``: ``init``, then ``ufunc`` folded along the days from it."""
+    out = np.empty((values.shape[0], values.shape[1] + 1))
+    out[:, 0] = init
+    out[:, 1:] = values
+    return ufunc.accumulate(out, axis=1)
+
+
+def _centre(carried: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row's centre: the carried one, else its first valid value in ``x`` (NaN while there is none); and the
+    column of that first valid value (``x.shape[1]`` for none)."""
+    valid = ~np.isnan(x)
+    if x.shape[1] == 0:
+        return carried.copy(), np.zeros(x.shape[0], dtype=np.int64)
+    at = np.where(valid.any(axis=1), valid.argmax(axis=1), x.shape[1])
+    first = x[np.arange(x.shape[0]), np.minimum(at, x.shape[1] - 1)]
+    return np.where(np.isnan(carried) & (at < x.shape[1]), first, carried), at
+
+
+def _moments_at(cnt: np.ndarray, s1: np.ndarray, s2: np.ndarray, centre: np.ndarray):
+    """Count, mean and sample sd (ddof 1) from running sums of values centred on ``centre`` (a column)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        sd = np.sqrt(np.maximum(s2 - s1 * mean, 0.0) / (cnt - 1))
+    return mean + np.nan_to_num(centre)[:, None], sd
+
+
+def _sharpe_from(cnt, s1, s2, hi, lo, centre, annualization: int = ANNUALIZATION) -> np.ndarray:
+    """:func:`sharpe_as_of` from running sums (``hi > lo``: the values seen are not all equal)."""
+    mean, sd = _moments_at(cnt, s1, s2, centre)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (cnt >= 2) & (hi > lo) & (sd > SD_FLOOR_RELATIVE * np.abs(mean)) & (sd > 0)
+        return np.where(ok, mean / sd * np.sqrt(annualization), np.nan)
+
+
+class _Moments(NamedTuple):
+    centre: np.ndarray  # (rows,)
+    first: np.ndarray  # (rows,) the column of the first valid value (days for none)
+    cnt: np.ndarray  # (rows, 1 + days) running sums from the carried ones
+    s1: np.ndarray
+    s2: np.ndarray
+
+
+def _moments(x: np.ndarray, centre: np.ndarray, cnt: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> _Moments:
+    valid = ~np.isnan(x)
+    c, first = _centre(centre, x)
+    xc = np.where(valid, x - np.nan_to_num(c)[:, None], 0.0)
+    return _Moments(
+        c,
+        first,
+        _running(np.add, cnt, valid.astype(float)),
+        _running(np.add, s1, xc),
+        _running(np.add, s2, xc * xc),
+    )
+
+
+def _centre_after(m: _Moments, carried: np.ndarray, days: int) -> np.ndarray:
+    """The centre a state after the first ``days`` days holds: NaN still if the first value came later."""
+    return np.where(m.first < days, m.centre, carried)
+
+
+def _rolling_from(p1, p2, pc, run, centre, hi, lo, w: int, annualization: int = ANNUALIZATION) -> np.ndarray:
+    """:func:`rolling_sharpes`' value for window ``w`` from prefix sums at a day's end (``hi``) and ``w`` days
+    before it (``lo``, column indices into ``p1``/``p2``/``pc``) and the day's run length of equal values."""
+    s1 = p1[:, hi] - p1[:, lo]
+    s2 = p2[:, hi] - p2[:, lo]
+    cnt = pc[:, hi] - pc[:, lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.maximum((s2 - s1 * s1 / w) / (w - 1), 0.0)
+        mean = s1 / w + np.nan_to_num(centre)[:, None]
+        ok = (np.rint(cnt) == w) & ~(run >= w) & (var > 0) & (np.sqrt(var) > SD_FLOOR_RELATIVE * np.abs(mean))
+        return np.where(ok, mean / np.sqrt(var) * np.sqrt(annualization), np.nan)
+
+
+def benchmark_sums(
+    total: np.ndarray, count: np.ndarray, returns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add a block of wallets' returns (rows in wallet order, after every wallet already added) to the running
+    per-day sum and count of the cross-sectional mean: wallet by wallet, so buckets give the bits of one pass."""
+    valid = ~np.isnan(returns)
+    total = np.add.reduce(np.vstack([total[None, :], np.where(valid, returns, 0.0)]), axis=0)
+    return total, count + valid.sum(axis=0)
+
+
+def benchmark(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The benchmark: the mean return of the wallets with a return each day; NaN on a day with none."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def advance_scores(
+    state: ScoreState,
+    returns: np.ndarray,
+    pnl: np.ndarray,
+    volume: np.ndarray,
+    volume_sq: np.ndarray,
+    bench: np.ndarray,
+    ends: Sequence[int] | np.ndarray,
+    params: ScoreParams = ScoreParams(),
+    keep: int | None = None,
+) -> tuple[dict[str, np.ndarray], ScoreState]:
+    """The returns- and activity-based metrics as of each end, from ``state`` and the days after it.
+
+    ``returns`` (NaN where there is none), ``pnl``, ``volume`` and ``volume_sq`` (0 where there is none) are
+    ``(wallets, m)`` over the days ``state.end .. state.end + m - 1``, rows as ``state.wallets``; ``bench`` is
+    the benchmark of those days (:func:`benchmark`). ``ends`` are day-grid ends in ``state.end .. state.end + m``
+    (end ``e`` reads the days before ``e``). Returns ``{metric: (wallets, len(ends))}`` and the state after
+    ``keep`` of the ``m`` days (default all): a run keeps its state a few days back, so a fill that arrives late
+    for those days is still read by the next run.
+    """
+    s, v = state, state.values
+    n, m = returns.shape
+    e0 = s.end
+    ends = np.asarray(ends, dtype=np.int64).ravel()
+    keep = m if keep is None else int(keep)
+    if ends.size and (ends.min() < e0 or ends.max() > e0 + m):
+        raise ValueError(f"as-of ends must lie in {e0}..{e0 + m}")
+    if not 0 <= keep <= m:
+        raise ValueError(f"keep must lie in 0..{m}")
+    loc = ends - e0  # column of the running arrays (0: the state itself)
+    r = returns
     valid = ~np.isnan(r)
-    n_ret = _prefix(valid.astype(float))[:, ends]
-    sharpe = sharpe_as_of(r, ends)
-    ir = sharpe_as_of(r - _cross_sectional_mean(r), ends)
-    mdd, _, cal = drawdown_metrics_as_of(r, ends)
-    cdd = current_drawdown_as_of(r, ends)
-    rolls = rolling_sharpes(r, ROLLING_WINDOWS)
-    last = np.maximum(ends - 1, 0)
-    roll_at = {
-        w: np.where(ends > 0, v[:, last], np.nan) if n_days else np.full((n_w, n_k), np.nan)
-        for w, v in rolls.items()
-    }
-    cons = consistency_as_of(rolls[30], ends, params.consistency_scale, params.consistency_min_points)
-    reg = regime(roll_at[14], roll_at[90], params.regime_band)
-    pnl = _prefix(dense(daily_returns, "pnl_net", False))[:, ends]
 
-    # activity: volume and market concentration
-    vol = _prefix(dense(activity, "volume", False))[:, ends]
-    sq = _prefix(dense(activity, "volume_sq", False))[:, ends]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hhi = np.where(vol > 0, np.clip(10_000.0 * sq / (vol * vol), 0.0, 10_000.0), np.nan)
+    # returns: moments, running max and min, and the prefix window of the rolling Sharpes
+    ret = _moments(r, v["ret_centre"], v["ret_cnt"][:, -1], v["ret_s1"][:, -1], v["ret_s2"][:, -1])
+    hi = _running(np.fmax, v["ret_hi"], np.where(valid, r, -np.inf))
+    lo = _running(np.fmin, v["ret_lo"], np.where(valid, r, np.inf))
+    # prefix columns end - STATE_WINDOW + 1 .. end + m: column j is day-grid prefix e0 - STATE_WINDOW + 1 + j
+    p1 = np.concatenate([v["ret_s1"], ret.s1[:, 1:]], axis=1)
+    p2 = np.concatenate([v["ret_s2"], ret.s2[:, 1:]], axis=1)
+    pc = np.concatenate([v["ret_cnt"], ret.cnt[:, 1:]], axis=1)
+    # run lengths of equal values for the days e0 - 1 .. e0 + m - 1
+    t = e0 + np.arange(m, dtype=float)
+    prev = np.concatenate([v["last_return"][:, None], r[:, :-1]], axis=1)
+    last_change = _running(np.maximum, v["last_change"], np.where(r != prev, t, 0.0))
+    run = np.arange(e0 - 1, e0 + m, dtype=float) - last_change + 1  # column i: day e0 - 1 + i
 
-    # resolved positions: counted from resolution until a first oversold fill
-    t_k = (dates - np.datetime64("1970-01-01", "D")).astype(np.int64) * 86_400
-    g = index.get_indexer(positions["wallet"])
-    start = np.searchsorted(t_k, positions["resolved_ts"].to_numpy(dtype=float), side="right")
-    cut = positions["cut_ts"].to_numpy(dtype=float)
-    end = np.where(np.isnan(cut), n_k, np.searchsorted(t_k, np.nan_to_num(cut), side="right"))
-    won = positions["won"].to_numpy(dtype=float)
-    n_res = interval_sums(g, start, end, n_w, n_k)
-    wins = interval_sums(g, start, end, n_w, n_k, np.nan_to_num(won))
-    c, cats = pd.factorize(positions["category"].fillna("Unknown"), sort=True)
-    n_c = max(cats.size, 1)
-    cat_n = interval_sums(c, start, end, n_c, n_k)
-    cat_wins = interval_sums(c, start, end, n_c, n_k, np.nan_to_num(won))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        measured = np.clip(cat_wins / cat_n, 0.01, 0.99)
-        overall = np.clip(cat_wins.sum(axis=0) / cat_n.sum(axis=0), 0.01, 0.99)
-    overall = np.where(np.isnan(overall), 0.5, overall)
-    published = np.array([CATEGORY_BASE_RATES.get(str(x), np.nan) for x in cats])[:, None]
-    rate = np.where(np.isnan(published), measured, published) if cats.size else np.zeros((1, n_k))
-    wallet_cat_n = interval_sums(g * n_c + c, start, end, n_w * n_c, n_k).reshape(n_w, n_c, n_k)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prior = np.einsum("wck,ck->wk", wallet_cat_n, np.nan_to_num(rate)) / n_res
-    prior = np.where(n_res > 0, prior, overall[None, :])
-    post = bayesian_win_rate(wins, n_res, prior, params.win_rate_prior_strength)
+    def rolling(w: int, days: np.ndarray) -> np.ndarray:
+        """Rolling Sharpe of window ``w`` on each of ``days`` (offsets from e0, -1 .. m - 1)."""
+        at = days + STATE_WINDOW  # prefix after the day (day-grid column e0 + d + 1)
+        return _rolling_from(p1, p2, pc, run[:, days + 1], ret.centre, at, at - w, w)
 
-    price = positions["price_paid"].to_numpy(dtype=float)
-    payout = positions["payout"].to_numpy(dtype=float)
-    ok = np.isfinite(price) & np.isfinite(payout) & (price > 0) & (price < 1)
-    # Sums in exact integer units (price to 1e-6, p(1-p) to 1e-8; payouts are 0, 0.5 or 1): a float sum would
-    # depend on its order, and so on which other dates are scored in the same call.
-    p_units = np.rint(price[ok] * PRICE_UNITS)
-    v_units = np.rint(price[ok] * (1 - price[ok]) * VARIANCE_UNITS)
-    n_e, s_won, s_price, s_var = (
-        interval_sums(g[ok], start[ok], end[ok], n_w, n_k, w) for w in (None, payout[ok], p_units, v_units)
+    rs30 = rolling(30, np.arange(m))
+    rs30 = np.where(np.isfinite(rs30), rs30, np.nan)
+    cons = _moments(rs30, v["cons_centre"], v["cons_cnt"], v["cons_s1"], v["cons_s2"])
+
+    # active returns against the benchmark
+    y = r - np.asarray(bench, dtype=float)[None, :]
+    y_valid = ~np.isnan(y)
+    act = _moments(y, v["act_centre"], v["act_cnt"], v["act_s1"], v["act_s2"])
+    y_hi = _running(np.fmax, v["act_hi"], np.where(y_valid, y, -np.inf))
+    y_lo = _running(np.fmin, v["act_lo"], np.where(y_valid, y, np.inf))
+
+    # compounded wealth, its peak and the drawdown
+    wealth = _running(np.multiply, v["wealth"], 1.0 + np.clip(np.nan_to_num(r, nan=0.0), -1.0, None))
+    peak = _running(np.maximum, v["peak"], wealth[:, 1:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dd = _running(np.minimum, v["dd"], (wealth[:, 1:] - peak[:, 1:]) / peak[:, 1:])
+    pnl_c = _running(np.add, v["pnl"], pnl)
+    vol_c = _running(np.add, v["volume"], volume)
+    sq_c = _running(np.add, v["volume_sq"], volume_sq)
+
+    # the metrics at each end
+    cnt = ret.cnt[:, loc]
+    out: dict[str, np.ndarray] = {"n_return_days": cnt}
+    out["sharpe"] = _sharpe_from(cnt, ret.s1[:, loc], ret.s2[:, loc], hi[:, loc], lo[:, loc], ret.centre)
+    out["information_ratio"] = _sharpe_from(
+        act.cnt[:, loc], act.s1[:, loc], act.s2[:, loc], y_hi[:, loc], y_lo[:, loc], act.centre
     )
-    edge = edge_posterior(
-        n_e, s_won, s_price / PRICE_UNITS, s_var / VARIANCE_UNITS, prior_strength=params.edge_prior_strength
-    )
-
-    # one row per (as-of, wallet) that had traded before the date
-    present = (vol > 0) | (n_ret > 0)
-    ki, wi = np.nonzero(present.T)  # ordered by as-of, then wallet
-    pick = lambda a: a[wi, ki]  # noqa: E731
-    scored = assemble_wqs(
-        pick(n_ret), pick(sharpe), pick(ir), pick(mdd), pick(cal), pick(cons), pick(vol), pick(n_res), pick(hhi),
-        params.min_return_days, params.consistency_min_points,
-    )  # fmt: skip
-    enough = pick(n_ret) >= params.min_return_days
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mdd = np.where(cnt > 0, dd[:, loc], np.nan)
+        ar = np.where(cnt > 0, wealth[:, loc] ** (ANNUALIZATION / np.where(cnt > 0, cnt, 1)) - 1.0, np.nan)
+        ratio = ar / np.abs(mdd)
+        out["current_drawdown"] = np.where(cnt > 0, wealth[:, loc] / peak[:, loc] - 1.0, np.nan)
+    out["max_drawdown"] = mdd
+    out["calmar"] = np.where((mdd < 0) & np.isfinite(ratio) & (cnt >= 2), ratio, np.nan)
+    c_mean, c_sd = _moments_at(cons.cnt[:, loc], cons.s1[:, loc], cons.s2[:, loc], cons.centre)
+    with np.errstate(invalid="ignore"):
+        out["consistency"] = np.where(
+            cons.cnt[:, loc] >= max(2, params.consistency_min_points),
+            100.0 * np.exp(-c_sd / params.consistency_scale),
+            np.nan,
+        )
+    for w in ROLLING_WINDOWS:
+        out[f"rolling_sharpe_{w}"] = np.where(ends > 0, rolling(w, loc - 1), np.nan)
+    out["regime"] = regime(out["rolling_sharpe_14"], out["rolling_sharpe_90"], params.regime_band)
+    out["pnl_net_to_date"] = pnl_c[:, loc]
+    out["volume"] = vol_c[:, loc]
+    sq = sq_c[:, loc]
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw_wr = np.where(pick(n_res) > 0, pick(wins) / pick(n_res), np.nan)
-    key = np.where(np.isnan(scored.wqs), np.inf, -scored.wqs)
-    order = np.lexsort((key, ki))
-    first_of_group = np.r_[0, np.flatnonzero(np.diff(ki[order])) + 1]
-    pos = np.arange(order.size) - np.repeat(first_of_group, np.diff(np.r_[first_of_group, order.size]))
-    rank = np.empty(order.size)
-    rank[order] = pos + 1
-    out = pd.DataFrame(
-        {
-            "as_of": pd.to_datetime(dates[ki]).date,
-            "wallet": wallets[wi],
-            "rank": np.where(np.isnan(scored.wqs), np.nan, rank),
-            "wqs": scored.wqs,
-            "tier": scored.tier,
-            "reason": scored.reason,
-            "n_return_days": pick(n_ret).astype(np.int64),
-            "sharpe": np.where(enough, pick(sharpe), np.nan),
-            "information_ratio": np.where(enough, pick(ir), np.nan),
-            "max_drawdown": np.where(enough, pick(mdd), np.nan),
-            "current_drawdown": pick(cdd),
-            "calmar": np.where(enough, pick(cal), np.nan),
-            "consistency": pick(cons),
-            "regime": pick(reg),
-            **{f"rolling_sharpe_{w}": pick(v) for w, v in roll_at.items()},
-            "volume": pick(vol),
-            "market_hhi": pick(hhi),
-            "pnl_net_to_date": pick(pnl),
-            "n_resolved_positions": np.rint(pick(n_res)).astype(np.int64),
-            "wins": np.rint(pick(wins)).astype(np.int64),
-            "raw_win_rate": raw_wr,
-            "win_rate_prior": pick(prior),
-            "win_rate_mean": pick(post.mean),
-            "win_rate_lower": pick(post.lower),
-            "win_rate_upper": pick(post.upper),
-            "win_rate_confidence": confidence_level(pick(post.width)),
-            "n_edge_positions": np.rint(pick(edge.n)).astype(np.int64),
-            "edge_raw": pick(edge.raw),
-            "edge_mean": pick(edge.mean),
-            "edge_lower": pick(edge.lower),
-            "edge_upper": pick(edge.upper),
-        }
-    )
-    return out.iloc[order].reset_index(drop=True)[HISTORY_COLUMNS]
+        out["market_hhi"] = np.where(
+            out["volume"] > 0, np.clip(10_000.0 * sq / (out["volume"] * out["volume"]), 0.0, 10_000.0), np.nan
+        )
+
+    k = keep
+    after = {
+        "ret_centre": _centre_after(ret, v["ret_centre"], k), "ret_hi": hi[:, k], "ret_lo": lo[:, k],
+        "act_centre": _centre_after(act, v["act_centre"], k), "act_cnt": act.cnt[:, k], "act_s1": act.s1[:, k], "act_s2": act.s2[:, k],
+        "act_hi": y_hi[:, k], "act_lo": y_lo[:, k], "wealth": wealth[:, k], "peak": peak[:, k], "dd": dd[:, k],
+        "last_return": r[:, k - 1] if k else v["last_return"], "last_change": last_change[:, k],
+        "cons_centre": _centre_after(cons, v["cons_centre"], k), "cons_cnt": cons.cnt[:, k], "cons_s1": cons.s1[:, k], "cons_s2": cons.s2[:, k],
+        "pnl": pnl_c[:, k], "volume": vol_c[:, k], "volume_sq": sq_c[:, k],
+        "ret_cnt": pc[:, k : k + STATE_WINDOW], "ret_s1": p1[:, k : k + STATE_WINDOW], "ret_s2": p2[:, k : k + STATE_WINDOW],
+    }  # fmt: skip
+    return out, ScoreState(e0 + k, s.wallets, after)
