@@ -330,10 +330,8 @@ def _mean_sd_until(
     else:
         cnt = _prefix(valid.astype(float))[:, ends]
         s1, s2 = _prefix(xc)[:, ends], _prefix(xc * xc)[:, ends]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s1 / cnt
-        sd = np.sqrt(np.maximum(s2 - s1 * mean, 0.0) / (cnt - 1))
-    return cnt, mean + centre, sd
+    mean, sd = _moments_at(cnt, s1, s2, centre[:, 0])
+    return cnt, mean, sd
 
 
 def _run_length(x: np.ndarray) -> np.ndarray:
@@ -377,16 +375,10 @@ def rolling_sharpes(
             raise ValueError("a rolling Sharpe needs a window of at least 2 days")
         res = np.full(x.shape, np.nan)
         if n_days >= w:
-            s1 = p1[:, w:] - p1[:, :-w]
-            s2 = p2[:, w:] - p2[:, :-w]
-            cnt = pc[:, w:] - pc[:, :-w]
-            var = np.maximum((s2 - s1 * s1 / w) / (w - 1), 0.0)
-            mean = s1 / w + centre
-            full = np.rint(cnt) == w
-            constant = run[:, w - 1 :] >= w
-            ok = full & ~constant & (var > 0) & (np.sqrt(var) > SD_FLOOR_RELATIVE * np.abs(mean))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res[:, w - 1 :] = np.where(ok, mean / np.sqrt(var) * np.sqrt(annualization), np.nan)
+            hi = np.arange(w, n_days + 1)
+            res[:, w - 1 :] = _rolling_from(
+                p1, p2, pc, run[:, w - 1 :], centre[:, 0], hi, hi - w, w, annualization
+            )
         out[w] = _out(res, was_1d)
     return out
 
