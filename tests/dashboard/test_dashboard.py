@@ -378,8 +378,10 @@ def test_every_page_in_chromium_and_a_live_decision_within_5_seconds(world, tmp_
             page.get_by_text(f"Whale {wallet}").wait_for(timeout=30_000)
             assert browser.error_boxes(page) == []
             _shoot(page, shots, "whale.png")
-            # the ranked table downloads as CSV: every scored wallet, best first
-            with page.expect_download() as got:
+            # the ranked table downloads as CSV: every scored wallet, best first. The button's CSV is made on the
+            # click from the run that drew it, and a rerun replaces it: wait for the drill-down's run to end first
+            browser.settle(page, browser.CHARTS["whales"])
+            with page.expect_download(timeout=60_000) as got:
                 page.get_by_text("Download whales (CSV)").click()
             lines = Path(got.value.path()).read_text().splitlines()
             (scored,) = _sql(world, "SELECT count(*) FROM analytics.whale_scores WHERE wqs IS NOT NULL AND as_of = "
