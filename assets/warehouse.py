@@ -23,7 +23,7 @@ import pyarrow as pa
 
 WAREHOUSE_SCHEMAS = frozenset({"raw", "staging", "intermediate", "marts", "analytics", "evaluation", "live"})
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
-_COLUMN_TYPE = re.compile(r"[A-Z]+(\(\d+, ?\d+\))?(\[\])?( NOT NULL)?")
+_COLUMN_TYPE = re.compile(r"[A-Z]+(\(\d+, ?\d+\))?(\[\d*\])?( NOT NULL)?")
 
 
 class Transaction:

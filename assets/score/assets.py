@@ -1,8 +1,9 @@
 """Score assets: the point-in-time WQS history and the whale universe.
 
-Thin: the warehouse reads are in ``inputs.py``, the math in ``model.py``. ``analytics.whale_scores`` is an
-immutable history: a run scores only the as-of dates it does not hold yet (``rebuild_scores`` starts over), so a
-backtest at date t reads the score that existed at t.
+Thin: the warehouse reads and writes are in ``inputs.py`` and ``incremental.py``, the math in ``model.py``.
+``analytics.whale_scores`` is an immutable history: a run scores only the as-of dates it does not hold yet
+(``rebuild_scores`` starts over), so a backtest at date t reads the score that existed at t. It carries a state
+(``analytics.whale_score_state``) from run to run, so a daily run reads only the new days.
 """
 
 from datetime import UTC, datetime
@@ -13,10 +14,10 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, append_frame, create_table_sql, replace_table
+from assets.warehouse import Transaction, create_table_sql, replace_table
 
 from . import model
-from .inputs import load_score_inputs
+from .incremental import WHALE_SCORES_COLUMNS, read_grid, score_increment
 
 WHALE_SCORES = dg.AssetKey(["analytics", "whale_scores"])
 WHALE_UNIVERSE = dg.AssetKey(["analytics", "whale_universe"])
@@ -25,44 +26,15 @@ SCORE_INPUTS = [
     for name in ("wallet_daily_returns", "fct_fills", "fct_positions", "dim_markets")
 ]
 
-_FLOAT = "DOUBLE"
-WHALE_SCORES_COLUMNS: dict[str, str] = {
-    "as_of": "DATE NOT NULL",
-    "wallet": "VARCHAR NOT NULL",
-    "rank": "INTEGER",
-    "wqs": _FLOAT,
-    "tier": "VARCHAR",
-    "reason": "VARCHAR",
-    "n_return_days": "INTEGER NOT NULL",
-    **{
-        c: _FLOAT
-        for c in ("sharpe", "information_ratio", "max_drawdown", "current_drawdown", "calmar", "consistency")
-    },
-    "regime": "VARCHAR",
-    **{f"rolling_sharpe_{w}": _FLOAT for w in model.ROLLING_WINDOWS},
-    "volume": _FLOAT,
-    "market_hhi": _FLOAT,
-    "pnl_net_to_date": _FLOAT,
-    "n_resolved_positions": "INTEGER NOT NULL",
-    "wins": "INTEGER NOT NULL",
-    **{
-        c: _FLOAT
-        for c in ("raw_win_rate", "win_rate_prior", "win_rate_mean", "win_rate_lower", "win_rate_upper")
-    },
-    "win_rate_confidence": "VARCHAR",
-    "n_edge_positions": "INTEGER NOT NULL",
-    **{c: _FLOAT for c in ("edge_raw", "edge_mean", "edge_lower", "edge_upper")},
-    "scored_at": "TIMESTAMPTZ NOT NULL",
-}
-assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
 
-
-#: the warehouse's schemas (ARCHITECTURE.md section 2): a table name written into SQL is one of them, a dot and a
-#: plain identifier; a column is a plain identifier and its type one of the simple types the tables use
 class ScoreRunConfig(dg.Config):
     """How this run treats the stored score history (not a strategy threshold: see ``StrategyConfig``)."""
 
     rebuild_scores: bool = False  # drop the stored history and score every date again (immutable otherwise)
+    bucket_wallets: int = 50_000  # wallets scored at a time: a run's memory follows it, not the wallet count
+    state_lag_days: int = (
+        3  # the carried state stops this many days before the last: fills that late still count
+    )
 
 
 @dg.asset(
@@ -80,7 +52,7 @@ def whale_scores(
     warehouse: DuckDBResource,
 ):
     with warehouse.get_connection() as con:
-        inputs = load_score_inputs(con)
+        grid = read_grid(con)
         con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
         if config.rebuild_scores:
             with Transaction(con):
@@ -96,22 +68,22 @@ def whale_scores(
                 "never rewritten silently: rerun with `whalecopy run --rebuild-scores` (or rebuild_scores: true)."
             )
         held = {r[0] for r in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores").fetchall()}
-        if inputs.last_day is None:
+        if grid.last_day is None:
             context.log.info("whale_scores: the marts hold no daily returns yet; nothing to score")
             return dg.MaterializeResult(metadata={"new_as_of_dates": 0, "rows_written": 0})
-        grid = model.as_of_dates(inputs.first_day, inputs.last_day, strategy.score_every_days)
-        todo = [d for d in grid if d not in held]
+        dates = model.as_of_dates(grid.first_day, grid.last_day, strategy.score_every_days)
+        todo = [d for d in dates if d not in held]
         context.log.info(
-            f"whale_scores: {len(grid)} as-of dates from {grid[0] if grid else '-'} to {grid[-1] if grid else '-'}; "
-            f"{len(held)} already held, scoring {len(todo)}"
+            f"whale_scores: {len(dates)} as-of dates from {dates[0] if dates else '-'} to "
+            f"{dates[-1] if dates else '-'}; {len(held)} already held, scoring {len(todo)}"
         )
-        history = model.score_history(
-            inputs.daily_returns, inputs.activity, inputs.positions, todo, strategy.score_params()
-        )
-        history["scored_at"] = pd.Timestamp(datetime.now(UTC))
-        with Transaction(con):
-            if len(history):
-                append_frame(con, "analytics.whale_scores", history)
+        run = None
+        if todo:
+            run = score_increment(
+                con, grid, todo, strategy.score_params(), rebuild=config.rebuild_scores,
+                bucket_wallets=config.bucket_wallets, state_lag_days=config.state_lag_days,
+                scored_at=pd.Timestamp(datetime.now(UTC)), log=context.log.info,
+            )  # fmt: skip
         latest = con.execute(
             "SELECT max(as_of), count(*) FILTER (WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores)) "
             "FROM analytics.whale_scores"
@@ -129,7 +101,12 @@ def whale_scores(
     return dg.MaterializeResult(
         metadata={
             "new_as_of_dates": len(todo),
-            "rows_written": len(history),
+            "rows_written": run.rows if run else 0,
+            "scoring": run.plan.reason if run else "nothing new to score",
+            "days_read": run.days_read if run else 0,
+            "wallet_buckets": run.buckets if run else 0,
+            "state_through": str(run.state_end) if run else "-",
+            "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in run.seconds.items()} if run else {}),
             "latest_as_of": str(latest[0]),
             "wallets_at_latest": int(latest[1]),
             "tiers_at_latest": dg.MetadataValue.json(tiers),
@@ -176,7 +153,7 @@ WHALE_UNIVERSE_COLUMNS: dict[str, str] = {
                                             "win_rate_upper", "win_rate_confidence", "edge_mean", "edge_lower",
                                             "edge_upper")},
     "predictive_positions": "INTEGER NOT NULL",
-    **{c: _FLOAT for c in ("predicted_wins_mean", "predicted_wins_lower", "predicted_wins_upper")},
+    **{c: "DOUBLE" for c in ("predicted_wins_mean", "predicted_wins_lower", "predicted_wins_upper")},
 }  # fmt: skip
 
 

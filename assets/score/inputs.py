@@ -22,13 +22,24 @@ FROM marts.wallet_daily_returns
 """
 
 
-#: a wallet-day's traded notional, and the day's increase of sum over markets of (cumulative notional)^2:
-#: with c the market's cumulative notional after the day and v the day's notional, c^2 - (c - v)^2 = v (2c - v).
-ACTIVITY_SQL = f"""
+def activity_sql(since: bool = False) -> str:
+    """A wallet-day's traded notional, and the day's increase of sum over markets of (cumulative notional)^2:
+    with c the market's cumulative notional after the day and v the day's notional, c^2 - (c - v)^2 = v (2c - v).
+
+    With ``since``, only the days from the parameter ``$since`` (a day number, days since 1970-01-01) on: the
+    cumulative sums then read the whole history of just the (wallet, market) pairs with a fill on those days.
+    Every sum is exact (``exact_sum``), so a day's row has the same bits either way."""
+    touched = (
+        """JOIN (SELECT DISTINCT wallet, condition_id FROM marts.fct_fills
+                  WHERE epoch(traded_at) >= $since * 86400) USING (wallet, condition_id)"""
+        if since
+        else ""
+    )
+    return f"""
 WITH by_day AS (
     SELECT wallet, condition_id, CAST(floor(epoch(traded_at) / 86400) AS INTEGER) AS d,
            {exact_sum("notional")} AS v
-    FROM marts.fct_fills
+    FROM marts.fct_fills {touched}
     GROUP BY ALL
 ), cumulative AS (
     SELECT *, {exact_sum("v", "PARTITION BY wallet, condition_id ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")}
@@ -38,8 +49,12 @@ WITH by_day AS (
 SELECT wallet, CAST(DATE '1970-01-01' + d AS DATE) AS day, {exact_sum("v")} AS volume,
        {exact_sum("v * (2 * c - v)")} AS volume_sq
 FROM cumulative
+{"WHERE d >= $since" if since else ""}
 GROUP BY wallet, d
 """
+
+
+ACTIVITY_SQL = activity_sql()
 
 #: resolved positions: when they resolved, when (if ever) they were first oversold, the outcome and price paid
 POSITIONS_SQL = """

@@ -1457,3 +1457,52 @@ def advance_scores(
         "ret_cnt": pc[:, k : k + STATE_WINDOW], "ret_s1": p1[:, k : k + STATE_WINDOW], "ret_s2": p2[:, k : k + STATE_WINDOW],
     }  # fmt: skip
     return out, ScoreState(e0 + k, s.wallets, after)
+
+
+class StoredState(NamedTuple):
+    """What the warehouse says of its carried :class:`ScoreState`: the day grid's first day, the state's ``end``
+    and a digest of the mart rows it read (the rows before ``end``)."""
+
+    grid_start: date
+    end: int
+    digest: tuple[int, ...]
+
+
+class ScorePlan(NamedTuple):
+    """How a run scores: from the stored state (``carry``) reading the days from ``start`` on, or from an empty
+    state over every day (``start = 0``); ``reason`` says why, for the run's log."""
+
+    carry: bool
+    start: int
+    reason: str
+
+
+def score_plan(
+    stored: StoredState | None,
+    grid_start: date,
+    first_end: int,
+    digest: tuple[int, ...] | None,
+    *,
+    rebuild: bool = False,
+    compatible: bool = True,
+) -> ScorePlan:
+    """Carry the stored state on only when it is the state of the data the marts hold now: the same day grid, a
+    digest of the rows before its end unchanged (a late fill or a rebuilt mart changes it), and no as-of date to
+    score before its end (``first_end``, the earliest date's day-grid end). Anything else scores from scratch,
+    which is always right and only slower."""
+    full = lambda why: ScorePlan(False, 0, why)  # noqa: E731
+    if rebuild:
+        return full("a rebuild of the scores was asked for")
+    if stored is None:
+        return full("no carried state is stored")
+    if not compatible:
+        return full("the stored state was written by another version of whalecopy")
+    if stored.grid_start != grid_start:
+        return full(f"the history's first day moved from {stored.grid_start} to {grid_start}")
+    at = grid_start + timedelta(days=stored.end)
+    if first_end < stored.end:
+        first = grid_start + timedelta(days=first_end)
+        return full(f"an as-of date to score ({first}) comes before the state's end ({at})")
+    if digest != stored.digest:
+        return full(f"the marts' rows before the state's end ({at}) changed (late data, or a rebuilt mart)")
+    return ScorePlan(True, stored.end, f"carrying the state on from {at}")

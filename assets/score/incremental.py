@@ -1,0 +1,365 @@
+"""Scoring in increments and in wallet buckets: the warehouse side of ``model.py``'s section 9.
+
+A run scores the as-of dates the history does not hold yet. It reads the marts only for the days after the
+carried state (``analytics.whale_score_state``) and only a bucket of wallets at a time, so its time follows the
+new days and its memory the bucket, not the whole history:
+
+1. the plan (:func:`assets.score.model.score_plan`): carry the stored state on, or score from an empty one;
+2. the benchmark of the days read, summed bucket after bucket in wallet order (the same bits as one matrix);
+3. per bucket, :func:`~assets.score.model.advance_scores` from the bucket's stored state, the position metrics
+   (the category base rates come from every wallet's positions), the rows and the state after the run;
+4. one transaction: the rows go into ``analytics.whale_scores``, ranked over every bucket in SQL, and the state
+   and its digest replace the stored ones.
+
+The rows are the same, to the bit, as :func:`~assets.score.model.score_history` over the whole history in one
+call (``tests/assets/test_incremental_scores.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from assets.warehouse import Transaction, create_table_sql
+
+from . import model
+from .inputs import DAILY_RETURNS_SQL, POSITIONS_SQL, activity_sql
+
+_FLOAT = "DOUBLE"
+WHALE_SCORES_COLUMNS: dict[str, str] = {
+    "as_of": "DATE NOT NULL",
+    "wallet": "VARCHAR NOT NULL",
+    "rank": "INTEGER",
+    "wqs": _FLOAT,
+    "tier": "VARCHAR",
+    "reason": "VARCHAR",
+    "n_return_days": "INTEGER NOT NULL",
+    **{
+        c: _FLOAT
+        for c in ("sharpe", "information_ratio", "max_drawdown", "current_drawdown", "calmar", "consistency")
+    },
+    "regime": "VARCHAR",
+    **{f"rolling_sharpe_{w}": _FLOAT for w in model.ROLLING_WINDOWS},
+    "volume": _FLOAT,
+    "market_hhi": _FLOAT,
+    "pnl_net_to_date": _FLOAT,
+    "n_resolved_positions": "INTEGER NOT NULL",
+    "wins": "INTEGER NOT NULL",
+    **{
+        c: _FLOAT
+        for c in ("raw_win_rate", "win_rate_prior", "win_rate_mean", "win_rate_lower", "win_rate_upper")
+    },
+    "win_rate_confidence": "VARCHAR",
+    "n_edge_positions": "INTEGER NOT NULL",
+    **{c: _FLOAT for c in ("edge_raw", "edge_mean", "edge_lower", "edge_upper")},
+    "scored_at": "TIMESTAMPTZ NOT NULL",
+}
+assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
+
+STATE_TABLE = "analytics.whale_score_state"
+STATE_META_TABLE = "analytics.whale_score_state_meta"
+STATE_COLUMNS: dict[str, str] = {
+    "wallet": "VARCHAR NOT NULL",
+    **{k: "DOUBLE" for k in model.STATE_FIELDS},
+    **{k: f"DOUBLE[{model.STATE_WINDOW}]" for k in model.WINDOW_FIELDS},
+}
+STATE_META_COLUMNS: dict[str, str] = {
+    "grid_start": "DATE NOT NULL",  # day 0 of the day grid
+    "state_end": "INTEGER NOT NULL",  # the state holds days 0 .. state_end - 1
+    "state_through": "DATE NOT NULL",  # the last day it holds: grid_start + state_end - 1
+    "return_rows": "BIGINT NOT NULL",  # the digest: marts.wallet_daily_returns' rows before the end
+    "return_hash": "UBIGINT NOT NULL",
+    "fill_rows": "BIGINT NOT NULL",  # and marts.fct_fills' rows before it
+    "fill_hash": "UBIGINT NOT NULL",
+    "wallets": "BIGINT NOT NULL",
+    "scored_at": "TIMESTAMPTZ NOT NULL",  # when the run that saved it scored
+}
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The days the marts hold: ``first_day``, the first with a return (the as-of grid starts after it);
+    ``last_day``, the last the scores see whole (:attr:`assets.score.inputs.ScoreInputs.last_day`); ``d0``, day 0
+    of the day grid (the first with a return or a fill). All None on empty marts."""
+
+    first_day: date | None
+    last_day: date | None
+    d0: date | None
+
+    def end(self, as_of: date) -> int:
+        """The day-grid end of an as-of date: it reads days ``0 .. end - 1``."""
+        return (as_of - self.d0).days
+
+
+def read_grid(con: duckdb.DuckDBPyConnection) -> Grid:
+    r_lo, r_hi, f_lo, f_hi = con.execute(
+        """SELECT (SELECT min(day) FROM marts.wallet_daily_returns), (SELECT max(day) FROM marts.wallet_daily_returns),
+                  (SELECT CAST(floor(min(epoch(traded_at)) / 86400) AS INTEGER) FROM marts.fct_fills),
+                  (SELECT CAST(floor(max(epoch(traded_at)) / 86400) AS INTEGER) FROM marts.fct_fills)"""
+    ).fetchone()  # fmt: skip
+    if r_lo is None:
+        return Grid(None, None, None)
+    day = lambda n: _EPOCH + timedelta(days=int(n))  # noqa: E731
+    last = r_hi if f_hi is None else min(r_hi, day(f_hi))
+    d0 = r_lo if f_lo is None else min(r_lo, day(f_lo))
+    return Grid(r_lo, last, d0)
+
+
+def scored_wallets(con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """Every wallet of the score inputs, sorted as :func:`~assets.score.model.score_history` sorts them."""
+    rows = con.sql(
+        f"""SELECT DISTINCT wallet FROM (SELECT wallet FROM marts.wallet_daily_returns
+                                         UNION ALL SELECT wallet FROM marts.fct_fills
+                                         UNION ALL SELECT wallet FROM ({POSITIONS_SQL}))"""
+    ).arrow().read_all()  # fmt: skip
+    return pd.Index(rows.column("wallet").to_pylist(), dtype=object).sort_values().to_numpy(dtype=object)
+
+
+def digest(con: duckdb.DuckDBPyConnection, d0: date, end: int) -> tuple[int, int, int, int]:
+    """Row counts and XOR of row hashes of the mart rows a state ending at ``end`` read: the returns and the fills
+    of the days before it (any row added, removed or changed there changes it)."""
+    cut = (d0 - _EPOCH).days + end
+    return tuple(
+        int(x)
+        for x in con.execute(
+            """SELECT (SELECT count(*) FROM marts.wallet_daily_returns WHERE day < $day),
+                      (SELECT coalesce(bit_xor(hash(wallet, day, daily_return, pnl_net)), 0)
+                       FROM marts.wallet_daily_returns WHERE day < $day),
+                      (SELECT count(*) FROM marts.fct_fills WHERE epoch(traded_at) < $cut * 86400),
+                      (SELECT coalesce(bit_xor(hash(fill_key, wallet, condition_id, traded_at, notional)), 0)
+                       FROM marts.fct_fills WHERE epoch(traded_at) < $cut * 86400)""",
+            {"day": _EPOCH + timedelta(days=cut), "cut": cut},
+        ).fetchone()
+    )  # fmt: skip
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    schema, name = table.split(".")
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+    ]
+
+
+def read_stored(con: duckdb.DuckDBPyConnection) -> tuple[model.StoredState | None, bool]:
+    """The stored state's meta row (None if there is none) and whether this version can read the state."""
+    meta_cols, state_cols = _columns(con, STATE_META_TABLE), _columns(con, STATE_TABLE)
+    if not meta_cols:
+        return None, True
+    compatible = meta_cols == list(STATE_META_COLUMNS) and state_cols == list(STATE_COLUMNS)
+    if not compatible:
+        return model.StoredState(date.min, 0, ()), False
+    row = con.execute(
+        f"SELECT grid_start, state_end, return_rows, return_hash, fill_rows, fill_hash FROM {STATE_META_TABLE}"
+    ).fetchall()
+    if len(row) != 1:
+        return None, True
+    start, end, *dig = row[0]
+    return model.StoredState(start, int(end), tuple(int(x) for x in dig)), True
+
+
+def _bucket_view(con: duckdb.DuckDBPyConnection, wallets: np.ndarray) -> None:
+    con.register("_bucket", pa.table({"wallet": pa.array(list(wallets), pa.string())}))
+
+
+def read_state(con: duckdb.DuckDBPyConnection, wallets: np.ndarray, end: int) -> model.ScoreState:
+    """The stored state of ``wallets`` (the registered ``_bucket``); a wallet it does not hold starts empty."""
+    t = (
+        con.sql(f"SELECT * FROM {STATE_TABLE} WHERE wallet IN (SELECT wallet FROM _bucket)")
+        .arrow()
+        .read_all()
+    )
+    if t.num_rows == 0:
+        return model.ScoreState.empty(wallets, end)
+    values = {k: t.column(k).to_numpy() for k in model.STATE_FIELDS}
+    for k in model.WINDOW_FIELDS:
+        col = t.column(k).combine_chunks()
+        values[k] = col.flatten().to_numpy().reshape(t.num_rows, model.STATE_WINDOW)
+    held = np.asarray(t.column("wallet").to_pylist(), dtype=object)
+    order = np.argsort(held)
+    stored = model.ScoreState(end, held[order], {k: v[order] for k, v in values.items()})
+    return stored.reindex(wallets)
+
+
+def state_table(state: model.ScoreState) -> pa.Table:
+    """The state as rows of :data:`STATE_COLUMNS` (NaN and infinities kept as they are)."""
+    cols = {"wallet": pa.array(list(state.wallets), pa.string())}
+    for k in model.STATE_FIELDS:
+        cols[k] = pa.array(np.asarray(state.values[k], dtype=float), pa.float64())
+    for k in model.WINDOW_FIELDS:
+        flat = pa.array(np.ascontiguousarray(state.values[k], dtype=float).ravel(), pa.float64())
+        cols[k] = pa.FixedSizeListArray.from_arrays(flat, model.STATE_WINDOW)
+    return pa.table(cols)
+
+
+def _bucket_frames(con, d0: date, start: int, stop: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The bucket's returns and activity over the day-grid days ``start .. stop - 1``."""
+    lo, hi = d0 + timedelta(days=start), d0 + timedelta(days=stop)
+    returns = con.execute(
+        f"SELECT * FROM ({DAILY_RETURNS_SQL}) WHERE day >= ? AND day < ? AND wallet IN (SELECT wallet FROM _bucket)",
+        [lo, hi],
+    ).to_arrow_table().to_pandas()  # fmt: skip
+    activity = con.execute(
+        "SELECT * FROM _score_activity WHERE day < ? AND wallet IN (SELECT wallet FROM _bucket)", [hi]
+    ).to_arrow_table().to_pandas()  # fmt: skip
+    return returns, activity
+
+
+class ScoreRun:
+    """What a run did, for the asset's metadata and log."""
+
+    def __init__(self, plan: model.ScorePlan):
+        self.plan = plan
+        self.rows = 0
+        self.buckets = 0
+        self.wallets = 0
+        self.days_read = 0
+        self.state_end: date | None = None
+        self.seconds: dict[str, float] = {}
+
+
+def score_increment(
+    con: duckdb.DuckDBPyConnection,
+    grid: Grid,
+    todo: Sequence[date],
+    params: model.ScoreParams,
+    *,
+    rebuild: bool = False,
+    bucket_wallets: int = 50_000,
+    state_lag_days: int = 3,
+    scored_at: pd.Timestamp,
+    log: Callable[[str], None] = lambda _: None,
+) -> ScoreRun:
+    """Score the as-of dates ``todo`` (none of them held) into ``analytics.whale_scores``, carrying the stored
+    state when :func:`~assets.score.model.score_plan` allows it, ``bucket_wallets`` wallets at a time; keep the
+    state ``state_lag_days`` days before the last day, so that fills arriving that late are still read."""
+    if bucket_wallets < 1:
+        raise ValueError(f"bucket_wallets must be at least 1, not {bucket_wallets}")
+    if state_lag_days < 0:
+        raise ValueError(f"state_lag_days must be 0 or more, not {state_lag_days}")
+    clock = time.perf_counter()
+    dates = np.array(sorted(set(todo)), dtype="datetime64[D]")
+    ends = np.array([grid.end(d) for d in sorted(set(todo))], dtype=np.int64)
+    stored, compatible = read_stored(con)
+    first_end = int(ends.min())
+    dig = digest(con, grid.d0, stored.end) if stored is not None and compatible else None
+    plan = model.score_plan(stored, grid.d0, first_end, dig, rebuild=rebuild, compatible=compatible)
+    run = ScoreRun(plan)
+    log(f"whale_scores: {plan.reason}")
+    start, stop = plan.start, int(ends.max())
+    last_end = grid.end(grid.last_day + timedelta(days=1))
+    keep = min(max(last_end - state_lag_days, start), stop) - start
+    run.days_read = stop - start
+
+    # the chunk's activity, once for every bucket
+    con.execute("DROP TABLE IF EXISTS _score_activity")
+    since = (grid.d0 - _EPOCH).days + start
+    con.execute(f"CREATE TEMP TABLE _score_activity AS {activity_sql(since=True)}", {"since": since})
+    positions = con.sql(POSITIONS_SQL).arrow().read_all().to_pandas()
+    rates = model.category_rates(positions, dates)
+    wallets = scored_wallets(con)
+    buckets = [wallets[i : i + bucket_wallets] for i in range(0, len(wallets), bucket_wallets)]
+    run.buckets, run.wallets = len(buckets), len(wallets)
+    run.seconds["read"] = time.perf_counter() - clock
+
+    # pass 1: the benchmark over the days read, bucket after bucket in wallet order
+    clock = time.perf_counter()
+    total, count = np.zeros(stop - start), np.zeros(stop - start, dtype=np.int64)
+    held: dict[int, tuple] = {}
+    for b, bucket in enumerate(buckets):
+        _bucket_view(con, bucket)
+        returns, activity = _bucket_frames(con, grid.d0, start, stop)
+        mats = model.day_matrices(
+            returns, activity, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop
+        )
+        total, count = model.benchmark_sums(total, count, mats[0])
+        if len(buckets) == 1:
+            held[b] = mats  # one bucket: no second read
+    bench = model.benchmark(total, count)
+    run.seconds["benchmark"] = time.perf_counter() - clock
+
+    # pass 2: per bucket, the metrics from its state, its rows and its next state
+    clock = time.perf_counter()
+    _temp_table(con, "_score_rows", {c: k for c, k in WHALE_SCORES_COLUMNS.items() if c != "scored_at"})
+    _temp_table(con, "_score_state", STATE_COLUMNS)
+    for b, bucket in enumerate(buckets):
+        t = time.perf_counter()
+        _bucket_view(con, bucket)
+        index = pd.Index(bucket)
+        if b in held:
+            mats = held.pop(b)
+        else:
+            mats = model.day_matrices(*_bucket_frames(con, grid.d0, start, stop), index,
+                                      np.datetime64(grid.d0, "D"), start, stop)  # fmt: skip
+        state = read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
+        metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
+        metrics |= model.position_metrics(positions, index, dates, rates, params)
+        rows = model.history_rows(bucket, dates, metrics, params)
+        _append(con, "_score_rows", pa.Table.from_pandas(rows, preserve_index=False))
+        _append(con, "_score_state", state_table(after))
+        run.rows += len(rows)
+        log(f"whale_scores: bucket {b + 1}/{len(buckets)}: {len(bucket):,} wallets, {len(rows):,} rows "
+            f"({time.perf_counter() - t:.1f} s)")  # fmt: skip
+    con.unregister("_bucket")
+    run.seconds["score"] = time.perf_counter() - clock
+
+    # one transaction: the ranked rows, the state and its digest
+    clock = time.perf_counter()
+    end = start + keep
+    run.state_end = grid.d0 + timedelta(days=end - 1) if end > 0 else None
+    new_digest = digest(con, grid.d0, end)
+    cols = ", ".join(f'"{c}"' for c in model.HISTORY_COLUMNS if c != "rank")
+    try:
+        with Transaction(con):
+            con.execute(
+                f"""INSERT INTO analytics.whale_scores BY NAME
+                    SELECT {cols}, CASE WHEN wqs IS NOT NULL THEN row_number() OVER (
+                               PARTITION BY as_of ORDER BY wqs IS NULL, wqs DESC, wallet) END AS rank,
+                           CAST($at AS TIMESTAMPTZ) AS scored_at
+                    FROM _score_rows ORDER BY as_of, wqs IS NULL, rank, wallet""",
+                {"at": scored_at.to_pydatetime()},
+            )  # fmt: skip
+            con.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+            con.execute(create_table_sql(STATE_TABLE, STATE_COLUMNS, key="wallet"))
+            con.execute(f"INSERT INTO {STATE_TABLE} SELECT * FROM _score_state ORDER BY wallet")
+            con.execute(f"DROP TABLE IF EXISTS {STATE_META_TABLE}")
+            con.execute(create_table_sql(STATE_META_TABLE, STATE_META_COLUMNS))
+            con.execute(
+                f"INSERT INTO {STATE_META_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [grid.d0, end, grid.d0 + timedelta(days=end - 1), *new_digest, len(wallets),
+                 scored_at.to_pydatetime()],
+            )  # fmt: skip
+    finally:
+        con.execute("DROP TABLE IF EXISTS _score_rows")
+        con.execute("DROP TABLE IF EXISTS _score_state")
+        con.execute("DROP TABLE IF EXISTS _score_activity")
+    run.seconds["write"] = time.perf_counter() - clock
+    return run
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str]) -> None:
+    """A temporary table of ``columns`` (this module's own lists) for a run's staged rows."""
+    con.execute(f"DROP TABLE IF EXISTS {name}")
+    con.execute(
+        f"CREATE TEMP TABLE {name} ({', '.join(f'{chr(34)}{c}{chr(34)} {k}' for c, k in columns.items())})"
+    )
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    con.register("_rows", rows)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")

@@ -1,0 +1,171 @@
+"""Incremental scores: runs that carry the stored state on over the new days, in wallet buckets, write the rows
+that one pass of ``score_history`` over the whole history gives, to the bit; a late fill the state has already
+read makes the next run score from scratch, and one that arrives within the state's lag does not.
+
+One small simulated warehouse is built to a few days before its history ends and scored; then days and late fills
+arrive the way syncs bring them, dbt builds incrementally and the scores run again after each step.
+"""
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from assets.ingest.resources import PolymarketResource
+from assets.ingest.store import FILL_KEY_SQL
+from assets.score import model
+from assets.score.assets import whale_scores
+from assets.score.incremental import STATE_META_TABLE, WHALE_SCORES_COLUMNS
+from assets.score.inputs import load_score_inputs
+from assets.strategy import StrategyConfig
+from tests.reliability import stages
+
+DAY = 86_400
+BUCKET = 41  # wallets at a time: the small world's wallets in several buckets
+LAG = 2
+COLUMNS = [c for c in WHALE_SCORES_COLUMNS if c != "scored_at"]
+
+
+def _score(path, **config) -> dict:
+    """Materialise ``analytics.whale_scores`` with small buckets; its metadata."""
+    result = dg.materialize(
+        [whale_scores],
+        resources={"warehouse": DuckDBResource(database=str(path)), "strategy": StrategyConfig()},
+        run_config={"ops": {"analytics__whale_scores": {"config": {"bucket_wallets": BUCKET,
+                                                                   "state_lag_days": LAG, **config}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )  # fmt: skip
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("analytics__whale_scores")
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _stored(path, where: str = "TRUE", params: list | None = None) -> pd.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM analytics.whale_scores WHERE {where} ORDER BY as_of, wallet",
+            params or [],
+        ).df()
+
+
+def _one_pass(path, dates) -> pd.DataFrame:
+    """``score_history`` over every day the marts hold, in one call, at ``dates``."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        inputs = load_score_inputs(con)
+    h = model.score_history(
+        inputs.daily_returns, inputs.activity, inputs.positions, dates, StrategyConfig().score_params()
+    )
+    return h.sort_values(["as_of", "wallet"]).reset_index(drop=True)
+
+
+def _assert_same_bits(stored: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(stored) == len(expected) > 0
+    for c in COLUMNS:
+        a, b = stored[c].to_numpy(), expected[c].to_numpy()
+        if c == "as_of":
+            same = pd.to_datetime(a).to_numpy() == pd.to_datetime(b).to_numpy()
+        elif WHALE_SCORES_COLUMNS[c].startswith(("DOUBLE", "INTEGER")):
+            a, b = a.astype(float), b.astype(float)
+            same = (a == b) | (np.isnan(a) & np.isnan(b))
+        else:
+            a = np.array([None if x is None or x != x else str(x) for x in a], dtype=object)
+            b = np.array([None if x is None or x != x else str(x) for x in b], dtype=object)
+            same = a == b
+        assert same.all(), (
+            c,
+            stored.loc[~same, ["as_of", "wallet", c]].head(),
+            expected.loc[~same, c].head(),
+        )
+
+
+def _late_fill(path, ts: int) -> None:
+    """A BUY of the busiest wallet's busiest market, at ``ts`` (a copy of its first fill there)."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"""INSERT INTO raw.trades
+                SELECT {FILL_KEY_SQL} AS fill_key, * EXCLUDE (fill_key) FROM (
+                    SELECT fill_key, proxy_wallet, 'BUY' AS side, asset, condition_id, size, price, ? AS ts,
+                           DATE '1970-01-01' + CAST(? // 86400 AS INTEGER) AS trade_date, outcome, outcome_index,
+                           title, slug, event_slug, name, pseudonym, '0xlate' || ? AS transaction_hash, source,
+                           now() AS ingested_at
+                    FROM raw.trades WHERE (proxy_wallet, asset) = (
+                        SELECT (proxy_wallet, asset) FROM raw.trades GROUP BY ALL ORDER BY count(*) DESC, 1 LIMIT 1)
+                    ORDER BY ts LIMIT 1)""",
+            [ts, ts, str(ts)],
+        )  # fmt: skip
+
+
+def _state_through(path):
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(f"SELECT state_through FROM {STATE_META_TABLE}").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    path = tmp_path_factory.mktemp("incremental_scores") / "w.duckdb"
+    lo, hi = PolymarketResource(sim_scale=stages.SCALE, sim_seed=stages.SEED).history()
+    last = (hi + 1) // DAY * DAY
+    stages.ingest_window(path, lo, last - 3 * DAY - 1)
+    stages.dbt_models(path)
+    return path, last, hi
+
+
+def test_carried_runs_in_buckets_write_the_one_pass_rows_and_late_fills_are_read(world):
+    path, last, _ = world
+
+    # the first run: no state yet, every date scored from an empty state
+    meta = _score(path)
+    assert meta["scoring"] == "no carried state is stored" and meta["wallet_buckets"] > 2
+    first = _stored(path)
+    dates = sorted(first["as_of"].unique())
+    _assert_same_bits(first, _one_pass(path, dates))
+
+    def step(expect: str) -> None:
+        before = _stored(path)
+        stages.dbt_models(path)
+        meta = _score(path)
+        assert meta["scoring"].startswith(expect), meta["scoring"]
+        held = before["as_of"].max()
+        _assert_same_bits(_stored(path, "as_of <= ?", [held]), before)  # the history is immutable
+        new = _stored(path, "as_of > ?", [held])
+        _assert_same_bits(new, _one_pass(path, sorted(new["as_of"].unique())))
+        return meta
+
+    # a new day: the state is carried on, and only the days after it are read
+    stages.ingest_window(path, last - 3 * DAY, last - 2 * DAY - 1)
+    through = _state_through(path)
+    meta = step("carrying the state on")
+    assert meta["days_read"] == LAG + 1
+    assert _state_through(path) == through + pd.Timedelta(days=1)
+
+    # a late fill on the first day after the state's end (exactly on its boundary, 00:00:00 UTC) is read
+    through = _state_through(path)
+    _late_fill(path, int(pd.Timestamp(through + pd.Timedelta(days=1), tz="UTC").timestamp()))
+    stages.ingest_window(path, last - 2 * DAY, last - DAY - 1)
+    step("carrying the state on")
+
+    # a late fill on the state's last day (one second before its end): scored from scratch
+    through = _state_through(path)
+    _late_fill(path, int(pd.Timestamp(through + pd.Timedelta(days=1), tz="UTC").timestamp()) - 1)
+    stages.ingest_window(path, last - DAY, last - 1)
+    step("the marts' rows before the state's end")
+
+
+def test_the_plan_scores_from_scratch_whenever_the_state_is_not_the_marts_state():
+    d0 = pd.Timestamp("2026-01-01").date()
+    stored = model.StoredState(d0, 100, (1, 2, 3, 4))
+    plan = lambda *a, **k: model.score_plan(*a, **k)  # noqa: E731
+    assert plan(stored, d0, 100, (1, 2, 3, 4)) == (True, 100, "carrying the state on from 2026-04-11")
+    assert plan(stored, d0, 101, (1, 2, 3, 4)).carry
+    assert plan(None, d0, 100, None).reason == "no carried state is stored"
+    assert plan(stored, d0, 100, (1, 2, 3, 4), rebuild=True).reason == "a rebuild of the scores was asked for"
+    assert not plan(stored, d0, 100, (1, 2, 3, 4), compatible=False).carry
+    moved = plan(stored, d0 - pd.Timedelta(days=1), 101, (1, 2, 3, 4))
+    assert moved == (False, 0, "the history's first day moved from 2026-01-01 to 2025-12-31")
+    # an as-of date one day before the state's end reads a day the state holds
+    early = plan(stored, d0, 99, (1, 2, 3, 4))
+    assert not early.carry and "(2026-04-10) comes before the state's end (2026-04-11)" in early.reason
+    for changed in [(1, 2, 3, 5), (2, 2, 3, 4)]:
+        assert not plan(stored, d0, 100, changed).carry
