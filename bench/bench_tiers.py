@@ -576,6 +576,59 @@ def st_score(a: argparse.Namespace) -> dict:
             "scored": int(out["wqs"].notna().sum())}  # fmt: skip
 
 
+def st_history(a: argparse.Namespace) -> dict:
+    """The pipeline's scoring (``assets/score/incremental.py``, what the ``whale_scores`` asset runs): the as-of
+    dates the warehouse does not hold yet, carried on from its stored state when there is one, written to
+    ``analytics.whale_scores``."""
+    from datetime import UTC, datetime
+
+    from assets.score import model
+    from assets.score.assets import WHALE_SCORES_COLUMNS
+    from assets.score.incremental import read_grid, score_increment
+    from assets.strategy import StrategyConfig
+    from assets.warehouse import create_table_sql
+
+    t0 = time.perf_counter()
+    con = connect(a.db, a.memory_limit)
+    con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+    con.execute(create_table_sql("analytics.whale_scores", WHALE_SCORES_COLUMNS, key="as_of, wallet"))
+    grid = read_grid(con)
+    held = {r[0] for r in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores").fetchall()}
+    strategy = StrategyConfig()
+    todo = [
+        d
+        for d in model.as_of_dates(grid.first_day, grid.last_day, strategy.score_every_days)
+        if d not in held
+    ]
+    run = score_increment(con, grid, todo, strategy.score_params(), scored_at=pd.Timestamp(datetime.now(UTC)),
+                          log=log)  # fmt: skip
+    con.close()
+    return {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": peak_mb(), "plan": run.plan.reason,
+            "as_of_dates": len(todo), "rows": run.rows, "days_read": run.days_read, "buckets": run.buckets,
+            "wallets": run.wallets, "phases_s": {k: round(v, 2) for k, v in run.seconds.items()}}  # fmt: skip
+
+
+def compare_histories(full: Path, inc: Path) -> dict:
+    """The rows both warehouses hold at the full build's last as-of date: how many, and how many differ in any
+    column (``scored_at`` apart)."""
+    from assets.score.assets import WHALE_SCORES_COLUMNS
+
+    cols = [c for c in WHALE_SCORES_COLUMNS if c not in ("as_of", "wallet", "scored_at")]
+    con = duckdb.connect(config=CHECK_CONFIG)
+    con.execute(f"ATTACH '{full}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{inc}' AS b (READ_ONLY)")
+    differ = " OR ".join(f'x."{c}" IS DISTINCT FROM y."{c}"' for c in cols)
+    rows, only, diff = con.execute(
+        f"""WITH t AS (SELECT max(as_of) AS t FROM a.analytics.whale_scores)
+            SELECT count(*), count(*) FILTER (WHERE x.wallet IS NULL OR y.wallet IS NULL),
+                   count(*) FILTER (WHERE {differ})
+            FROM (SELECT * FROM a.analytics.whale_scores WHERE as_of = (SELECT t FROM t)) x
+            FULL JOIN (SELECT * FROM b.analytics.whale_scores WHERE as_of = (SELECT t FROM t)) y USING (as_of, wallet)"""
+    ).fetchone()  # fmt: skip
+    con.close()
+    return {"rows": rows, "rows_only_in_one": only, "rows_differing": diff, "same": only == 0 and diff == 0}
+
+
 def _sharpe_rows(cnt, s1, s2, valid_any_change, annual: float = np.sqrt(365.0)):
     """Sharpe from count, sum and sum of squares (uncentred), NaN on <2 values or (near) zero variance."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -746,7 +799,7 @@ STAGES = {
     "generate": st_generate, "load": st_load, "load_floor": st_load_floor, "load_pandas": st_load_pandas,
     "marts": st_marts, "marts_floor": st_marts_floor, "marts_pandas": st_marts_pandas,
     "marts_inprocess": st_marts_inprocess,
-    "score": st_score, "score_floor": st_score_floor, "score_pandas": st_score_pandas,
+    "score": st_score, "score_floor": st_score_floor, "score_pandas": st_score_pandas, "history": st_history,
 }  # fmt: skip
 
 
@@ -1105,6 +1158,7 @@ def main() -> None:
     score_floor = run_stage("score_floor", db=full, out=tdir / "score_floor.parquet", memory_limit=ml)
     score_pd = {"failed": "not run"} if a.skip_pandas else run_stage("score_pandas", db=full,
                                                                       out=tdir / "score_pandas.parquet", **pandas_kw)  # fmt: skip
+    history = run_stage("history", db=full, memory_limit=ml)
 
     # ---- agreement (not timed)
     agree: dict = {}
@@ -1159,14 +1213,19 @@ def main() -> None:
             "load", db=inc, fills=base, markets=markets, memory_limit=ml, batch_rows=a.batch_rows
         )
         setup_marts = run_stage("marts", db=inc, target=target_inc, profiles=profiles)
+        setup_history = run_stage("history", db=inc, memory_limit=ml)  # the day before's scores and state
         log(f"tier {tier}: syncing the last day ({gen['day_fills']:,} fills)")
         s_load = run_stage(
             "load", db=inc, fills=day, markets=markets, memory_limit=ml, batch_rows=a.batch_rows
         )
         s_marts = run_stage("marts", db=inc, target=target_inc, profiles=profiles)
+        s_history = run_stage("history", db=inc, memory_limit=ml)
+        steps = (s_load, s_marts, s_history)
+        # the whole-history kernels again (not a step of the sync): their agreement with the full build's
         s_score = run_stage("score", db=inc, out=tdir / "score_sync.parquet", memory_limit=ml)
-        steps = (s_load, s_marts, s_score)
-        failed = [s["failed"] for s in (setup_load, setup_marts, *steps) if "failed" in s]
+        failed = [
+            s["failed"] for s in (setup_load, setup_marts, setup_history, *steps, s_score) if "failed" in s
+        ]
         sync = {"skipped": False, "day_fills": gen["day_fills"], "failed": failed or None,
                 "setup_load_s": setup_load.get("seconds"), "setup_marts_s": setup_marts.get("seconds")}  # fmt: skip
         if not failed:
@@ -1174,11 +1233,13 @@ def main() -> None:
             scores = compare_scores(tdir / "score_full.parquet", tdir / "score_sync.parquet")
             sync.update({
                 "load_s": s_load["seconds"], "inserted": s_load["inserted"], "markets_changed": s_load["markets_changed"],
-                "marts_s": s_marts["seconds"], "score_s": s_score["seconds"],
+                "marts_s": s_marts["seconds"], "history_s": s_history["seconds"], "history": s_history,
+                "setup_history": setup_history, "score_kernels_s": s_score["seconds"],
                 "seconds": round(sum(s["seconds"] for s in steps), 2),
                 "peak_rss_mb": max(s["peak_rss_mb"] for s in steps),
                 "slowest_models_s": dict(list(s_marts["models_s"].items())[:4]), "models_s": s_marts["models_s"],
                 "warehouse": same, "scores": scores,
+                "histories": compare_histories(full, inc) if "failed" not in history else None,
                 "same_as_full_rebuild": same["same_up_to_float_order"] and scores["unmatched"] == 0
                 and scores["wqs_nan_mismatch"] == 0,
             })  # fmt: skip
@@ -1238,7 +1299,7 @@ def main() -> None:
         "markets": gen["markets"], "markets_traded": facts[1], "first_day": str(facts[2]), "last_day": str(facts[3]),
         "mart_rows": rows, "worlds": worlds,
         "generate": {k: gen[k] for k in ("seconds", "peak_rss_mb", "parquet_mb", "cached")},
-        "stages": stages, "build": build, "sync": sync, "agreement": agree,
+        "stages": stages, "build": build, "history": history, "sync": sync, "agreement": agree,
         "pandas_limits": None if a.skip_pandas else {"timeout_s": a.pandas_timeout, "max_gb": a.pandas_max_gb},
         "targets": TARGETS, "total_wall_s": round(time.perf_counter() - t_all, 1),
         "loadavg_1min": {"start": load_start, "end": loadavg()}, "cores": os.cpu_count(),

@@ -30,11 +30,12 @@ SCORE_INPUTS = [
 class ScoreRunConfig(dg.Config):
     """How this run treats the stored score history (not a strategy threshold: see ``StrategyConfig``)."""
 
-    rebuild_scores: bool = False  # drop the stored history and score every date again (immutable otherwise)
-    bucket_wallets: int = 50_000  # wallets scored at a time: a run's memory follows it, not the wallet count
-    state_lag_days: int = (
-        3  # the carried state stops this many days before the last: fills that late still count
-    )
+    #: drop the stored history and score every date again (immutable otherwise)
+    rebuild_scores: bool = False
+    #: wallets scored at a time: a run's memory follows it (about 0.4 MB a wallet over two years of days)
+    bucket_wallets: int = 10_000
+    #: the carried state stops this many days before the last data day: a fill that late is still read
+    state_lag_days: int = 3
 
 
 @dg.asset(

@@ -204,17 +204,31 @@ def state_table(state: model.ScoreState) -> pa.Table:
     return pa.table(cols)
 
 
-def _bucket_frames(con, d0: date, start: int, stop: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The bucket's returns and activity over the day-grid days ``start .. stop - 1``."""
+_NO_ACTIVITY = pd.DataFrame(
+    {
+        "wallet": pd.Series([], dtype=object),
+        "day": pd.Series([], dtype="datetime64[ns]"),
+        "volume": [],
+        "volume_sq": [],
+    }
+)
+
+
+def _bucket_frames(
+    con, d0: date, start: int, stop: int, activity: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The bucket's returns and (with ``activity``) activity over the day-grid days ``start .. stop - 1``."""
     lo, hi = d0 + timedelta(days=start), d0 + timedelta(days=stop)
-    returns = con.execute(
+    returns = con.sql(
         f"SELECT * FROM ({DAILY_RETURNS_SQL}) WHERE day >= ? AND day < ? AND wallet IN (SELECT wallet FROM _bucket)",
-        [lo, hi],
+        params=[lo, hi],
     ).to_arrow_table().to_pandas()  # fmt: skip
-    activity = con.execute(
-        "SELECT * FROM _score_activity WHERE day < ? AND wallet IN (SELECT wallet FROM _bucket)", [hi]
+    if not activity:
+        return returns, _NO_ACTIVITY
+    rows = con.sql(
+        "SELECT * FROM _score_activity WHERE day < ? AND wallet IN (SELECT wallet FROM _bucket)", params=[hi]
     ).to_arrow_table().to_pandas()  # fmt: skip
-    return returns, activity
+    return returns, rows
 
 
 class ScoreRun:
@@ -237,7 +251,7 @@ def score_increment(
     params: model.ScoreParams,
     *,
     rebuild: bool = False,
-    bucket_wallets: int = 50_000,
+    bucket_wallets: int = 10_000,
     state_lag_days: int = 3,
     scored_at: pd.Timestamp,
     log: Callable[[str], None] = lambda _: None,
@@ -280,13 +294,12 @@ def score_increment(
     held: dict[int, tuple] = {}
     for b, bucket in enumerate(buckets):
         _bucket_view(con, bucket)
-        returns, activity = _bucket_frames(con, grid.d0, start, stop)
-        mats = model.day_matrices(
-            returns, activity, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop
-        )
+        one = len(buckets) == 1  # one bucket: its matrices are kept for pass 2, so read it all once
+        frames = _bucket_frames(con, grid.d0, start, stop, activity=one)
+        mats = model.day_matrices(*frames, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop)
         total, count = model.benchmark_sums(total, count, mats[0])
-        if len(buckets) == 1:
-            held[b] = mats  # one bucket: no second read
+        if one:
+            held[b] = mats
     bench = model.benchmark(total, count)
     run.seconds["benchmark"] = time.perf_counter() - clock
 
