@@ -192,6 +192,18 @@ def tier_lines(t: dict) -> list[str]:
         f"| **full build** (the three stages) | **{_s(b['seconds'])}** | {_mb(b['peak_rss_mb'])} | "
         f"{_s(b['floor_s'])} | **{_x(b['x_floor'])}** | {pandas_total} | {_x(b['pandas_over_ours'])} | |"
     )
+    h = t.get("history") or {}
+    if h and "failed" not in h:
+        lines.append(
+            f"| the pipeline's scoring: `whale_scores` from scratch ({h['as_of_dates']:,} as-of dates, "
+            f"{h['rows']:,} rows, {h['buckets']} bucket{'s' if h['buckets'] != 1 else ''} of at most 10,000 wallets; "
+            "not one of the three stages) | "
+            f"{_s(h['seconds'])} | {_mb(h['peak_rss_mb'])} | | | | | |"
+        )
+    elif h:
+        lines.append(
+            f"| the pipeline's scoring: `whale_scores` from scratch | FAILED: {h['failed']} | | | | | | |"
+        )
     if sy.get("skipped") or sy.get("failed"):
         lines.append(f"| daily incremental sync | {'FAILED: ' + '; '.join(sy['failed']) if sy.get('failed') else 'not run'} "
                      "| | | | | | |")  # fmt: skip
@@ -209,11 +221,16 @@ def tier_lines(t: dict) -> list[str]:
                      f"{_e(w['won_flips_max_abs_pnl_gross'])}")  # fmt: skip
     else:
         same = "**DIFFERENT** from the full rebuild (see the raw results)"
+    hs = sy.get("histories")
+    scores = (
+        f"`whale_scores` at the last date: {'identical' if hs['same'] else '**DIFFERENT**'} ({hs['rows']:,} rows)"
+        if hs
+        else f"scores: max Δ WQS {_e(sy['scores']['max_abs_diff_wqs'])}"
+    )
     lines.append(
-        f"| **daily incremental sync**: one more day ({sy['day_fills']:,} fills): load + `dbt run` + score | "
-        f"**{_s(sy['seconds'])}** (load {_s(sy['load_s'])}, dbt {_s(sy['marts_s'])}, score {_s(sy['score_s'])}) | "
-        f"{_mb(sy['peak_rss_mb'])} | | | | | against a full rebuild: {same}; scores: max Δ WQS "
-        f"{_e(sy['scores']['max_abs_diff_wqs'])} |"
+        f"| **daily incremental sync**: one more day ({sy['day_fills']:,} fills): load + `dbt run` + scores | "
+        f"**{_s(sy['seconds'])}** (load {_s(sy['load_s'])}, dbt {_s(sy['marts_s'])}, scores {_s(_sync_score_s(sy))}) | "
+        f"{_mb(sy['peak_rss_mb'])} | | | | | against a full rebuild: {same}; {scores} |"
     )
     ctl = sy.get("control_full_vs_full")
     if ctl and ctl["identical"]:
@@ -224,6 +241,11 @@ def tier_lines(t: dict) -> list[str]:
                   f"{ctl['won_flips']} positions: what float summation order alone does between two builds of the "
                   "same rows."]  # fmt: skip
     return lines
+
+
+def _sync_score_s(sy: dict) -> float | None:
+    """The sync's scoring: the pipeline's carried ``whale_scores`` run (older results: ``score_wallets``)."""
+    return sy.get("history_s", sy.get("score_s"))
 
 
 def _dbt_overhead(t: dict) -> tuple[float, float] | None:
@@ -278,7 +300,8 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         "",
         "The **daily incremental sync**: a second warehouse is built from every day but the last (not timed); then "
         "the last day is synced and timed: its fills loaded (natural-key dedupe against the stored rows), the "
-        "markets reloaded (an upsert by content hash: nothing changes), `dbt run` and the scores recomputed. The "
+        "markets reloaded (an upsert by content hash: nothing changes), `dbt run`, and the pipeline's scores for "
+        "the new date, carried on from the state the run of the day before stored. The "
         "result is compared with the full build: a content hash per table (`ingested_at` and `fetched_at` left "
         "out) and, where a hash differs, a keyed comparison of every column. A control compares a second full "
         "rebuild from scratch with the first.",
@@ -301,9 +324,9 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             f"| ... within {tg['build_x_floor']:g}× its floor | {_x(b['x_floor'])} (floor {_s(b['floor_s'])}) | "
             f"{_verdict(None if b['x_floor'] is None else b['x_floor'] <= tg['build_x_floor'])} |",
             f"| one-day sync at tier M in under {tg['sync_s']:g} s (goal {tg['sync_goal_s']:g} s) | "
-            f"{_s(sy.get('seconds'))} (dbt {_s(sy.get('marts_s'))}, score {_s(sy.get('score_s'))}) | {_verdict(ok_sync)} |",
+            f"{_s(sy.get('seconds'))} (dbt {_s(sy.get('marts_s'))}, scores {_s(_sync_score_s(sy))}) | {_verdict(ok_sync)} |",
             f"| one-day sync at tier S in under {tg['sync_s_S']:g} s | "
-            f"{_s(s_sync.get('seconds'))} (dbt {_s(s_sync.get('marts_s'))}, score {_s(s_sync.get('score_s'))}) | {_verdict(ok_s)} |",
+            f"{_s(s_sync.get('seconds'))} (dbt {_s(s_sync.get('marts_s'))}, scores {_s(_sync_score_s(s_sync))}) | {_verdict(ok_s)} |",
             f"| ... each with the same content hash as a full rebuild | "
             f"{'—' if same is None else 'identical' if sy['warehouse']['identical'] else 'same rows; equal up to float summation order' if same else 'different'} | "
             f"{_verdict(same)} |",
@@ -381,8 +404,17 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             for t in tiers
             if t["sync"].get("noop")
         ],
-        "- The sync's scores are `score_wallets` over the whole wallets x days matrix again: scoring is not "
-        "incremental yet, and at tier M it is most of the sync.",
+        *[
+            f"- The sync's scores at tier {t['tier']} are the pipeline's `whale_scores` carried on from the state the "
+            f"day before's run stored ({t['sync']['history']['plan']}): {t['sync']['history']['days_read']} days "
+            f"read, {_s(t['sync']['history']['seconds'])} ("
+            + ", ".join(f"{k} {_s(v)}" for k, v in t["sync"]["history"]["phases_s"].items())
+            + f"), against {_s(t['history']['seconds'])} for the whole history from scratch in the full build; "
+            f"the whole-history kernels (`score_wallets`, the score stage above) took "
+            f"{_s(t['sync'].get('score_kernels_s'))} on the synced warehouse."
+            for t in tiers
+            if t["sync"].get("history") and t.get("history") and "failed" not in t["history"]
+        ],
         "",
         "Tier L (100M fills, 1M wallets, 500k markets) is run by hand:",
         "",
@@ -396,12 +428,14 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         "`profiles.yml` with `settings: memory_limit` written next to the data). The pandas versions and the sync "
         "are skipped at L; its result lands in `data/bench/tiers/L/result.json`.",
     ]
-    if m and _stage(m, "score")["peak_rss_mb"] and not tier_l:
+    if m and m.get("history") and m["history"].get("peak_rss_mb") and not tier_l:
         lines += [
             "",
-            f"At tier M the scoring stage peaked at {_mb(_stage(m, 'score')['peak_rss_mb'])} for "
-            f"{m['wallets_traded']:,} wallets, in numpy and pandas arrays of wallets x days that DuckDB's memory "
-            "limit does not bound; at tier L's ten times the wallets it would need about ten times that.",
+            f"At tier M the pipeline's scoring from scratch peaked at {_mb(m['history']['peak_rss_mb'])} for "
+            f"{m['wallets_traded']:,} wallets in {m['history']['buckets']} buckets: its arrays are one bucket's "
+            "wallets x days, so tier L's ten times the wallets means ten times the buckets, not the memory (the "
+            f"whole-history `score_wallets` of the score stage, one matrix, peaked at "
+            f"{_mb(_stage(m, 'score')['peak_rss_mb'])}).",
         ]
     return lines
 
