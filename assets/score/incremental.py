@@ -214,21 +214,37 @@ _NO_ACTIVITY = pd.DataFrame(
 )
 
 
-def _bucket_frames(
-    con, d0: date, start: int, stop: int, activity: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The bucket's returns and (with ``activity``) activity over the day-grid days ``start .. stop - 1``."""
+def _stage_chunk(con: duckdb.DuckDBPyConnection, d0: date, start: int, stop: int) -> None:
+    """The days ``start .. stop - 1`` of the returns and the activity, for every bucket to read: the returns a
+    copy when only the last days are read (a few rows per wallet), a view over the mart when all of them are."""
     lo, hi = d0 + timedelta(days=start), d0 + timedelta(days=stop)
-    returns = con.sql(
-        f"SELECT * FROM ({DAILY_RETURNS_SQL}) WHERE day >= ? AND day < ? AND wallet IN (SELECT wallet FROM _bucket)",
-        params=[lo, hi],
-    ).to_arrow_table().to_pandas()  # fmt: skip
+    since = (d0 - _EPOCH).days + start
+    _drop_chunk(con)
+    days = f"SELECT * FROM ({DAILY_RETURNS_SQL}) WHERE day >= DATE '{lo.isoformat()}' AND day < DATE '{hi.isoformat()}'"
+    if start > 0:
+        con.execute(f"CREATE TEMP TABLE _score_returns_rows AS {days}")
+        days = "SELECT * FROM _score_returns_rows"
+    con.execute(f"CREATE TEMP VIEW _score_returns AS {days}")
+    con.execute(
+        f"CREATE TEMP TABLE _score_activity AS SELECT * FROM ({activity_sql(since=True)}) "
+        f"WHERE day < DATE '{hi.isoformat()}'",
+        {"since": since},
+    )
+
+
+def _drop_chunk(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS _score_returns")
+    for name in ("_score_returns_rows", "_score_activity", "_score_rows", "_score_state"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _bucket_frames(con, activity: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The bucket's (the registered ``_bucket``'s) returns and, with ``activity``, activity of the chunk."""
+    pick = "WHERE wallet IN (SELECT wallet FROM _bucket)"
+    returns = con.sql(f"SELECT * FROM _score_returns {pick}").to_arrow_table().to_pandas()
     if not activity:
         return returns, _NO_ACTIVITY
-    rows = con.sql(
-        "SELECT * FROM _score_activity WHERE day < ? AND wallet IN (SELECT wallet FROM _bucket)", params=[hi]
-    ).to_arrow_table().to_pandas()  # fmt: skip
-    return returns, rows
+    return returns, con.sql(f"SELECT * FROM _score_activity {pick}").to_arrow_table().to_pandas()
 
 
 class ScoreRun:
@@ -277,14 +293,22 @@ def score_increment(
     keep = min(max(last_end - state_lag_days, start), stop) - start
     run.days_read = stop - start
 
-    # the chunk's activity, once for every bucket
-    con.execute("DROP TABLE IF EXISTS _score_activity")
-    since = (grid.d0 - _EPOCH).days + start
-    con.execute(f"CREATE TEMP TABLE _score_activity AS {activity_sql(since=True)}", {"since": since})
-    positions = con.sql(POSITIONS_SQL).arrow().read_all().to_pandas()
-    rates = model.category_rates(positions, dates)
+    # the chunk's returns and activity, once for every bucket
+    _stage_chunk(con, grid.d0, start, stop)
     wallets = scored_wallets(con)
     buckets = [wallets[i : i + bucket_wallets] for i in range(0, len(wallets), bucket_wallets)]
+    # the resolved positions sorted by wallet, a wallet as its index in ``wallets`` (no address strings): each
+    # bucket's are one slice (their sums are exact, so the order within a wallet does not matter)
+    con.register("_wallet_codes", pa.table({"wallet": pa.array(list(wallets), pa.string()),
+                                            "code": pa.array(np.arange(len(wallets)), pa.int64())}))  # fmt: skip
+    positions = con.sql(
+        f"SELECT c.code, p.* EXCLUDE (wallet) FROM ({POSITIONS_SQL}) p JOIN _wallet_codes c USING (wallet) "
+        "ORDER BY c.code"
+    ).to_arrow_table().to_pandas()  # fmt: skip
+    con.unregister("_wallet_codes")
+    codes = positions["code"].to_numpy()
+    cuts = np.searchsorted(codes, np.arange(len(buckets) + 1) * bucket_wallets)
+    rates = model.category_rates(positions, dates)
     run.buckets, run.wallets = len(buckets), len(wallets)
     run.seconds["read"] = time.perf_counter() - clock
 
@@ -295,7 +319,7 @@ def score_increment(
     for b, bucket in enumerate(buckets):
         _bucket_view(con, bucket)
         one = len(buckets) == 1  # one bucket: its matrices are kept for pass 2, so read it all once
-        frames = _bucket_frames(con, grid.d0, start, stop, activity=one)
+        frames = _bucket_frames(con, activity=one)
         mats = model.day_matrices(*frames, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop)
         total, count = model.benchmark_sums(total, count, mats[0])
         if one:
@@ -314,11 +338,12 @@ def score_increment(
         if b in held:
             mats = held.pop(b)
         else:
-            mats = model.day_matrices(*_bucket_frames(con, grid.d0, start, stop), index,
-                                      np.datetime64(grid.d0, "D"), start, stop)  # fmt: skip
+            mats = model.day_matrices(*_bucket_frames(con), index, np.datetime64(grid.d0, "D"), start, stop)
         state = read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
         metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
-        metrics |= model.position_metrics(positions, index, dates, rates, params)
+        mine = positions.iloc[cuts[b] : cuts[b + 1]]
+        mine = mine.assign(wallet=wallets[codes[cuts[b] : cuts[b + 1]]])
+        metrics |= model.position_metrics(mine, index, dates, rates, params)
         rows = model.history_rows(bucket, dates, metrics, params)
         _append(con, "_score_rows", pa.Table.from_pandas(rows, preserve_index=False))
         _append(con, "_score_state", state_table(after))
@@ -355,9 +380,7 @@ def score_increment(
                  scored_at.to_pydatetime()],
             )  # fmt: skip
     finally:
-        con.execute("DROP TABLE IF EXISTS _score_rows")
-        con.execute("DROP TABLE IF EXISTS _score_state")
-        con.execute("DROP TABLE IF EXISTS _score_activity")
+        _drop_chunk(con)
     run.seconds["write"] = time.perf_counter() - clock
     return run
 

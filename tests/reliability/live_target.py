@@ -15,6 +15,9 @@ from live.sim_market import SimClock
 
 
 def main(argv: list[str]) -> None:
+    # No fill is too old to copy: at 300x, the default 60 market-seconds is 0.2 s of wall time, so whether a buy
+    # is copied or skipped as stale would turn on this machine's load, and a loaded run could emit no intent at
+    # all (nothing left to check for duplicates). Every buy the filters pass is then copied, on every restart.
     live_dir, rtds, data, gamma, clob = argv[:5]
     start_ts, speed, started_at = (float(x) for x in argv[5:8])
     print("READY", flush=True)
@@ -22,7 +25,7 @@ def main(argv: list[str]) -> None:
     clock = SimClock(start_ts, speed, started_at=started_at)
     cfg = LiveConfig(live_dir=Path(live_dir), rtds_url=rtds, data_url=data, gamma_url=gamma, clob_url=clob,
                      speed=speed, watchdog_wall_s=1.0, ping_wall_s=0.3, poll_share=5.0, horizon_s=86_400.0,
-                     status_wall_s=0.5)  # fmt: skip
+                     status_wall_s=0.5, max_fill_age_s=1e12)  # fmt: skip
     print("STARTED", flush=True)
     status = asyncio.run(LiveLoop(cfg, clock=clock.now).run(until_ts=until))
     print(f"DONE {status.state}", flush=True)
