@@ -23,6 +23,7 @@ import pyarrow as pa
 
 WAREHOUSE_SCHEMAS = frozenset({"raw", "staging", "intermediate", "marts", "analytics", "evaluation", "live"})
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+_TEMP = re.compile(r"_[a-z][a-z0-9_]*")  # a run's temporary table (no schema)
 _COLUMN_TYPE = re.compile(r"[A-Z]+(\(\d+, ?\d+\))?(\[\d*\])?( NOT NULL)?")
 
 
@@ -44,7 +45,10 @@ class Transaction:
 
 
 def checked_table(table: str) -> str:
-    """``table`` itself if it is ``<warehouse schema>.<identifier>``; a ValueError otherwise (it goes into SQL)."""
+    """``table`` itself if it is ``<warehouse schema>.<identifier>``, or a run's temporary table (``_<identifier>``,
+    no schema); a ValueError otherwise (it goes into SQL)."""
+    if _TEMP.fullmatch(table):
+        return table
     schema, _, name = table.partition(".")
     if schema not in WAREHOUSE_SCHEMAS or not _IDENT.fullmatch(name):
         raise ValueError(
@@ -62,7 +66,10 @@ def create_table_sql(table: str, columns: dict[str, str], key: str | None = None
     if key is not None and not all(_IDENT.fullmatch(k.strip()) for k in key.split(",")):
         raise ValueError(f"{table}: key {key!r} is not a list of plain identifiers")
     body = ",\n    ".join(f'"{name}" {kind}' for name, kind in columns.items())  # quoted: `check`, `end`
-    return f"CREATE TABLE IF NOT EXISTS {table} (\n    {body}{f', PRIMARY KEY ({key})' if key else ''}\n)"
+    temp = "TEMP " if _TEMP.fullmatch(table) else ""  # a run's temporary table: gone with its connection
+    return (
+        f"CREATE {temp}TABLE IF NOT EXISTS {table} (\n    {body}{f', PRIMARY KEY ({key})' if key else ''}\n)"
+    )
 
 
 def append_frame(con, table: str, frame: pd.DataFrame | pa.Table) -> None:

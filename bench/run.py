@@ -432,10 +432,13 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         lines += [
             "",
             f"At tier M the pipeline's scoring from scratch peaked at {_mb(m['history']['peak_rss_mb'])} for "
-            f"{m['wallets_traded']:,} wallets in {m['history']['buckets']} buckets: its arrays are one bucket's "
-            "wallets x days, so tier L's ten times the wallets means ten times the buckets, not the memory (the "
-            f"whole-history `score_wallets` of the score stage, one matrix, peaked at "
-            f"{_mb(_stage(m, 'score')['peak_rss_mb'])}).",
+            f"{m['wallets_traded']:,} wallets in {m['history']['buckets']} buckets (the whole-history "
+            f"`score_wallets` of the score stage, one matrix, at {_mb(_stage(m, 'score')['peak_rss_mb'])}). The "
+            "bucket bounds its numpy arrays (one bucket's wallets x days), not the rest of it: every date's rows "
+            f"({m['history']['rows']:,}) staged in DuckDB until the one transaction that writes them, the resolved "
+            "positions in pandas, and DuckDB's own buffers (no memory limit is set at tier M). At tier L those "
+            "grow with the data; the carried sync, which stages one date, peaked at "
+            f"{_mb(m['sync'].get('history', {}).get('peak_rss_mb'))}.",
         ]
     return lines
 
@@ -658,9 +661,9 @@ def main() -> None:
         f"({sh['return_rows']:,} return rows, {sh['positions']:,} resolved positions) | {sh['rows_out']:,} "
         f"({sh['scored_rows']:,} scored) | {sh['score_history_s']} s ({sh['rows_per_s']:,} rows/s) | {sh['peak_rss_mb']:,} MB |",
         "",
-        "This is what `analytics.whale_scores` costs on a first run (later runs score only the new dates, though each",
-        "still reads the whole history once). No target was set; the demo's 5,000 wallets x 730 days x 105 dates take",
-        "a few seconds (see the run's stage times).",
+        "This is the kernel of a first run of `analytics.whale_scores` in one matrix; the asset runs it in wallet",
+        "buckets and later runs carry its state on over the new days only (the tiers below time both). No target",
+        "was set.",
         "",
         "## Walk-forward backtest",
         "",

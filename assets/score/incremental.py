@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from assets.warehouse import Transaction, create_table_sql
+from assets.warehouse import Transaction, append_frame, create_table_sql
 
 from . import model
 from .inputs import DAILY_RETURNS_SQL, POSITIONS_SQL, activity_sql
@@ -295,71 +295,73 @@ def score_increment(
 
     # the chunk's returns and activity, once for every bucket
     _stage_chunk(con, grid.d0, start, stop)
-    wallets = scored_wallets(con)
-    buckets = [wallets[i : i + bucket_wallets] for i in range(0, len(wallets), bucket_wallets)]
-    # the resolved positions sorted by wallet, a wallet as its index in ``wallets`` (no address strings): each
-    # bucket's are one slice (their sums are exact, so the order within a wallet does not matter)
-    con.register("_wallet_codes", pa.table({"wallet": pa.array(list(wallets), pa.string()),
-                                            "code": pa.array(np.arange(len(wallets)), pa.int64())}))  # fmt: skip
-    positions = con.sql(
-        f"SELECT c.code, p.* EXCLUDE (wallet) FROM ({POSITIONS_SQL}) p JOIN _wallet_codes c USING (wallet) "
-        "ORDER BY c.code"
-    ).to_arrow_table().to_pandas()  # fmt: skip
-    con.unregister("_wallet_codes")
-    codes = positions["code"].to_numpy()
-    cuts = np.searchsorted(codes, np.arange(len(buckets) + 1) * bucket_wallets)
-    rates = model.category_rates(positions, dates)
-    run.buckets, run.wallets = len(buckets), len(wallets)
-    run.seconds["read"] = time.perf_counter() - clock
-
-    # pass 1: the benchmark over the days read, bucket after bucket in wallet order
-    clock = time.perf_counter()
-    total, count = np.zeros(stop - start), np.zeros(stop - start, dtype=np.int64)
-    held: dict[int, tuple] = {}
-    for b, bucket in enumerate(buckets):
-        _bucket_view(con, bucket)
-        one = len(buckets) == 1  # one bucket: its matrices are kept for pass 2, so read it all once
-        frames = _bucket_frames(con, activity=one)
-        mats = model.day_matrices(*frames, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop)
-        total, count = model.benchmark_sums(total, count, mats[0])
-        if one:
-            held[b] = mats
-    bench = model.benchmark(total, count)
-    run.seconds["benchmark"] = time.perf_counter() - clock
-
-    # pass 2: per bucket, the metrics from its state, its rows and its next state
-    clock = time.perf_counter()
-    _temp_table(con, "_score_rows", {c: k for c, k in WHALE_SCORES_COLUMNS.items() if c != "scored_at"})
-    _temp_table(con, "_score_state", STATE_COLUMNS)
-    for b, bucket in enumerate(buckets):
-        t = time.perf_counter()
-        _bucket_view(con, bucket)
-        index = pd.Index(bucket)
-        if b in held:
-            mats = held.pop(b)
-        else:
-            mats = model.day_matrices(*_bucket_frames(con), index, np.datetime64(grid.d0, "D"), start, stop)
-        state = read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
-        metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
-        mine = positions.iloc[cuts[b] : cuts[b + 1]]
-        mine = mine.assign(wallet=wallets[codes[cuts[b] : cuts[b + 1]]])
-        metrics |= model.position_metrics(mine, index, dates, rates, params)
-        rows = model.history_rows(bucket, dates, metrics, params)
-        _append(con, "_score_rows", pa.Table.from_pandas(rows, preserve_index=False))
-        _append(con, "_score_state", state_table(after))
-        run.rows += len(rows)
-        log(f"whale_scores: bucket {b + 1}/{len(buckets)}: {len(bucket):,} wallets, {len(rows):,} rows "
-            f"({time.perf_counter() - t:.1f} s)")  # fmt: skip
-    con.unregister("_bucket")
-    run.seconds["score"] = time.perf_counter() - clock
-
-    # one transaction: the ranked rows, the state and its digest
-    clock = time.perf_counter()
-    end = start + keep
-    run.state_end = grid.d0 + timedelta(days=end - 1) if end > 0 else None
-    new_digest = digest(con, grid.d0, end)
-    cols = ", ".join(f'"{c}"' for c in model.HISTORY_COLUMNS if c != "rank")
     try:
+        wallets = scored_wallets(con)
+        buckets = [wallets[i : i + bucket_wallets] for i in range(0, len(wallets), bucket_wallets)]
+        # the resolved positions sorted by wallet, a wallet as its index in ``wallets`` (no address strings): each
+        # bucket's are one slice (their sums are exact, so the order within a wallet does not matter)
+        con.register("_wallet_codes", pa.table({"wallet": pa.array(list(wallets), pa.string()),
+                                                "code": pa.array(np.arange(len(wallets)), pa.int64())}))  # fmt: skip
+        positions = con.sql(
+            f"SELECT c.code, p.* EXCLUDE (wallet) FROM ({POSITIONS_SQL}) p JOIN _wallet_codes c USING (wallet) "
+            "ORDER BY c.code"
+        ).to_arrow_table().to_pandas()  # fmt: skip
+        con.unregister("_wallet_codes")
+        codes = positions["code"].to_numpy()
+        cuts = np.searchsorted(codes, np.arange(len(buckets) + 1) * bucket_wallets)
+        rates = model.category_rates(positions, dates)
+        run.buckets, run.wallets = len(buckets), len(wallets)
+        run.seconds["read"] = time.perf_counter() - clock
+
+        # pass 1: the benchmark over the days read, bucket after bucket in wallet order
+        clock = time.perf_counter()
+        total, count = np.zeros(stop - start), np.zeros(stop - start, dtype=np.int64)
+        held: dict[int, tuple] = {}
+        for b, bucket in enumerate(buckets):
+            _bucket_view(con, bucket)
+            one = len(buckets) == 1  # one bucket: its matrices are kept for pass 2, so read it all once
+            frames = _bucket_frames(con, activity=one)
+            mats = model.day_matrices(*frames, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop)
+            total, count = model.benchmark_sums(total, count, mats[0])
+            if one:
+                held[b] = mats
+        bench = model.benchmark(total, count)
+        run.seconds["benchmark"] = time.perf_counter() - clock
+
+        # pass 2: per bucket, the metrics from its state, its rows and its next state
+        clock = time.perf_counter()
+        _temp_table(con, "_score_rows", {c: k for c, k in WHALE_SCORES_COLUMNS.items() if c != "scored_at"})
+        _temp_table(con, "_score_state", STATE_COLUMNS)
+        for b, bucket in enumerate(buckets):
+            t = time.perf_counter()
+            _bucket_view(con, bucket)
+            index = pd.Index(bucket)
+            if b in held:
+                mats = held.pop(b)
+            else:
+                mats = model.day_matrices(
+                    *_bucket_frames(con), index, np.datetime64(grid.d0, "D"), start, stop
+                )
+            state = read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
+            metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
+            mine = positions.iloc[cuts[b] : cuts[b + 1]]
+            mine = mine.assign(wallet=wallets[codes[cuts[b] : cuts[b + 1]]])
+            metrics |= model.position_metrics(mine, index, dates, rates, params)
+            rows = model.history_rows(bucket, dates, metrics, params)
+            append_frame(con, "_score_rows", rows)
+            append_frame(con, "_score_state", state_table(after))
+            run.rows += len(rows)
+            log(f"whale_scores: bucket {b + 1}/{len(buckets)}: {len(bucket):,} wallets, {len(rows):,} rows "
+                f"({time.perf_counter() - t:.1f} s)")  # fmt: skip
+        con.unregister("_bucket")
+        run.seconds["score"] = time.perf_counter() - clock
+
+        # one transaction: the ranked rows, the state and its digest
+        clock = time.perf_counter()
+        end = start + keep
+        run.state_end = grid.d0 + timedelta(days=end - 1) if end > 0 else None
+        new_digest = digest(con, grid.d0, end)
+        cols = ", ".join(f'"{c}"' for c in model.HISTORY_COLUMNS if c != "rank")
         with Transaction(con):
             con.execute(
                 f"""INSERT INTO analytics.whale_scores BY NAME
@@ -386,16 +388,6 @@ def score_increment(
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str]) -> None:
-    """A temporary table of ``columns`` (this module's own lists) for a run's staged rows."""
+    """A run's temporary table of ``columns``, empty."""
     con.execute(f"DROP TABLE IF EXISTS {name}")
-    con.execute(
-        f"CREATE TEMP TABLE {name} ({', '.join(f'{chr(34)}{c}{chr(34)} {k}' for c, k in columns.items())})"
-    )
-
-
-def _append(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
-    con.register("_rows", rows)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-    finally:
-        con.unregister("_rows")
+    con.execute(create_table_sql(name, columns))

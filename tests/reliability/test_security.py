@@ -269,7 +269,7 @@ def test_an_injection_shaped_wallet_is_quarantined_and_reaches_sql_only_as_data(
 @pytest.mark.parametrize(
     "table",
     ["raw.trades; DROP TABLE raw.trades", "main.t", "analytics.Orders", "analytics.x\n", "analytics", '"raw".trades',
-     "evaluation.a.b", "pg_catalog.t"],
+     "evaluation.a.b", "pg_catalog.t", "_rows; DROP TABLE raw.trades", "_Rows", "_"],
 )  # fmt: skip
 def test_a_table_name_outside_the_allow_list_never_reaches_sql(table, tmp_path):
     with pytest.raises(ValueError, match="is not <schema>.<name>"):
@@ -283,6 +283,8 @@ def test_a_table_name_outside_the_allow_list_never_reaches_sql(table, tmp_path):
             replace_table(con, table, {"x": "INTEGER"}, None)
         assert con.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (1,)
     assert checked_table("analytics.paper_nav") == "analytics.paper_nav"
+    assert checked_table("_score_rows") == "_score_rows"  # a run's temporary table
+    assert create_table_sql("_score_rows", {"x": "INTEGER"}).startswith("CREATE TEMP TABLE")
 
 
 @pytest.mark.parametrize(
