@@ -63,10 +63,25 @@ def table(df: pd.DataFrame, name: str, *, key: str, select: bool = False, height
     event = st.dataframe(df, key=key, hide_index=True, width="stretch", height=height or "auto",
                          column_config=config, **kw)  # fmt: skip
     rows = df if download is None else download
-    # the CSV is written when the button is clicked, not on every run of the page
-    st.download_button(f"Download {name} (CSV)", lambda: rows.to_csv(index=False).encode(), file_name=f"{name}.csv",
+    # The CSV goes with the page (a deferred one, made on the click, is revoked by any rerun in between and then
+    # never arrives), written once per content: the cache key is a hash of the rows, not the rows themselves.
+    digest = _content_hash(rows)
+    st.download_button(f"Download {name} (CSV)", _csv(f"{name}:{len(rows)}:{digest}", rows), file_name=f"{name}.csv",
                        mime="text/csv", key=f"{key}_csv", icon=":material/download:")  # fmt: skip
     return event
+
+
+def _content_hash(rows: pd.DataFrame) -> int:
+    try:
+        return int(pd.util.hash_pandas_object(rows, index=False).sum())
+    except TypeError:  # a cell pandas cannot hash (a list): its text
+        return int(pd.util.hash_pandas_object(rows.astype(str), index=False).sum())
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _csv(key: str, _rows: pd.DataFrame) -> bytes:
+    """``_rows`` as CSV, cached under ``key`` (Streamlit does not hash an argument whose name starts with _)."""
+    return _rows.to_csv(index=False).encode()
 
 
 def _pct(x: float, digits: int = 1) -> str:

@@ -51,3 +51,20 @@ def warehouse_keys(path: Path) -> list[tuple]:
         return con.execute(
             "SELECT transaction_hash, proxy_wallet, asset, side, size, price, ts FROM raw.trades"
         ).fetchall()
+
+
+def insert_late_fill(con: duckdb.DuckDBPyConnection, wallet: str, token: str, ts: int, *, side: str = "BUY",
+                     size_factor: float = 1.0, tx: str = "0xlate") -> None:  # fmt: skip
+    """A fill arriving late in ``raw.trades``: a copy of ``wallet``'s first fill of ``token`` at ``ts`` (epoch s),
+    as ``side``, ``size_factor`` times its size, with transaction hash ``tx`` (the natural key follows)."""
+    from assets.ingest.store import FILL_KEY_SQL
+
+    con.execute(
+        f"""INSERT INTO raw.trades
+            SELECT {FILL_KEY_SQL} AS fill_key, * EXCLUDE (fill_key) FROM (
+                SELECT fill_key, proxy_wallet, ? AS side, asset, condition_id, size * ? AS size, price, ? AS ts,
+                       DATE '1970-01-01' + CAST(? // 86400 AS INTEGER) AS trade_date, outcome, outcome_index,
+                       title, slug, event_slug, name, pseudonym, ? AS transaction_hash, source, now() AS ingested_at
+                FROM raw.trades WHERE proxy_wallet = ? AND asset = ? ORDER BY ts LIMIT 1)""",
+        [side, size_factor, ts, ts, tx, wallet, token],
+    )

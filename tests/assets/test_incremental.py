@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 from assets.ingest.resources import PolymarketResource
-from assets.ingest.store import FILL_KEY_SQL
 from assets.transform.model import SyncState, sync_mode
 from assets.transform.project import read_sync_state
+from tests.assets.helpers import insert_late_fill
 from tests.reliability import stages
 from tests.reliability.hashing import differences, warehouse_hashes
 
@@ -102,31 +102,13 @@ def test_late_data_builds_what_a_full_build_builds(world, tmp_path):
 
     # 2. a fill that arrives for a day already built (a BUY at 00:00:00 UTC, between the position's fills)
     with duckdb.connect(str(path)) as con:
-        con.execute(
-            f"""INSERT INTO raw.trades
-                SELECT {FILL_KEY_SQL} AS fill_key, * EXCLUDE (fill_key) FROM (
-                    SELECT fill_key, proxy_wallet, 'BUY' AS side, asset, condition_id, size, price, ? AS ts,
-                           DATE '1970-01-01' + CAST(? // 86400 AS INTEGER) AS trade_date, outcome, outcome_index,
-                           title, slug, event_slug, name, pseudonym, '0xlate' AS transaction_hash, source,
-                           now() AS ingested_at
-                    FROM raw.trades WHERE proxy_wallet = ? AND asset = ? ORDER BY ts LIMIT 1)""",
-            [late_day, late_day, wallet, token],
-        )
+        insert_late_fill(con, wallet, token, late_day)
     _step(path, tmp_path, "a late fill")
     assert (wallet, token, late_day // DAY, True, False) in _changes(path)
 
     # 3. a late SELL of more shares than the position held then: it goes oversold from that fill on
     with duckdb.connect(str(path)) as con:
-        con.execute(
-            f"""INSERT INTO raw.trades
-                SELECT {FILL_KEY_SQL} AS fill_key, * EXCLUDE (fill_key) FROM (
-                    SELECT fill_key, proxy_wallet, 'SELL' AS side, asset, condition_id, size * 1000 AS size, price,
-                           ? AS ts, DATE '1970-01-01' + CAST(? // 86400 AS INTEGER) AS trade_date, outcome,
-                           outcome_index, title, slug, event_slug, name, pseudonym, '0xoversold' AS transaction_hash,
-                           source, now() AS ingested_at
-                    FROM raw.trades WHERE proxy_wallet = ? AND asset = ? ORDER BY ts LIMIT 1)""",
-            [late_day + 1, late_day + 1, wallet, token],
-        )
+        insert_late_fill(con, wallet, token, late_day + 1, side="SELL", size_factor=1000, tx="0xoversold")
         assert con.execute(
             "SELECT count(*) FROM intermediate.int_position_fills WHERE wallet = ? AND token_id = ? AND oversold",
             [wallet, token],

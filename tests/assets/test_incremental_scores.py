@@ -14,12 +14,12 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.resources import PolymarketResource
-from assets.ingest.store import FILL_KEY_SQL
 from assets.score import model
 from assets.score.assets import whale_scores
 from assets.score.incremental import STATE_META_TABLE, WHALE_SCORES_COLUMNS
 from assets.score.inputs import load_score_inputs
 from assets.strategy import StrategyConfig
+from tests.assets.helpers import insert_late_fill
 from tests.reliability import stages
 
 DAY = 86_400
@@ -81,20 +81,12 @@ def _assert_same_bits(stored: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def _late_fill(path, ts: int) -> None:
-    """A BUY of the busiest wallet's busiest market, at ``ts`` (a copy of its first fill there)."""
+    """A BUY of the busiest wallet's busiest market at ``ts``."""
     with duckdb.connect(str(path)) as con:
-        con.execute(
-            f"""INSERT INTO raw.trades
-                SELECT {FILL_KEY_SQL} AS fill_key, * EXCLUDE (fill_key) FROM (
-                    SELECT fill_key, proxy_wallet, 'BUY' AS side, asset, condition_id, size, price, ? AS ts,
-                           DATE '1970-01-01' + CAST(? // 86400 AS INTEGER) AS trade_date, outcome, outcome_index,
-                           title, slug, event_slug, name, pseudonym, '0xlate' || ? AS transaction_hash, source,
-                           now() AS ingested_at
-                    FROM raw.trades WHERE (proxy_wallet, asset) = (
-                        SELECT (proxy_wallet, asset) FROM raw.trades GROUP BY ALL ORDER BY count(*) DESC, 1 LIMIT 1)
-                    ORDER BY ts LIMIT 1)""",
-            [ts, ts, str(ts)],
-        )  # fmt: skip
+        wallet, token = con.execute(
+            "SELECT proxy_wallet, asset FROM raw.trades GROUP BY ALL ORDER BY count(*) DESC, 1, 2 LIMIT 1"
+        ).fetchone()
+        insert_late_fill(con, wallet, token, ts, tx=f"0xlate{ts}")
 
 
 def _state_through(path):
