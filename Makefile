@@ -40,7 +40,8 @@ test: $(STAMP) chromium
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial and not long"
 	$(PY) -m pytest -q -m serial
 
-# the whole-job repetitions (twenty kills then a resume, thirty daily increments against a full build): about three
+# the whole-job repetitions (twenty kills then a resume, thirty daily increments against a full build, the job run
+# twice more, a sync through a throttling API): about eight
 # minutes; CI runs them after `make test` (.ci/run)
 test-long: $(STAMP)
 	$(PY) -c "from assets.transform.project import prepare_manifest; prepare_manifest()"

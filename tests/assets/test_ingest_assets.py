@@ -58,6 +58,7 @@ def test_every_asset_key_is_its_warehouse_table(synced):
     assert keys <= tables  # every asset is the table of its name
 
 
+@pytest.mark.long  # the whole job twice more (about 200 s): make test-long, which CI runs after make test
 def test_ingesting_twice_leaves_identical_tables(synced):
     """The whole job run again, then again refetching every window: the raw tables are not even rewritten (load
     stamps included), and every other table and view has the same content hash (run stamps left out)."""
@@ -200,6 +201,7 @@ def test_the_live_source_uses_the_real_hosts_and_documented_limits():
         assert src.data.api._bucket("/v1/leaderboard").capacity == 1000
 
 
+@pytest.mark.long  # a whole sync through a throttling API (about 80 s): make test-long
 def test_a_throttled_sim_still_loads_everything(tmp_path):
     settings = small_settings(tmp_path / "t.duckdb", sim_throttle_share=0.05, sim_dirty_share=0.0)
     result = sync(settings)
