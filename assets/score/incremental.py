@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import duckdb
@@ -188,9 +188,7 @@ def read_state(con: duckdb.DuckDBPyConnection, wallets: np.ndarray, end: int) ->
         col = t.column(k).combine_chunks()
         values[k] = col.flatten().to_numpy().reshape(t.num_rows, model.STATE_WINDOW)
     held = np.asarray(t.column("wallet").to_pylist(), dtype=object)
-    order = np.argsort(held)
-    stored = model.ScoreState(end, held[order], {k: v[order] for k, v in values.items()})
-    return stored.reindex(wallets)
+    return model.ScoreState(end, held, values).reindex(wallets)  # reindex looks each wallet up: any row order
 
 
 def state_table(state: model.ScoreState) -> pa.Table:
@@ -247,17 +245,17 @@ def _bucket_frames(con, activity: bool = True) -> tuple[pd.DataFrame, pd.DataFra
     return returns, con.sql(f"SELECT * FROM _score_activity {pick}").to_arrow_table().to_pandas()
 
 
+@dataclass
 class ScoreRun:
     """What a run did, for the asset's metadata and log."""
 
-    def __init__(self, plan: model.ScorePlan):
-        self.plan = plan
-        self.rows = 0
-        self.buckets = 0
-        self.wallets = 0
-        self.days_read = 0
-        self.state_end: date | None = None
-        self.seconds: dict[str, float] = {}
+    plan: model.ScorePlan
+    rows: int = 0
+    buckets: int = 0
+    wallets: int = 0
+    days_read: int = 0
+    state_end: date | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def score_increment(
@@ -280,8 +278,9 @@ def score_increment(
     if state_lag_days < 0:
         raise ValueError(f"state_lag_days must be 0 or more, not {state_lag_days}")
     clock = time.perf_counter()
-    dates = np.array(sorted(set(todo)), dtype="datetime64[D]")
-    ends = np.array([grid.end(d) for d in sorted(set(todo))], dtype=np.int64)
+    todo = sorted(set(todo))
+    dates = np.array(todo, dtype="datetime64[D]")
+    ends = np.array([grid.end(d) for d in todo], dtype=np.int64)
     stored, compatible = read_stored(con)
     first_end = int(ends.min())
     dig = digest(con, grid.d0, stored.end) if stored is not None and compatible else None
@@ -316,15 +315,15 @@ def score_increment(
         # pass 1: the benchmark over the days read, bucket after bucket in wallet order
         clock = time.perf_counter()
         total, count = np.zeros(stop - start), np.zeros(stop - start, dtype=np.int64)
-        held: dict[int, tuple] = {}
-        for b, bucket in enumerate(buckets):
+        kept = None
+        one = len(buckets) == 1  # one bucket: its matrices are kept for pass 2, so read it all once
+        for bucket in buckets:
             _bucket_view(con, bucket)
-            one = len(buckets) == 1  # one bucket: its matrices are kept for pass 2, so read it all once
             frames = _bucket_frames(con, activity=one)
             mats = model.day_matrices(*frames, pd.Index(bucket), np.datetime64(grid.d0, "D"), start, stop)
             total, count = model.benchmark_sums(total, count, mats[0])
             if one:
-                held[b] = mats
+                kept = mats
         bench = model.benchmark(total, count)
         run.seconds["benchmark"] = time.perf_counter() - clock
 
@@ -336,8 +335,8 @@ def score_increment(
             t = time.perf_counter()
             _bucket_view(con, bucket)
             index = pd.Index(bucket)
-            if b in held:
-                mats = held.pop(b)
+            if kept is not None:
+                mats, kept = kept, None
             else:
                 mats = model.day_matrices(
                     *_bucket_frames(con), index, np.datetime64(grid.d0, "D"), start, stop
