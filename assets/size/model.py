@@ -12,7 +12,9 @@ fraction that maximises expected log wealth is ``f* = (q - c) / (1 - c)`` (zero 
     k_dd   = max(0.2, 1 - 3 * drawdown)                 drawdown: the portfolio's current drawdown, >= 0
 
 Orders are whole shares; an order under Polymarket's minimum (5 shares for a limit order, $1 notional for a
-market order) is not placed (size 0, with the reason).
+market order) is not placed (size 0, with the reason). An order's price lies on Polymarket's finest tick grid,
+in [0.0001, 0.9999]; a price outside it is not an order price (and one near 0 would ask for more shares than a
+float holds).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MAX_POSITION_NAV = 0.08
 EWMA_LAMBDA = 0.94
 MIN_LIMIT_SHARES = 5
 MIN_MARKET_NOTIONAL = 1.0
+MIN_TICK = 0.0001  # Polymarket's finest price tick: an order's price lies in [MIN_TICK, 1 - MIN_TICK]
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def adaptive_kelly(
     k_conf, k_vol, k_corr, k_dd = scaling_factors(wqs, volatility, correlation, drawdown)
     f = params.kelly_fraction * kelly_binary(c + e, c) * k_conf * k_vol * k_corr * k_dd
     f = np.broadcast_to(np.minimum(np.where(np.isfinite(f), f, 0.0), params.max_position_nav), c.shape)
-    valid_price = (c > 0) & (c < 1)
+    valid_price = (c >= MIN_TICK) & (c <= 1 - MIN_TICK)
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(
             (f > 0) & valid_price, np.floor(f * nav / np.where(valid_price, c, 1.0) + 1e-9), 0.0
@@ -146,7 +149,7 @@ def adaptive_kelly(
         raise ValueError(f"order_type must be 'limit' or 'market', got {order_type!r}")
     reason = np.select(
         [~valid_price, ~(e > 0), small, shares == 0],
-        ["price outside (0, 1)", "edge not positive", minimum, "under one share"],
+        [f"price outside [{MIN_TICK:g}, {1 - MIN_TICK:g}]", "edge not positive", minimum, "under one share"],
         default="",
     ).astype(object)
     reason[reason == ""] = None

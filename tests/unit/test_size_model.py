@@ -61,7 +61,7 @@ def test_adaptive_kelly_worked_example_and_reasons():
     f = 0.5 * 0.1 * 0.88 / 1.1 * 0.7
     assert s.fraction[0] == pytest.approx(f)
     assert s.shares[0] == 560  # 0.028 x 10,000 / 0.5 = 560 whole shares (float noise must not drop one)
-    assert list(s.reason) == [None, "edge not positive", "price outside (0, 1)", None]
+    assert list(s.reason) == [None, "edge not positive", "price outside [0.0001, 0.9999]", None]
     capped = m.adaptive_kelly(0.3, 0.3, 100, 0.0, 0.0, 0.0, nav=10_000)
     assert capped.fraction == pytest.approx(0.08)  # the hard cap
     tiny = m.adaptive_kelly(0.05, 0.5, 80, 0.02, 0.0, 0.1, nav=50)
@@ -70,6 +70,17 @@ def test_adaptive_kelly_worked_example_and_reasons():
     assert market.shares == 2 and market.notional == pytest.approx(1.0)
     with pytest.raises(ValueError, match="order_type"):
         m.adaptive_kelly(0.05, 0.5, 80, 0.02, 0.0, 0.1, nav=50, order_type="stop")
+
+
+def test_an_order_price_lies_on_polymarkets_tick_grid():
+    # the finest tick and one tick from 1 are order prices; a hair outside either is not (a subnormal price
+    # once asked for infinitely many shares)
+    price = [1e-4, 0.9999, 1e-4 * (1 - 1e-12), 0.9999 * (1 + 1e-12), 2.2e-311]
+    s = m.adaptive_kelly(edge=[1e-5, 1e-5, 0.5, 1e-5, 0.5], price=price, wqs=0.0, volatility=0.0, correlation=0.0,
+                         drawdown=0.0, nav=1e6, order_type="market")  # fmt: skip
+    assert list(s.reason[:2]) == [None, None] and (s.shares[:2] > 0).all()
+    assert list(s.reason[2:]) == ["price outside [0.0001, 0.9999]"] * 3
+    assert (s.shares[2:] == 0).all() and np.isfinite(s.notional).all()
 
 
 finite = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -88,6 +99,6 @@ def test_sizes_are_never_negative_never_above_the_cap_and_whole_shares(
     assert float(s.shares) >= 0 and float(s.shares) == np.floor(float(s.shares))
     assert float(s.notional) <= m.MAX_POSITION_NAV * nav + 1e-6
     if float(s.shares) > 0:
-        assert edge > 0 and 0 < price < 1 and s.reason[()] is None
+        assert edge > 0 and m.MIN_TICK <= price <= 1 - m.MIN_TICK and s.reason[()] is None
     else:
         assert s.reason[()] is not None
