@@ -6,13 +6,13 @@ import time
 from contextlib import contextmanager
 
 import duckdb
-from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from assets.ingest.resources import PolymarketResource
 from assets.risk.alerts import AlertsResource
 from assets.strategy import StrategyConfig
-from assets.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from assets.transform.project import DBT_PROJECT_DIR
+from assets.transform.runner import DbtRunnerResource
 
 from .settings import Settings
 
@@ -62,9 +62,7 @@ def build_resources(settings: Settings) -> dict:
             lock_wait_s=settings.lock_wait_s,
             connection_config=settings.duckdb_config(),
         ),
-        "dbt": DbtCliResource(
-            project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
-        ),
+        "dbt": DbtRunnerResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
         "polymarket": PolymarketResource(
             source=settings.source,
             sim_seed=settings.sim_seed,

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from .model import sync_mode
 from .project import dbt_project, prepare_manifest, read_sync_state
+from .runner import DbtRunnerResource
 
 prepare_manifest()
 
@@ -52,7 +53,7 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
     )
     def transform(
         context: dg.AssetExecutionContext,
-        dbt: DbtCliResource,
+        dbt: DbtRunnerResource,
         warehouse: DuckDBResource,
         config: TransformConfig,
     ):
@@ -60,8 +61,8 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
         with warehouse.get_connection() as con:
             full_refresh, why = sync_mode(read_sync_state(con), full_refresh=config.full_refresh)
         context.log.info(f"dbt build: {why}")
-        # dbt runs as a subprocess on the same DuckDB file (profiles.yml reads this variable); Dagster holds no
-        # connection open meanwhile, so dbt is the one writer.
+        # dbt runs in this process (runner.py) on the same DuckDB file (profiles.yml reads this variable); no other
+        # connection is open meanwhile, so dbt is the one writer.
         os.environ["WHALECOPY_DBT_DATABASE"] = str(Path(warehouse.database).resolve())
         # and DuckDB's limits, the warehouse's own (macros/duckdb_limits.sql applies them as dbt starts)
         for setting in DUCKDB_LIMIT_SETTINGS:
@@ -73,6 +74,6 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
         args = ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
             ["--full-refresh"] if full_refresh else []
         )
-        yield from dbt.cli(args, context=context).stream()
+        yield from dbt.build(context, args, TRANSLATOR)
 
     return transform

@@ -110,6 +110,10 @@ def test_a_failing_dbt_test_stops_the_models_downstream(tmp_path):
     assert not result.success
     failed = {e.asset_check_key.name for e in result.get_asset_check_evaluations() if not e.passed}
     assert any("unique_int_market_tokens_token_id" in name for name in failed)
+    # the step's failure names the failed test and what dbt said of it
+    (failure,) = result.get_step_failure_events()
+    assert "unique_int_market_tokens_token_id" in failure.step_failure_data.error.message
+    assert "Got 1 result" in failure.step_failure_data.error.message
     assert all(
         e.passed for e in result.get_asset_check_evaluations() if e.asset_check_key.name.startswith("raw_")
     )

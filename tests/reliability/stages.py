@@ -37,35 +37,23 @@ def dbt_models(warehouse: str | Path, *, full_refresh: bool = False) -> None:
     """``dbt run`` of every model on ``warehouse``, in this process: incremental where the job's would be
     (``assets/transform/model.py:sync_mode``)."""
     import duckdb
-    from dbt.cli.main import dbtRunner
 
     from assets.transform.model import sync_mode
     from assets.transform.project import DBT_PROJECT_DIR, read_sync_state
+    from assets.transform.runner import run_dbt
 
     with duckdb.connect(str(warehouse)) as con:
         full_refresh, _ = sync_mode(read_sync_state(con), full_refresh=full_refresh)
     os.environ["WHALECOPY_DBT_DATABASE"] = str(warehouse)
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     # this process's own target directory: the project's target/manifest.json is what other test processes read
-    target = Path(tempfile.gettempdir()) / f"whalecopy-dbt-{os.getpid()}"
-    result = dbtRunner().invoke(
-        ["run", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(target), "--log-path", str(target / "logs"),
-         "--vars", json.dumps({"fee_rate": FEE_RATE})] + (["--full-refresh"] if full_refresh else [])
+    outcome = run_dbt(
+        ["run", "--quiet", "--vars", json.dumps({"fee_rate": FEE_RATE})] + (["--full-refresh"] if full_refresh else []),
+        project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR,
+        target_path=Path(tempfile.gettempdir()) / f"whalecopy-dbt-{os.getpid()}",
     )  # fmt: skip
-    # dbt-duckdb keeps its database open for the next invocation; close it so this process's other connections
-    # (which use another configuration) can open the file
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    with DuckDBConnectionManager._LOCK:
-        if DuckDBConnectionManager._ENV is not None:
-            DuckDBConnectionManager._ENV.close()
-            DuckDBConnectionManager._ENV = None
-    if not result.success:
-        failed = [
-            f"{r.node.name}: {r.message}" for r in (result.result or []) if r.status in ("error", "fail")
-        ]
-        raise RuntimeError(f"dbt run failed: {result.exception or chr(10).join(failed)}")
+    if not outcome.success:
+        raise RuntimeError(f"dbt run failed: {outcome.exception or chr(10).join(outcome.failures)}")
 
 
 def score(warehouse: str | Path) -> None:
