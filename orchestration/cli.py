@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--markets", help="file source: markets (.json, .jsonl[.gz] or .parquet)")
     run.add_argument("--start", type=date.fromisoformat, help="first UTC day (default: the source's history)")
     run.add_argument("--end", type=date.fromisoformat, help="last UTC day (inclusive)")
+    run.add_argument("--daily", action="store_true",
+                     help="the daily job: everything but the evaluation (backtest, IC, report), which need not run "
+                          "every day (a run without --daily, or the weekly_evaluation schedule, runs it)")  # fmt: skip
     common(run)
     summary = sub.add_parser("summary", help="print what the warehouse holds")
     summary.add_argument("--warehouse")
@@ -553,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         real = run_real_dump(settings)
         if real is not None:
             settings = dataclasses.replace(settings, real_warehouse_path=real)
+    from orchestration.jobs import EVALUATION_GROUP
+
     t0 = time.perf_counter()
     result = run_sync(
         settings,
@@ -562,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         refetch=args.refetch,
         rebuild_scores=args.rebuild_scores,
         full_refresh=args.full_refresh,
+        skip_groups=(EVALUATION_GROUP,) if getattr(args, "daily", False) else (),
     )
     from orchestration.summary import print_run_report
 

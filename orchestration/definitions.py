@@ -16,16 +16,16 @@ from assets.transform.assets import build_dbt_assets
 from live.assets import build_live_checks, build_live_monitor, build_live_snapshot, build_live_tables
 from quality.checks import build_gates
 
-from .jobs import refresh_resolutions_job, sync_job
+from .jobs import daily_job, evaluation_job, refresh_resolutions_job, sync_job
 from .partitions import daily_partitions
 from .resources import build_resources
-from .schedules import daily_sync_schedule, market_resolution_sensor
+from .schedules import daily_sync_schedule, market_resolution_sensor, weekly_evaluation_schedule
 from .settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
-    sync = sync_job(daily)
+    sync, day, evaluation = sync_job(daily), daily_job(daily), evaluation_job()
     return dg.Definitions(
         assets=[
             raw_markets,
@@ -55,8 +55,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             whale_scores_integrity,
             *build_live_checks(settings.live_coverage_min, settings.live_latency_budget_ms),
         ],
-        jobs=[sync, refresh_resolutions_job()],
-        schedules=[daily_sync_schedule(sync)],
+        jobs=[sync, day, evaluation, refresh_resolutions_job()],
+        schedules=[daily_sync_schedule(day), weekly_evaluation_schedule(evaluation)],
         sensors=[
             market_resolution_sensor,
             build_live_monitor(

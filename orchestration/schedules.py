@@ -1,4 +1,5 @@
-"""Freshness: a daily partitioned schedule for the sync, and a sensor for markets that resolved."""
+"""Freshness: a daily partitioned schedule, a weekly one for the evaluation, and a sensor for markets that
+resolved."""
 
 from __future__ import annotations
 
@@ -15,12 +16,24 @@ from .jobs import REFRESH_JOB
 
 
 def daily_sync_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
-    """Every day at 00:30 UTC, sync the day that just ended (its daily partition), then everything downstream."""
+    """Every day at 00:30 UTC, sync the day that just ended (its daily partition), then everything downstream
+    but the evaluation (``job`` is the ``daily`` job)."""
     return dg.build_schedule_from_partitioned_job(
         job,
         name="daily_sync",
         hour_of_day=0,
         minute_of_hour=30,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+
+
+def weekly_evaluation_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """Every Monday at 02:00 UTC (after that day's sync), the evaluation on the warehouse as it stands."""
+    return dg.ScheduleDefinition(
+        name="weekly_evaluation",
+        job=job,
+        cron_schedule="0 2 * * 1",
+        execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
 

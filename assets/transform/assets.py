@@ -63,7 +63,8 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
         context.log.info(f"dbt build: {why}")
         # dbt runs in this process (runner.py) on the same DuckDB file (profiles.yml reads this variable); no other
         # connection is open meanwhile, so dbt is the one writer.
-        os.environ["WHALECOPY_DBT_DATABASE"] = str(Path(warehouse.database).resolve())
+        database = Path(warehouse.database).resolve()
+        os.environ["WHALECOPY_DBT_DATABASE"] = str(database)
         # and DuckDB's limits, the warehouse's own (macros/duckdb_limits.sql applies them as dbt starts)
         for setting in DUCKDB_LIMIT_SETTINGS:
             value = warehouse.connection_config.get(setting)
@@ -74,6 +75,6 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
         args = ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
             ["--full-refresh"] if full_refresh else []
         )
-        yield from dbt.build(context, args, TRANSLATOR)
+        yield from dbt.build(context, args, TRANSLATOR, database)
 
     return transform

@@ -26,7 +26,18 @@ def test_the_daily_schedule_syncs_the_day_that_just_ended(tmp_path):
         )
         requests = list(schedule.evaluate_tick(ctx).run_requests)
     assert [r.partition_key for r in requests] == ["2026-11-23"]
-    assert defs.resolve_job_def(schedule.job_name).name == "sync"
+    job = defs.resolve_job_def(schedule.job_name)
+    assert job.name == "daily"
+    # every asset but the evaluation's, which the weekly schedule runs
+    graph = defs.resolve_asset_graph()
+    evaluation = set(graph.asset_keys_for_group("evaluation"))
+    daily = set(job.asset_layer.selected_asset_keys)
+    assert (
+        evaluation and not daily & evaluation and daily | evaluation == set(graph.materializable_asset_keys)
+    )
+    weekly = defs.resolve_schedule_def("weekly_evaluation")
+    assert weekly.cron_schedule == "0 2 * * 1"
+    assert set(defs.resolve_job_def(weekly.job_name).asset_layer.selected_asset_keys) == evaluation
 
 
 def markets_warehouse(path):

@@ -1,0 +1,116 @@
+"""What a user's daily run costs: the `sync` job for one new day against the run that built the days before it.
+
+    python bench/bench_daily.py --scale 1        # the demo's world
+
+Two fresh processes, as a user runs them (each is `whalecopy run` in this process, `orchestration/cli.py:run_sync`,
+on the simulated Polymarket at ``--scale``, into a scratch warehouse):
+
+1. every day of the world but the last (the history a daily user already has);
+2. the last day alone (``--start D --end D``), every asset of the ``sync`` job (the backtest and report included);
+3. the last day alone with ``--daily`` (the ``daily`` job the daily schedule runs: all but the evaluation group),
+   on a copy of the warehouse and run storage as (1) left them.
+
+Each prints its wall time (process start to exit) and every step's time from Dagster's run storage. The issue's
+target: a day at most a tenth of the history.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def phase(args: argparse.Namespace) -> None:
+    """One run in this process; prints its steps' seconds as JSON."""
+    sys.path.insert(0, str(ROOT))
+    import dataclasses
+    import io
+
+    import dagster as dg
+
+    from orchestration.cli import run_sync
+    from orchestration.jobs import EVALUATION_GROUP
+    from orchestration.settings import Settings
+
+    settings = dataclasses.replace(
+        Settings.from_env(), warehouse_path=Path(args.warehouse), source="sim", sim_scale=args.scale,
+        report_path=Path(args.warehouse).with_suffix(".html"),
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    result = run_sync(settings, start=date.fromisoformat(args.start) if args.start else None,
+                      end=date.fromisoformat(args.end) if args.end else None, out=io.StringIO(),
+                      skip_groups=(EVALUATION_GROUP,) if args.daily else ())  # fmt: skip
+    run_s = time.perf_counter() - t0
+    if not result.success:
+        raise SystemExit("the run failed")
+    stats = dg.DagsterInstance.get().get_run_step_stats(result.run_id)
+    steps = {s.step_key: round(s.end_time - s.start_time, 2) for s in stats if s.end_time and s.start_time}
+    print(
+        json.dumps({"run_s": round(run_s, 2), "steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1]))})
+    )
+
+
+def run_phase(
+    warehouse: Path, home: Path, scale: float, start: str | None, end: str | None, daily: bool = False
+) -> dict:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "GX_ANALYTICS_ENABLED": "false",
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}  # fmt: skip
+    argv = [sys.executable, __file__, "--phase", "--warehouse", str(warehouse), "--scale", str(scale)]
+    argv += (
+        (["--start", start] if start else [])
+        + (["--end", end] if end else [])
+        + (["--daily"] if daily else [])
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"{argv} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return {"wall_s": round(wall, 2), **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--warehouse", help=argparse.SUPPRESS)
+    p.add_argument("--start", help=argparse.SUPPRESS)
+    p.add_argument("--end", help=argparse.SUPPRESS)
+    p.add_argument("--daily", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.phase:
+        phase(args)
+        return
+    sys.path.insert(0, str(ROOT))
+    import dataclasses
+
+    from orchestration.cli import partition_range
+    from orchestration.settings import Settings
+
+    lo, hi = partition_range(dataclasses.replace(Settings.from_env(), source="sim", sim_scale=args.scale))
+    with tempfile.TemporaryDirectory() as tmp:
+        db, home = Path(tmp) / "w.duckdb", Path(tmp) / "dagster_home"
+        home.mkdir()
+        history = run_phase(db, home, args.scale, None, str(hi - timedelta(days=1)))
+        db2, home2 = Path(tmp) / "w2.duckdb", Path(tmp) / "dagster_home2"
+        shutil.copy(db, db2)
+        shutil.copytree(home, home2)
+        day = run_phase(db, home, args.scale, str(hi), str(hi))
+        daily = run_phase(db2, home2, args.scale, str(hi), str(hi), daily=True)
+    out = {"case": "daily_run", "scale": args.scale, "first_day": str(lo), "day": str(hi),
+           "history": history, "day_run": day, "daily_job": daily,
+           "ratio": round(day["wall_s"] / history["wall_s"], 3),
+           "daily_ratio": round(daily["wall_s"] / history["wall_s"], 3)}  # fmt: skip
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
