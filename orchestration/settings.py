@@ -55,12 +55,15 @@ def _duckdb_limits() -> dict:
     }
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int | None = None) -> int:
     raw = _env(name, str(default))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+    if minimum is not None and value < minimum:
+        raise ValueError(f"environment variable {name}={raw!r} must be at least {minimum}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Settings:
     # gates and costs
     fee_rate: float = 0.02
     quarantine_max_share: float = 0.05
+    gx_batch_rows: int = 50_000  # the rows GX validates per gate (the exact SQL counts cover the whole table)
     # how long a run waits for another process's write lock on the warehouse before it fails
     lock_wait_s: float = 60.0
     # DuckDB's limits for the warehouse's connections and dbt's (none: DuckDB's defaults, 80% of the memory and
@@ -179,6 +183,7 @@ class Settings:
             live_days=_env_int("WHALECOPY_LIVE_DAYS", 30),
             fee_rate=_env_float("WHALECOPY_FEE_RATE", 0.02),
             quarantine_max_share=_env_float("WHALECOPY_QUARANTINE_MAX_SHARE", 0.05),
+            gx_batch_rows=_env_int("WHALECOPY_GX_BATCH_ROWS", 50_000, minimum=1),
             lock_wait_s=_env_float("WHALECOPY_LOCK_WAIT_S", 60.0),
             **_duckdb_limits(),
             partition_start=_env("WHALECOPY_PARTITION_START", "2020-01-01"),

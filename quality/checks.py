@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from .expectations import validate_connection
+from .expectations import GX_BATCH_ROWS, validate_connection
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,11 @@ def evaluate_gate(
     gate: Gate,
     max_quarantine_share: float,
     bounds: Mapping[str, float] | None = None,
+    batch_rows: int = GX_BATCH_ROWS,
 ) -> tuple[bool, dict]:
-    """Validate one gate (``bounds``: the run's strategy bounds). Returns (passed, metadata)."""
-    result = validate_connection(con, gate.table, bounds=bounds)
+    """Validate one gate (``bounds``: the run's strategy bounds; ``batch_rows``: GX's batch bound). Returns
+    (passed, metadata)."""
+    result = validate_connection(con, gate.table, bounds=bounds, max_rows=batch_rows)
     meta: dict = {
         "rows": int(result.statistics.get("table_rows", 0)),
         "rows_checked_by_gx": result.rows_checked,
@@ -88,8 +90,11 @@ def evaluate_gate(
     return not why, meta
 
 
-def build_gates(max_quarantine_share: float) -> list[dg.AssetChecksDefinition]:
-    """One blocking asset check per gate, on the asset named like its table."""
+def build_gates(
+    max_quarantine_share: float, batch_rows: int = GX_BATCH_ROWS
+) -> list[dg.AssetChecksDefinition]:
+    """One blocking asset check per gate, on the asset named like its table; GX validates at most ``batch_rows``
+    rows of it (the SQL counts cover every row)."""
     checks = []
     for gate in GATES:
 
@@ -107,7 +112,7 @@ def build_gates(max_quarantine_share: float) -> list[dg.AssetChecksDefinition]:
                 # the strategy's bounds: the same config object the run's stages read (a threshold moves both)
                 bounds = context.resources.strategy.gate_bounds()
                 with context.resources.warehouse.get_connection() as con:
-                    passed, meta = evaluate_gate(con, gate, max_quarantine_share, bounds)
+                    passed, meta = evaluate_gate(con, gate, max_quarantine_share, bounds, batch_rows)
                 return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
 
             return _check

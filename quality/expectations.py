@@ -93,6 +93,8 @@ MIN_TS = 1_500_000_000  # before Polymarket existed (ingestion rejects before 20
 FUTURE_SLACK_S = 300  # a timestamp may be at most 5 minutes in the future
 MAX_SIZE = 1e11  # ingestion's size_out_of_range bound
 SAMPLE_SEED = 42
+#: GX's batch: the whole table up to this many rows, a repeatable sample above (WHALECOPY_GX_BATCH_ROWS)
+GX_BATCH_ROWS = 50_000
 PARTIAL_UNEXPECTED = 3  # example values kept per failed expectation
 
 _FLOATING = ("FLOAT", "DOUBLE", "REAL")
@@ -651,7 +653,11 @@ def _build_suite(spec: TableSuite, env: Env) -> gx.ExpectationSuite:
 
 
 def suite_for(
-    table: str, *, now: int | None = None, max_rows: int = 200_000, bounds: Mapping[str, float] | None = None
+    table: str,
+    *,
+    now: int | None = None,
+    max_rows: int = GX_BATCH_ROWS,
+    bounds: Mapping[str, float] | None = None,
 ) -> gx.ExpectationSuite:
     """The GX ``ExpectationSuite`` for ``table`` ("schema.table"), with time bounds resolved at ``now`` (default:
     the current time), row-count minimums capped at ``max_rows`` (the batch size) and the strategy's bounds."""
@@ -807,7 +813,7 @@ def validate_connection(
     con: duckdb.DuckDBPyConnection,
     table: str,
     *,
-    max_rows: int = 200_000,
+    max_rows: int = GX_BATCH_ROWS,
     now: int | None = None,
     bounds: Mapping[str, float] | None = None,
 ) -> SuiteResult:
@@ -861,7 +867,11 @@ def validate_connection(
 
 
 def validate_table(
-    database_path: str, table: str, *, max_rows: int = 200_000, bounds: Mapping[str, float] | None = None
+    database_path: str,
+    table: str,
+    *,
+    max_rows: int = GX_BATCH_ROWS,
+    bounds: Mapping[str, float] | None = None,
 ) -> SuiteResult:
     """Open the DuckDB file read-only and run ``table``'s suite (``table`` is a key of ``SUITES``)."""
     _suite_spec(table)

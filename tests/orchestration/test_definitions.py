@@ -102,6 +102,12 @@ def test_settings_reject_a_bad_source(monkeypatch):
     monkeypatch.setenv("WHALECOPY_SIM_SCALE", "big")
     with pytest.raises(ValueError, match="WHALECOPY_SIM_SCALE='big' is not a number"):
         Settings.from_env()
+    monkeypatch.delenv("WHALECOPY_SIM_SCALE")
+    monkeypatch.setenv("WHALECOPY_GX_BATCH_ROWS", "1")  # the smallest batch GX can validate
+    assert Settings.from_env().gx_batch_rows == 1
+    monkeypatch.setenv("WHALECOPY_GX_BATCH_ROWS", "0")
+    with pytest.raises(ValueError, match="WHALECOPY_GX_BATCH_ROWS='0' must be at least 1"):
+        Settings.from_env()
 
 
 def test_the_run_range_is_the_source_history():

@@ -11,7 +11,7 @@ import pytest
 
 from assets.ingest.store import ensure_raw
 from quality import expectations as ex
-from quality.expectations import SUITES, SuiteResult, TableSuite, suite_for, validate_table
+from quality.expectations import GX_BATCH_ROWS, SUITES, SuiteResult, TableSuite, suite_for, validate_table
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -249,7 +249,7 @@ def test_large_table_sampled_path_still_counts_violations_exactly(tmp_path):
         trades=300_000,
     )
     result = validate_table(path, "raw.trades")
-    assert result.rows_checked == 200_000
+    assert result.rows_checked == GX_BATCH_ROWS
     assert result.statistics["sampled"] is True and result.statistics["table_rows"] == 300_000
     assert not result.success
     assert failed_checks(result) == {"size > 0 and <= 1e11", "fill_key unique"}
