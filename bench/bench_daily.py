@@ -25,6 +25,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -105,7 +107,9 @@ def main() -> None:
         shutil.copytree(home, home2)
         day = run_phase(db, home, args.scale, str(hi), str(hi))
         daily = run_phase(db2, home2, args.scale, str(hi), str(hi), daily=True)
-    out = {"case": "daily_run", "scale": args.scale, "first_day": str(lo), "day": str(hi),
+        with duckdb.connect(str(db), read_only=True) as con:
+            fills = con.execute("SELECT count(*) FROM marts.fct_fills").fetchone()[0]
+    out = {"case": "daily_run", "scale": args.scale, "fills": fills, "first_day": str(lo), "day": str(hi),
            "history": history, "day_run": day, "daily_job": daily,
            "ratio": round(day["wall_s"] / history["wall_s"], 3),
            "daily_ratio": round(daily["wall_s"] / history["wall_s"], 3)}  # fmt: skip

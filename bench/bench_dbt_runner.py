@@ -51,7 +51,7 @@ def main() -> None:
     import dagster as dg
     from dagster_dbt import DbtCliResource, dbt_assets
 
-    from assets.transform.assets import TRANSLATOR, TransformConfig, build_dbt_assets
+    from assets.transform.assets import TRANSLATOR, TransformConfig, build_args, build_dbt_assets
     from assets.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_project
     from assets.transform.runner import DbtRunnerResource
     from orchestration.resources import WarehouseResource
@@ -64,10 +64,7 @@ def main() -> None:
                 name="transform")  # fmt: skip
     def as_process(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: TransformConfig):
         # what the asset ran before: the same arguments, through dagster-dbt's CLI resource
-        args = ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
-            ["--full-refresh"] if config.full_refresh else []
-        )
-        yield from dbt.cli(args, context=context).stream()
+        yield from dbt.cli(build_args(fee_rate, config.full_refresh), context=context).stream()
 
     kinds = {"in_process": in_process, "as_process": as_process}
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,6 +41,13 @@ class TransformConfig(dg.Config):
     full_refresh: bool = False  # rebuild the incremental marts from scratch (`whalecopy run --full-refresh`)
 
 
+def build_args(fee_rate: float, full_refresh: bool) -> list[str]:
+    """The transform's dbt command: every model and test, with the run's fee rate."""
+    return ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
+        ["--full-refresh"] if full_refresh else []
+    )
+
+
 def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
     """All dbt models, built with ``dbt build`` (models and their tests in DAG order; a failing error-severity
     test stops the models and Python assets downstream of it)."""
@@ -72,9 +79,7 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
                 os.environ.pop(f"WHALECOPY_DBT_{setting.upper()}", None)
             else:
                 os.environ[f"WHALECOPY_DBT_{setting.upper()}"] = str(value)
-        args = ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
-            ["--full-refresh"] if full_refresh else []
-        )
+        args = build_args(fee_rate, full_refresh)
         yield from dbt.build(context, args, TRANSLATOR, database)
 
     return transform

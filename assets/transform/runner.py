@@ -68,12 +68,10 @@ class DbtOutcome:
 
     success: bool
     seconds: float
-    statuses: Counter = field(
-        default_factory=Counter
-    )  # node status -> nodes (success, pass, error, fail, skipped)
-    failures: list[str] = field(
-        default_factory=list
-    )  # "<node>: <dbt's message>" for each error and failed test
+    #: node status (success, pass, error, fail, skipped) -> nodes
+    statuses: Counter = field(default_factory=Counter)
+    #: "<node>: <dbt's message>" for each error and failed test
+    failures: list[str] = field(default_factory=list)
     exception: BaseException | None = None
 
     def summary(self) -> str:
