@@ -403,7 +403,13 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             f"took {_s(t['sync']['marts_s'])} against the full build's {_s(_stage(t, 'marts')['seconds'])} in the "
             f"same run; its models' own SQL {_s(round(sum(t['sync']['models_s'].values()), 2))} of it (slowest: "
             + ", ".join(f"`{k}` {v} s" for k, v in list(t["sync"]["models_s"].items())[:3])
-            + "), the rest dbt's start-up, parse check and connections."
+            + "), the rest dbt's start-up, parse check and connections"
+            + (
+                f"; it ran in process, as the `transform` asset does (dbt's imports, {_s(t['sync']['marts_import_s'])}, "
+                "apart, as a run has them loaded)."
+                if t["sync"].get("marts_import_s") is not None
+                else " (a `dbt run` process)."
+            )
             for t in tiers
             if t["sync"].get("marts_s") and t["sync"].get("models_s") and _stage(t, "marts")["seconds"]
         ],

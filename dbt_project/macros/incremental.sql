@@ -6,11 +6,12 @@
     `replace`: a custom incremental strategy. In one transaction it deletes the target rows that match the model's
     `replace_where` predicate (the target is aliased `_target`) and inserts the model's new rows. Unlike
     `delete+insert` it removes rows the new set no longer has (a wallet that left a category, days past the end).
-    In the predicate `{changes}` stands for `int_changes` and `{end_day}` for `daily_returns_end()` (a config is
-    rendered when the project is parsed, where `ref` does not name the relation yet).
+    In the predicate `{changes}` stands for `int_changes`, `{end_day}` for `daily_returns_end()` and `{new}` for the
+    model's new rows (a config is rendered when the project is parsed, where `ref` does not name the relation yet).
 -#}
 {% macro get_incremental_replace_sql(arg_dict) -%}
-    {%- set predicate = config.require('replace_where') | replace('{changes}', ref('int_changes') | string) -%}
+    {%- set predicate = config.require('replace_where') | replace('{changes}', ref('int_changes') | string)
+                        | replace('{new}', arg_dict['temp_relation'] | string) -%}
     {%- if '{end_day}' in predicate -%}
         {%- set predicate = predicate | replace('{end_day}', daily_returns_end()) -%}
     {%- endif -%}
