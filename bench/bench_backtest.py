@@ -43,6 +43,13 @@ def build(scale: float, path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def world(scale: float, warehouse: str | None) -> tuple[Path, float | None]:
+    """``warehouse``, or the simulated world at ``scale`` (data/bench/scale<N>.duckdb, built once); and the seconds
+    building it took (None when it was there)."""
+    source = Path(warehouse) if warehouse else ROOT / "data" / "bench" / f"scale{scale:g}.duckdb"
+    return source, None if source.exists() else round(build(scale, source), 1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--scale", type=float, default=10.0)
@@ -50,10 +57,7 @@ def main() -> None:
         "--warehouse", help="an existing warehouse (default: data/bench/scale<N>.duckdb, built once)"
     )
     args = p.parse_args()
-    source = (
-        Path(args.warehouse) if args.warehouse else ROOT / "data" / "bench" / f"scale{args.scale:g}.duckdb"
-    )
-    built_s = None if source.exists() else round(build(args.scale, source), 1)
+    source, built_s = world(args.scale, args.warehouse)
     config = StrategyConfig()
     params, base = config.backtest_params(), config.paper_params(0.02)
     with tempfile.TemporaryDirectory() as tmp:

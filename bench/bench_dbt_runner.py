@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from bench_backtest import build
+from bench_backtest import world
 
 
 def main() -> None:
@@ -42,10 +42,7 @@ def main() -> None:
         "--warehouse", help="an existing warehouse (default: data/bench/scale<N>.duckdb, built once)"
     )
     args = p.parse_args()
-    source = (
-        Path(args.warehouse) if args.warehouse else ROOT / "data" / "bench" / f"scale{args.scale:g}.duckdb"
-    )
-    built_s = None if source.exists() else round(build(args.scale, source), 1)
+    source, built_s = world(args.scale, args.warehouse)
 
     t0 = time.perf_counter()
     import dagster as dg

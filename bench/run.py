@@ -551,8 +551,8 @@ def dbt_runner_section(rows: list[dict]) -> list[str]:
         "through Dagster on a scratch copy of a built warehouse, with the pipeline's `DbtRunnerResource` (dbt's "
         "programmatic runner in the run's process, `assets/transform/runner.py`) and with dagster-dbt's "
         "`DbtCliResource` (a `dbt` process per build, what the asset used before), alternately, the same manifest, "
-        "translator and arguments. Medians; the first materialisation in the process is apart (it pays dbt's first "
-        "parse in the process's new target directory).",
+        "translator and arguments. Medians; the first materialisation in the process is apart (the scratch "
+        "warehouse's first build: dbt parses the whole project once into its new target).",
         "",
         "| world | fills | nothing new: in process | as a process | saved | full refresh: in process | as a process "
         "| saved | first build in a process |",
@@ -611,18 +611,6 @@ def daily_section(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_daily_only() -> None:
-    """Run only the daily-run case and rewrite its section (and raw result) of docs/benchmarks.md."""
-    rows = run_cases(DAILY_CASES)
-    rewrite_section(rows, DAILY_HEADING, daily_section(rows), "daily_run", "--daily-only")
-
-
-def write_dbt_runner_only() -> None:
-    """Run only the dbt runner case and rewrite its section (and raw result) of docs/benchmarks.md."""
-    rows = run_cases(DBT_RUNNER_CASES)
-    rewrite_section(rows, DBT_RUNNER_HEADING, dbt_runner_section(rows), "dbt_runner", "--dbt-runner-only")
-
-
 def rewrite_section(rows: list[dict], heading: str, section: list[str], prefix: str, flag: str) -> None:
     """Replace one section (and its cases' raw results) of docs/benchmarks.md with a fresh run's."""
     doc = (ROOT / "docs" / "benchmarks.md").read_text().splitlines()
@@ -643,16 +631,32 @@ def rewrite_section(rows: list[dict], heading: str, section: list[str], prefix: 
     print(f"wrote the section {heading[3:]!r} of {ROOT / 'docs' / 'benchmarks.md'}")
 
 
-def write_live_only() -> None:
-    """Run only the live cases and rewrite the live section (and their raw results) of docs/benchmarks.md."""
-    rows = run_cases(LIVE_CASES)
-    rewrite_section(rows, LIVE_HEADING, live_section(rows), "live_", "--live-only")
+#: ``--<flag>-only``: (cases, heading, section renderer, raw-result prefix, what the cases are)
+ONLY_SECTIONS = {
+    "live": (LIVE_CASES, LIVE_HEADING, live_section, "live_", "the live loop's cases"),
+    "dashboard": (
+        DASHBOARD_CASES,
+        DASHBOARD_HEADING,
+        dashboard_section,
+        "dashboard_",
+        "the dashboard's cases",
+    ),
+    "dbt-runner": (
+        DBT_RUNNER_CASES,
+        DBT_RUNNER_HEADING,
+        dbt_runner_section,
+        "dbt_runner",
+        "the in-process dbt case",
+    ),
+    "daily": (DAILY_CASES, DAILY_HEADING, daily_section, "daily_run", "the daily-run case"),
+}
 
 
-def write_dashboard_only() -> None:
-    """Run only the dashboard cases and rewrite their section (and raw results) of docs/benchmarks.md."""
-    rows = run_cases(DASHBOARD_CASES)
-    rewrite_section(rows, DASHBOARD_HEADING, dashboard_section(rows), "dashboard_", "--dashboard-only")
+def write_only(flag: str) -> None:
+    """Run only one section's cases and rewrite that section (and its raw results) of docs/benchmarks.md."""
+    cases, heading, render, prefix, _ = ONLY_SECTIONS[flag]
+    rows = run_cases(cases)
+    rewrite_section(rows, heading, render(rows), prefix, f"--{flag}-only")
 
 
 def write_tiers_only(paths: list[str]) -> None:
@@ -687,32 +691,16 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--tiers-only", nargs="+", metavar="RESULT_JSON",
                    help="rewrite only the Tiers section from bench_tiers.py results (data/bench/tiers/*/result.json)")  # fmt: skip
-    p.add_argument(
-        "--live-only", action="store_true", help="run only the live loop's cases and rewrite their section"
-    )
-    p.add_argument("--dashboard-only", action="store_true",
-                   help="run only the dashboard's cases and rewrite their section")  # fmt: skip
-    p.add_argument("--dbt-runner-only", action="store_true",
-                   help="run only the in-process dbt case and rewrite its section")  # fmt: skip
-    p.add_argument(
-        "--daily-only", action="store_true", help="run only the daily-run case and rewrite its section"
-    )
+    for flag, (_, _, _, _, what) in ONLY_SECTIONS.items():
+        p.add_argument(f"--{flag}-only", action="store_true", help=f"run only {what} and rewrite its section")
     args = p.parse_args()
-    if args.daily_only:
-        write_daily_only()
-        return
-    if args.dbt_runner_only:
-        write_dbt_runner_only()
-        return
     if args.tiers_only:
         write_tiers_only(args.tiers_only)
         return
-    if args.dashboard_only:
-        write_dashboard_only()
-        return
-    if args.live_only:
-        write_live_only()
-        return
+    for flag in ONLY_SECTIONS:
+        if getattr(args, f"{flag.replace('-', '_')}_only"):
+            write_only(flag)
+            return
     results = run_cases()
     by = {r["case"]: r for r in results}
     s, h, ld, mt, sc, sh = (
