@@ -209,10 +209,12 @@ def _check_inputs(settings: Settings) -> None:
 
 def run_sync(settings: Settings, *, start: date | None = None, end: date | None = None, scope: str | None = None,
              refetch: bool = False, rebuild_scores: bool = False, full_refresh: bool = False,
-             strategy: dict | None = None, skip_groups: tuple[str, ...] = (), out=sys.stdout):  # fmt: skip
+             strategy: dict | None = None, skip_groups: tuple[str, ...] = (), job_name: str | None = None,
+             out=sys.stdout):  # fmt: skip
     """Run the ``sync`` job in this process over the source's history; returns the Dagster result. ``strategy``:
     fields of the run's ``StrategyConfig`` (every asset and gate of the run, and the live snapshot, see them).
-    ``skip_groups``: asset groups left out (the live tests skip ``evaluation``, which nothing live reads)."""
+    ``skip_groups``: asset groups left out (the live tests skip ``evaluation``, which nothing live reads).
+    ``job_name``: another job of the definitions instead of ``sync`` (``daily``: ``whalecopy run --daily``)."""
     import dagster as dg
 
     from orchestration.definitions import build_definitions
@@ -221,7 +223,7 @@ def run_sync(settings: Settings, *, start: date | None = None, end: date | None 
     _check_inputs(settings)
     lo, hi = partition_range(settings, start, end)
     defs = build_definitions(settings)
-    job = defs.resolve_job_def(SYNC_JOB)
+    job = defs.resolve_job_def(job_name or SYNC_JOB)
     home = os.environ.get("DAGSTER_HOME")
     if home:
         Path(home).mkdir(parents=True, exist_ok=True)
@@ -556,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         real = run_real_dump(settings)
         if real is not None:
             settings = dataclasses.replace(settings, real_warehouse_path=real)
-    from orchestration.jobs import EVALUATION_GROUP
+    from orchestration.jobs import DAILY_JOB
 
     t0 = time.perf_counter()
     result = run_sync(
@@ -567,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         refetch=args.refetch,
         rebuild_scores=args.rebuild_scores,
         full_refresh=args.full_refresh,
-        skip_groups=(EVALUATION_GROUP,) if getattr(args, "daily", False) else (),
+        job_name=DAILY_JOB if getattr(args, "daily", False) else None,
     )
     from orchestration.summary import print_run_report
 
