@@ -10,8 +10,8 @@ on the simulated Polymarket at ``--scale``, into a scratch warehouse):
 3. the last day alone with ``--daily`` (the ``daily`` job the daily schedule runs: all but the evaluation group),
    on a copy of the warehouse and run storage as (1) left them.
 
-Each prints its wall time (process start to exit) and every step's time from Dagster's run storage. The issue's
-target: a day at most a tenth of the history.
+Each prints its wall time (process start to exit) and every step's time from the run's event log (`run_sync`'s
+timings). The issue's target: a day at most a tenth of the history.
 """
 
 import argparse
@@ -36,8 +36,6 @@ def phase(args: argparse.Namespace) -> None:
     import dataclasses
     import io
 
-    import dagster as dg
-
     from orchestration.cli import run_sync
     from orchestration.jobs import DAILY_JOB
     from orchestration.settings import Settings
@@ -53,8 +51,7 @@ def phase(args: argparse.Namespace) -> None:
     run_s = time.perf_counter() - t0
     if not result.success:
         raise SystemExit("the run failed")
-    stats = dg.DagsterInstance.get().get_run_step_stats(result.run_id)
-    steps = {s.step_key: round(s.end_time - s.start_time, 2) for s in stats if s.end_time and s.start_time}
+    steps = {step: round(seconds, 2) for step, seconds, _ in result.timings}  # run_sync's, from the event log
     print(
         json.dumps({"run_s": round(run_s, 2), "steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1]))})
     )

@@ -582,7 +582,7 @@ def daily_section(rows: list[dict]) -> list[str]:
         "as `whalecopy run --end D-1`), then the last day alone in a fresh process, once with every asset of `sync` "
         "(the backtest and report included) and once as the `daily` job (`--daily`, what the daily schedule runs: all "
         "but the evaluation group), each on the warehouse the first left. Wall time from process start to exit; the "
-        "slowest steps from Dagster's run storage. Target (issue 15): a day at most a tenth of the history.",
+        "slowest steps from the run's event log. Target (issue 15): a day at most a tenth of the history.",
         "",
         "| world | fills | the history | one day, `sync` | ratio | one day, `daily` | ratio | the day's slowest steps (`daily`) |",
         "|---|---|---|---|---|---|---|---|",
