@@ -29,9 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.signal.assets import FLOW_HOURS, TOKEN_DAYS_SQL, TOKEN_HOURS_SQL, WHALE_RETURNS_SQL
+from assets.signal.assets import FLOW_HOURS, TOKEN_DAYS_SQL, TOKEN_HOURS_SQL, whale_volatility
 from assets.signal.model import score_day
-from assets.size import model as size
 from assets.strategy import StrategyConfig
 
 from .decider import Snapshot
@@ -119,10 +118,8 @@ def build_frames(
     # tracked: the universe, and any wallet whose score can pass stage 1 (so nothing the batch would copy is
     # missed when the universe's bound is above stage 1's)
     whales = con.execute(WHALES_SQL, {"min_wqs": float(strategy.min_wqs)}).df()
-    sized = sorted(set(whales.loc[whales["wqs"] >= strategy.volatility_min_wqs(), "wallet"]))
-    returns = con.execute(WHALE_RETURNS_SQL, {"wallets": sized}).df()
-    whales["whale_volatility"] = size.volatility_at(
-        returns, whales["wallet"], score_day(whales["score_as_of"])
+    whales["whale_volatility"] = whale_volatility(
+        con, whales["wallet"], score_day(whales["score_as_of"]), whales["wqs"], strategy.volatility_min_wqs()
     )
     (fidelity,) = con.execute(FIDELITY_SQL).fetchall()[0]
     tracked = sorted(whales.loc[whales["tracked"], "wallet"])

@@ -15,6 +15,7 @@ row, every reason it failed (``"; "``-joined), so a candidate's row says exactly
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -158,11 +159,16 @@ def funnel(
 ) -> pd.DataFrame:
     """Pass-through per stage from each candidate's furthest stage: rows ``stage, entered, passed, rate``.
     ``stage_reached`` is the first stage a candidate failed, or ``copied``."""
-    reached = stage_reached.map({s: i for i, s in enumerate(stages)}).to_numpy()
+    return funnel_from_counts(stage_reached.value_counts().to_dict(), stages)
+
+
+def funnel_from_counts(counts: Mapping[str, int], stages: tuple[str, ...]) -> pd.DataFrame:
+    """``funnel`` from the number of candidates per stage reached (a ``GROUP BY stage_reached``)."""
+    n = np.array([int(counts.get(s, 0)) for s in stages], dtype=np.int64)
+    total = int(sum(int(v) for v in counts.values()))
     rows = []
     for i, s in enumerate(stages[:-1]):
-        entered = int((reached >= i).sum())
-        passed = int((reached > i).sum())
+        entered, passed = int(n[i:].sum()), int(n[i + 1 :].sum())
         rows.append(
             {
                 "stage": s,
@@ -171,7 +177,58 @@ def funnel(
                 "rate": passed / entered if entered else np.nan,
             }
         )
-    total = len(reached)
-    rows.append({"stage": "overall", "entered": total, "passed": int((reached == len(stages) - 1).sum()),
-                 "rate": (reached == len(stages) - 1).mean() if total else np.nan})  # fmt: skip
+    rows.append({"stage": "overall", "entered": total, "passed": int(n[-1]),
+                 "rate": n[-1] / total if total else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# --- what a run decides again ---------------------------------------------------------------------------------
+
+#: the inputs whose digests are kept per day: each row's ``day`` is the first order day a change there can move
+#: (fills: the day of ``ts - latency``, as an order's copy price reads the prints up to the latency after it;
+#: scores and quarantine: their ``as_of``; daily returns: the day after, as a volatility reads the days before)
+DAY_PARTS = ("fills", "scores", "quarantine", "returns")
+
+
+class SignalsPlan(NamedTuple):
+    mode: str  # "full" (every order), "increment" (the scope below) or "unchanged" (nothing to decide)
+    since_day: int | None  # increment: the orders from this UTC day on (None: none by date)
+    markets: tuple[str, ...]  # increment: and every order in these markets
+    reason: str
+
+
+def signals_plan(stored: pd.DataFrame | None, current: pd.DataFrame) -> SignalsPlan:
+    """What a run must decide again, from the digests of what the candidates read, stored by the last run and
+    taken now. Both frames: ``part, day, condition_id, rows, hash``, a row per (part, day) of ``DAY_PARTS``, a
+    row per market (part ``markets``, its ``event_id, category, end_date``) and one ``config`` row (the signal
+    settings and code). A candidate reads only its own order, its token's prints and flow, its market, its whale's
+    score, quarantine and returns, each through its own day (or the copy latency after it), so the rows that can
+    change are the orders from the earliest day whose digest differs and the orders of every market whose row
+    differs; every other stored row is what a full run would write again."""
+    if stored is None or stored.empty:
+        return SignalsPlan("full", None, (), "no stored state")
+
+    def config(frame: pd.DataFrame) -> list:
+        return frame.loc[frame["part"] == "config", "hash"].tolist()
+
+    if config(stored) != config(current):
+        return SignalsPlan("full", None, (), "the signal settings or code changed")
+
+    def differing(key: list[str], parts) -> pd.DataFrame:
+        cols = [*key, "rows", "hash"]
+        a = stored.loc[stored["part"].isin(parts), cols]
+        b = current.loc[current["part"].isin(parts), cols]
+        m = a.merge(b, on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+        same = (m["_merge"] == "both") & (m["rows_a"] == m["rows_b"]) & (m["hash_a"] == m["hash_b"])
+        return m.loc[~same]
+
+    days = differing(["part", "day"], DAY_PARTS)
+    markets = differing(["condition_id"], ("markets",))
+    since = int(days["day"].min()) if len(days) else None
+    changed = tuple(sorted(markets["condition_id"].astype(str)))
+    if since is None and not changed:
+        return SignalsPlan("unchanged", None, (), "no input changed")
+    parts = sorted(set(days["part"]))
+    why = [f"{', '.join(parts)} changed from day {since}"] if since is not None else []
+    why += [f"{len(changed)} market(s) changed"] if changed else []
+    return SignalsPlan("increment", since, changed, "; ".join(why))

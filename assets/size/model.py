@@ -84,19 +84,22 @@ def scaling_factors(
     return k_conf, k_vol, k_corr, k_dd
 
 
-def volatility_at(returns, wallets, days, lam: float = EWMA_LAMBDA) -> np.ndarray:
+def volatility_at(returns, wallets, days, span: tuple[int, int], lam: float = EWMA_LAMBDA) -> np.ndarray:
     """Each wallet's EWMA volatility of its daily returns through the day before ``days`` (UTC day numbers: the
     date of the score it is sized with), NaN where there is none. ``returns``: ``wallet, day, daily_return``
-    (days with no return count as 0). The batch candidates and the live loop's snapshot both call this."""
+    (days with no return count as 0). ``span``: the first and last day of the warehouse's returns, the one grid
+    every wallet's EWMA runs on, so a wallet's volatility does not depend on which other wallets are asked for
+    (the batch asks for every candidate's whale, the live loop for the tracked ones). The batch candidates and
+    the live loop's snapshot both call this."""
 
     wallets = np.asarray(wallets, dtype=object)
     days = np.asarray(days, dtype=float)
     out = np.full(len(wallets), np.nan)
     if len(wallets) == 0 or len(returns) == 0:
         return out
+    d0, d1 = int(span[0]), int(span[1])
     wide = returns.pivot_table(index="wallet", columns="day", values="daily_return", aggfunc="first")
-    d0 = int(wide.columns.min())
-    wide = wide.reindex(columns=range(d0, int(wide.columns.max()) + 1))
+    wide = wide.reindex(columns=range(d0, d1 + 1))
     vol = ewma_volatility(wide.to_numpy(dtype=float), lam)
     row = wide.index.get_indexer(wallets)
     with np.errstate(invalid="ignore"):

@@ -3,6 +3,7 @@
 import io
 import json
 import shutil
+from datetime import date
 
 import dagster as dg
 import duckdb
@@ -319,3 +320,128 @@ def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tm
     assert result.success
     with duckdb.connect(str(short), read_only=True) as con:
         assert all(con.execute(f"SELECT count(*) FROM evaluation.{t}").fetchall()[0][0] == 0 for t in tables)
+
+
+def test_signals_decide_again_only_what_changed_and_match_a_full_run(scored, tmp_path):
+    """``analytics.signals`` carried on from the digests the last run stored is, after every kind of change to
+    what the candidates read, the table a run from scratch writes (every column of every row), and a run decides
+    only the orders a change can move. The stages are loosened (``LOOSE``) so every candidate's volatility is
+    taken; the changes sit on the boundaries the scope is cut at."""
+    from dagster_duckdb import DuckDBResource
+
+    from assets.signal.assets import STATE_TABLE, signals
+    from assets.strategy import StrategyConfig
+
+    path = tmp_path / "signals.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    strategy = StrategyConfig(**LOOSE)
+    latency = strategy.copy_latency_seconds
+
+    def run(db=path, config=strategy) -> dict:
+        result = signals(context=dg.build_asset_context(), strategy=config,
+                         warehouse=DuckDBResource(database=str(db)))  # fmt: skip
+        return result.metadata
+
+    def same_as_a_full_run(name: str) -> None:
+        full = tmp_path / f"full-{name}.duckdb"
+        shutil.copy(path, full)
+        with duckdb.connect(str(full)) as con:
+            con.execute(f"DROP TABLE {STATE_TABLE}")
+        assert run(full)["plan"] == "full"
+        assert content_hash(path, "analytics.signals", "fill_key") == content_hash(
+            full, "analytics.signals", "fill_key"
+        ), f"after {name}, the carried signals differ from a full run"
+
+    def sql(query: str, params=None):
+        with duckdb.connect(str(path)) as con:
+            return con.execute(query, params or []).fetchall()
+
+    def add_fill(like_key, ts: int, side: str, price: float) -> int:
+        """A copy of fill ``like_key`` at ``ts`` as its own order (a new key and transaction), at ``price``."""
+        (key,) = sql("SELECT max(fill_key) + 1 FROM intermediate.int_position_fills")[0]
+        sql(
+            """INSERT INTO intermediate.int_position_fills SELECT * REPLACE (
+                   $key::UHUGEINT AS fill_key, $ts::BIGINT AS ts, $side AS side, $price AS price,
+                   size * $price AS notional, '0xnew' || $key::VARCHAR AS transaction_hash,
+                   to_timestamp($ts) AS traded_at, CAST(to_timestamp($ts) AT TIME ZONE 'UTC' AS DATE) AS trade_date)
+               FROM intermediate.int_position_fills WHERE fill_key = $like""",
+            {"key": key, "ts": ts, "side": side, "price": price, "like": like_key},
+        )
+        return key
+
+    (last_ts,) = sql("SELECT max(ts) FROM intermediate.int_position_fills")[0]
+    cut = (last_ts // 86_400 - 3) * 86_400  # three days before the end, at midnight UTC
+    sql(f"CREATE TABLE main.later AS SELECT * FROM intermediate.int_position_fills WHERE ts >= {cut}")
+    sql(f"DELETE FROM intermediate.int_position_fills WHERE ts >= {cut}")
+    first = run()
+    assert first["plan"] == "full" and first["decided"] == first["candidates"] > 0
+
+    # 1. new days: the fills from midnight on (and the orders of the day before whose copy price they can set)
+    sql("INSERT INTO intermediate.int_position_fills SELECT * FROM main.later")
+    new = run()
+    assert new["plan"] == "increment" and 0 < new["decided"] < new["candidates"]
+    same_as_a_full_run("new days")
+
+    # 2. an order in the last second of a day, then a print exactly one copy latency after it, on the next day:
+    #    the copy price the order pays
+    (like, price) = sql(
+        """SELECT fill_key, price FROM intermediate.int_position_fills
+           WHERE side = 'BUY' AND ts < ? AND price < 0.5 ORDER BY ts DESC, fill_key LIMIT 1""",
+        [cut - 10 * 86_400],
+    )[0]
+    order_ts = cut - 5 * 86_400 - 1
+    order = add_fill(like, order_ts, "BUY", price)
+    assert run()["plan"] == "increment"
+    same_as_a_full_run("a late order at 23:59:59")
+    add_fill(like, order_ts + latency, "SELL", price + 0.25)
+    assert run()["plan"] == "increment"
+    (copy_price,) = sql("SELECT copy_price FROM analytics.signals WHERE fill_key = ?", [order])[0]
+    assert copy_price == pytest.approx(price + 0.25)  # the print at exactly the latency is the price paid
+    same_as_a_full_run("a print one latency after an order, past midnight")
+    add_fill(like, order_ts + latency + 1, "SELL", price + 0.4)  # one second later: too late for the copy
+    run()
+    assert sql("SELECT copy_price FROM analytics.signals WHERE fill_key = ?", [order])[0][0] == copy_price
+    same_as_a_full_run("a print one second past the latency")
+
+    # 3. a market's schedule changes (its orders of every day)
+    (condition,) = sql(
+        "SELECT condition_id FROM analytics.signals GROUP BY 1 ORDER BY min(traded_at) LIMIT 1"
+    )[0]
+    sql(
+        "UPDATE marts.dim_markets SET end_date = end_date + INTERVAL 3 DAY WHERE condition_id = ?",
+        [condition],
+    )
+    moved = run()
+    assert moved["plan"] == "increment" and "1 market(s) changed" in moved["plan_reason"]
+    same_as_a_full_run("a market's end date")
+
+    # 4. a score rewritten at an as-of date, a quarantine flipped at another, a daily return changed
+    (as_of, scored_wallet) = sql(
+        "SELECT score_as_of, wallet FROM analytics.signals WHERE wqs IS NOT NULL ORDER BY traded_at LIMIT 1 OFFSET 50"
+    )[0]
+    sql(
+        "UPDATE analytics.whale_scores SET wqs = wqs + 1 WHERE as_of = ? AND wallet = ?",
+        [as_of, scored_wallet],
+    )
+    assert "scores changed from day" in run()["plan_reason"]
+    same_as_a_full_run("a rewritten score")
+    (q_as_of, q_wallet) = sql(
+        "SELECT as_of, wallet FROM analytics.whale_quarantine ORDER BY as_of, wallet LIMIT 1 OFFSET 30"
+    )[0]
+    sql("UPDATE analytics.whale_quarantine SET quarantined = NOT quarantined WHERE as_of = ? AND wallet = ?",
+        [q_as_of, q_wallet])  # fmt: skip
+    assert "quarantine changed" in run()["plan_reason"]
+    same_as_a_full_run("a flipped quarantine")
+    (day,) = sql(
+        "SELECT max(day) FROM marts.wallet_daily_returns WHERE wallet = ? AND day < ?", [scored_wallet, as_of]
+    )[0]
+    sql("UPDATE marts.wallet_daily_returns SET daily_return = daily_return + 0.01 WHERE wallet = ? AND day = ?",
+        [scored_wallet, day])  # fmt: skip
+    changed = run()
+    assert f"returns changed from day {(day - date(1970, 1, 1)).days + 1}" in changed["plan_reason"]
+    same_as_a_full_run("a changed daily return")
+
+    # 5. nothing new: nothing decided; other settings: every order again
+    assert run()["plan"] == "unchanged" and run()["decided"] == 0
+    tighter = StrategyConfig(**(LOOSE | {"min_edge": 0.05}))
+    assert run(config=tighter)["plan"] == "full"

@@ -83,3 +83,34 @@ def test_funnel_rates():
     assert f.loc["trade", "entered"] == 50 and f.loc["trade", "rate"] == pytest.approx(20 / 50)
     assert f.loc["portfolio", "rate"] == pytest.approx(15 / 20)
     assert f.loc["overall", "rate"] == pytest.approx(0.15)
+
+
+def _digests(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["part", "day", "condition_id", "rows", "hash"])
+
+
+BASE = [("config", None, None, 0, 7), ("fills", 100, None, 5, 11), ("fills", 101, None, 3, 12),
+        ("scores", 101, None, 2, 13), ("returns", 101, None, 9, 14), ("markets", None, "m1", 1, 15),
+        ("markets", None, "m2", 1, 16)]  # fmt: skip
+
+
+def test_the_signals_plan_decides_again_from_the_first_changed_day_and_the_changed_markets():
+    stored = _digests(BASE)
+    assert m.signals_plan(None, stored).mode == "full"
+    assert m.signals_plan(stored.iloc[:0], stored).mode == "full"
+    assert m.signals_plan(stored, stored) == m.SignalsPlan("unchanged", None, (), "no input changed")
+    config = _digests([("config", None, None, 0, 8), *BASE[1:]])
+    assert m.signals_plan(stored, config).mode == "full"
+    # a new day, a changed hash, a day gone: the earliest counts
+    new_day = _digests([*BASE, ("fills", 102, None, 1, 17)])
+    assert m.signals_plan(stored, new_day)[:3] == ("increment", 102, ())
+    changed = _digests([*BASE[:2], ("fills", 101, None, 3, 99), *BASE[3:]])
+    assert m.signals_plan(stored, changed)[:3] == ("increment", 101, ())
+    gone = _digests([BASE[0], *BASE[2:]])
+    assert m.signals_plan(stored, gone)[:3] == ("increment", 100, ())
+    recounted = _digests([*BASE[:4], ("returns", 101, None, 10, 14), *BASE[5:]])  # same hash, another count
+    assert m.signals_plan(stored, recounted).since_day == 101
+    # a market changed, another added: those markets' orders only
+    markets = _digests([*BASE[:5], ("markets", None, "m1", 1, 99), BASE[6], ("markets", None, "m3", 1, 1)])
+    plan = m.signals_plan(stored, markets)
+    assert plan[:3] == ("increment", None, ("m1", "m3")) and "2 market(s) changed" in plan.reason

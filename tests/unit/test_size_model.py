@@ -102,3 +102,27 @@ def test_sizes_are_never_negative_never_above_the_cap_and_whole_shares(
         assert edge > 0 and m.MIN_TICK <= price <= 1 - m.MIN_TICK and s.reason[()] is None
     else:
         assert s.reason[()] is not None
+
+
+def test_a_whales_volatility_does_not_depend_on_the_other_whales_asked_for():
+    """One grid for every wallet (the warehouse's span of returns): a wallet whose first return is on day 12 gets
+    the same volatility alone as beside one whose returns start on day 10, the grid's first day, and the seed
+    ``r_0^2`` goes to a return on the grid's first day only."""
+    import pandas as pd
+
+    r = pd.DataFrame({"wallet": ["a"] * 4 + ["b"] * 2, "day": [10, 11, 12, 13, 12, 13],
+                      "daily_return": [0.1, -0.2, 0.05, 0.0, 0.3, -0.1]})  # fmt: skip
+    span = (10, 13)
+    both = m.volatility_at(r, ["a", "b", "b"], [14, 14, 13], span)
+    alone = m.volatility_at(r[r["wallet"] == "b"], ["b", "b"], [14, 13], span)
+    np.testing.assert_array_equal(both[1:], alone)
+    lam = m.EWMA_LAMBDA
+    b12 = (1 - lam) * 0.3**2  # zeros on days 10 and 11, then the first return: no seed
+    assert alone[1] == pytest.approx(np.sqrt(b12), rel=1e-12)  # at day 13: the returns through day 12
+    assert alone[0] == pytest.approx(np.sqrt(lam * b12 + (1 - lam) * 0.01), rel=1e-12)
+    a = 0.01  # seeded: a's first return is on the grid's first day
+    for x in (-0.2, 0.05, 0.0):
+        a = lam * a + (1 - lam) * x * x
+    assert both[0] == pytest.approx(np.sqrt(a), rel=1e-12)
+    # no score yet, a score on the grid's first day (no day before it), or past the grid: none
+    assert np.isnan(m.volatility_at(r, ["a", "a", "a"], [np.nan, 10, 15], span)).all()
