@@ -73,6 +73,7 @@ def build_resources(settings: Settings) -> dict:
             sim_throttle_share=settings.sim_throttle_share,
             trades_path=settings.trades_path,
             markets_path=settings.markets_path,
+            file_batch_rows=settings.file_batch_rows,
             data_api_url=settings.data_api_url,
             gamma_api_url=settings.gamma_api_url,
             clob_api_url=settings.clob_api_url,

@@ -82,6 +82,7 @@ class Settings:
     # file source
     trades_path: str | None = None
     markets_path: str | None = None
+    file_batch_rows: int = 100_000  # the trades read, parsed and loaded at a time (a dump larger than memory)
     # live APIs
     data_api_url: str = "https://data-api.polymarket.com"
     gamma_api_url: str = "https://gamma-api.polymarket.com"
@@ -175,6 +176,7 @@ class Settings:
             ),
             real_warehouse_path=Path(p) if (p := os.environ.get("WHALECOPY_REAL_WAREHOUSE")) else None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
+            file_batch_rows=_env_int("WHALECOPY_FILE_BATCH_ROWS", 100_000, minimum=1),
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),
             gamma_api_url=_env("POLYMARKET_GAMMA_API_URL", "https://gamma-api.polymarket.com"),
             clob_api_url=_env("POLYMARKET_CLOB_API_URL", "https://clob.polymarket.com"),

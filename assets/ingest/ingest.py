@@ -19,7 +19,7 @@ import numpy as np
 from .clients import Page
 from .http import NonJsonBodyError
 from .records import WALLET_RE, Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
-from .sources import ApiSource, FileSource
+from .sources import ApiSource, FileSource, record_times
 from .store import (
     LoadResult,
     Transaction,
@@ -162,13 +162,15 @@ def _commit_trades(
     *,
     key_column: str | None,
     prefix: str,
-) -> None:
+    counted: int = 0,
+) -> int:
     """Parse, then load rows, quarantine and the cursors of ``streams`` (completely fetched) in one transaction.
-    A stream's row count is its accepted rows, counted per ``key_column`` (condition id or wallet)."""
+    A stream's row count is its accepted rows, counted per ``key_column`` (condition id or wallet), or with no
+    key column the batch's plus ``counted`` (a stream's earlier batches). Returns the batch's accepted rows."""
     parsed = parse_trades(batch, source=source.name, now_ts=source.now_ts)
     report.unknown_fields.update(parsed.unknown_fields)
     if key_column is None:
-        counts = {s: parsed.n_accepted for s in streams}
+        counts = {s: parsed.n_accepted + counted for s in streams}
     else:
         agg = parsed.accepted.group_by(key_column).aggregate([([], "count_all")])
         counts = {
@@ -179,6 +181,7 @@ def _commit_trades(
         }
     cursors = {s: (window[0], window[1], int(counts.get(s, 0))) for s in streams}
     report.load += load_trades(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
+    return parsed.n_accepted
 
 
 def ingest_trades(
@@ -203,7 +206,7 @@ def ingest_trades(
     t0 = time.perf_counter()
     report = IngestReport("trades", window=(start, end))
     if isinstance(source, FileSource):
-        _ingest_trade_file(con, source, start, end, report, refetch)
+        _ingest_trade_file(con, source, start, end, report, refetch, log, t0)
         report.seconds = time.perf_counter() - t0
         log(f"trades (file): {report.load.inserted} inserted, {report.load.quarantined} quarantined")
         if report.drift_note():
@@ -265,26 +268,40 @@ def ingest_trades(
 
 
 def _ingest_trade_file(
-    con, source: FileSource, start: int, end: int, report: IngestReport, refetch: bool
+    con, source: FileSource, start: int, end: int, report: IngestReport, refetch: bool, log: Log, t0: float
 ) -> None:
+    """The trades file a batch at a time (``source.batch_rows`` records): each batch's fills and quarantined rows
+    are committed on their own, and the file's stream is marked covered (with its count of accepted fills) only
+    after the last. A run stopped half-way leaves the stream uncovered, so the next run reads the file again; the
+    batches already loaded are then exact repeats (the natural key, the quarantine's record key) and add nothing."""
     stream = f"trades/file/{source.trades_path}"
     if not refetch and stream in covered(con, stream, start, end):
         report.streams_skipped = 1
         return
-    full = source.trades_batch()
-    ts = np.array(
-        [r.get("timestamp") if isinstance(r, dict) and isinstance(r.get("timestamp"), int | float) else np.nan
-         for r in full.rows], dtype=np.float64,
-    )  # fmt: skip
-    with np.errstate(invalid="ignore"):
-        # rows outside the window belong to other partitions; rows with no usable time go to validation always
-        keep = np.flatnonzero(~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end)))
-    refs = full.ref_array()
-    batch = Batch(rows=[full.rows[i] for i in keep], origins=[str(source.trades_path)], counts=[len(keep)])
-    batch.refs = list(refs[keep])
-    report.pages = 1
+    accepted, read, last_log = 0, 0, time.perf_counter()
+    for part in source.trade_batches():
+        ts = record_times(part.rows)
+        with np.errstate(invalid="ignore"):
+            # rows outside the window belong to other partitions; rows with no usable time go to validation always
+            keep = np.flatnonzero(
+                ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
+            )
+        refs = part.ref_array()
+        batch = Batch(
+            rows=[part.rows[i] for i in keep], origins=[str(source.trades_path)], counts=[len(keep)]
+        )
+        batch.refs = list(refs[keep])
+        accepted += _commit_trades(con, batch, source, [], report, (start, end), key_column=None, prefix="")
+        read += len(part)
+        report.pages += 1
+        if time.perf_counter() - last_log > 10:
+            last_log = time.perf_counter()
+            log(f"trades (file): {read:,} records read, {report.load.inserted:,} new fills, "
+                f"{report.load.quarantined:,} quarantined, {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    _commit_trades(
+        con, Batch(), source, [stream], report, (start, end), key_column=None, prefix="", counted=accepted
+    )
     report.streams_done = 1
-    _commit_trades(con, batch, source, [stream], report, (start, end), key_column=None, prefix="")
 
 
 # ---------------------------------------------------------------------------------------------- leaderboard

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from .sim import SimConfig, SimWorld, cached_world
-from .sources import ApiSource, FileSource, build_api_source
+from .sources import FILE_BATCH_ROWS, ApiSource, FileSource, build_api_source
 
 
 class PolymarketResource(dg.ConfigurableResource):
@@ -28,6 +28,7 @@ class PolymarketResource(dg.ConfigurableResource):
     sim_throttle_share: float = 0.0
     trades_path: str | None = None
     markets_path: str | None = None
+    file_batch_rows: int = FILE_BATCH_ROWS
     data_api_url: str = "https://data-api.polymarket.com"
     gamma_api_url: str = "https://gamma-api.polymarket.com"
     clob_api_url: str = "https://clob.polymarket.com"
@@ -53,7 +54,9 @@ class PolymarketResource(dg.ConfigurableResource):
     @contextmanager
     def open(self) -> Iterator[ApiSource | FileSource]:
         if self.source == "files":
-            yield FileSource(self.trades_path, self.markets_path, now_ts=int(time.time()))
+            yield FileSource(
+                self.trades_path, self.markets_path, now_ts=int(time.time()), batch_rows=self.file_batch_rows
+            )
             return
         if self.source == "sim":
             from .sim_api import CLOB_URL, DATA_URL, GAMMA_URL, SimPolymarket

@@ -135,38 +135,48 @@ class FileFormatError(ValueError):
     pass
 
 
+#: the records a file source reads, parses and loads at a time (``WHALECOPY_FILE_BATCH_ROWS``)
+FILE_BATCH_ROWS = 100_000
+
+
 def read_records(path: str | Path) -> Batch:
-    """Records from a JSON array (or an object holding one under data/trades/markets), JSONL (.gz) or Parquet.
+    """Every record of a file in one batch (``iter_records``): for small files (the markets, the tests)."""
+    whole = Batch()
+    refs: list[str] = []
+    for batch in iter_records(path, batch_rows=None):
+        whole.rows.extend(batch.rows)
+        refs.extend(batch.refs or [])
+    whole.refs, whole.origins, whole.counts = refs, [str(path)], [len(whole.rows)]
+    return whole
+
+
+def iter_records(path: str | Path, batch_rows: int | None = FILE_BATCH_ROWS) -> Iterator[Batch]:
+    """Records from a JSON array (or an object holding one under data/trades/markets), JSONL (.gz) or Parquet, in
+    batches of at most ``batch_rows`` (None: one batch), so a dump larger than memory is read a batch at a time:
+    Parquet by record batches, JSONL line by line. A JSON array is one document and is read whole (a dump too large
+    for memory should be JSONL or Parquet).
 
     JSONL lines that are not JSON are kept (as ``NonJsonLine``) so they are quarantined with ``non_json_body``;
-    ``record_ref`` is ``path:line`` so identical lines stay distinct.
+    ``record_ref`` is ``path:line`` (``path:row`` for Parquet and JSON), whatever the batch size, so identical
+    lines stay distinct and a record read again is the same record.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"file source: {path} does not exist")
+    if batch_rows is not None and batch_rows < 1:
+        raise ValueError(f"file source: batch_rows must be at least 1, got {batch_rows}")
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return _read_parquet(path)
+        yield from _parquet_batches(path, batch_rows)
+        return
     opener = gzip.open if name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
     stem = name.removesuffix(".gz")
-    batch = Batch()
     if stem.endswith((".jsonl", ".ndjson")):
-        rows: list[Any] = []
-        refs: list[str] = []
-        for i, line in enumerate(data.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                rows.append(NonJsonLine(line[:2000].decode("utf-8", "replace")))
-            refs.append(f"{path}:{i}")
-        batch.rows, batch.refs = rows, refs
-        batch.origins, batch.counts = [str(path)], [len(rows)]
-        return batch
+        yield from _jsonl_batches(path, opener, batch_rows)
+        return
     if stem.endswith(".json"):
+        with opener(path, "rb") as fh:
+            data = fh.read()
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -178,17 +188,60 @@ def read_records(path: str | Path) -> Batch:
                     break
         if not isinstance(body, list):
             raise FileFormatError(f"file source: {path} holds no JSON array of records")
-        batch.rows = body
-        batch.refs = [f"{path}:{i}" for i in range(len(body))]
-        batch.origins, batch.counts = [str(path)], [len(body)]
-        return batch
+        step = batch_rows or max(len(body), 1)
+        for lo in range(0, len(body), step):
+            yield _batch(
+                path, body[lo : lo + step], [f"{path}:{i}" for i in range(lo, min(lo + step, len(body)))]
+            )
+        return
     raise FileFormatError(
         f"file source: {path}: expected .json, .jsonl, .ndjson (optionally .gz) or .parquet"
     )
 
 
-def _read_parquet(path: Path) -> Batch:
-    table = pq.read_table(path)
+def _batch(path: Path, rows: list[Any], refs: list[str]) -> Batch:
+    return Batch(rows=rows, refs=refs, origins=[str(path)], counts=[len(rows)])
+
+
+def _jsonl_batches(path: Path, opener, batch_rows: int | None) -> Iterator[Batch]:
+    """A JSONL file line by line. Lines are numbered as ``bytes.splitlines`` numbers them (``\n``, ``\r\n`` and
+    ``\r`` end a line); blank lines count but hold no record."""
+    rows: list[Any] = []
+    refs: list[str] = []
+    number = 0
+    with opener(path, "rb") as fh:
+        for chunk in fh:  # split at b"\n"; a bare b"\r" inside is split below
+            for line in chunk.splitlines():
+                number += 1
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    rows.append(NonJsonLine(line[:2000].decode("utf-8", "replace")))
+                refs.append(f"{path}:{number}")
+                if batch_rows is not None and len(rows) >= batch_rows:
+                    yield _batch(path, rows, refs)
+                    rows, refs = [], []
+    if rows or batch_rows is None:
+        yield _batch(path, rows, refs)
+
+
+def _parquet_batches(path: Path, batch_rows: int | None) -> Iterator[Batch]:
+    offset = 0
+    if batch_rows is None:
+        tables = [pq.read_table(path)]
+    else:
+        tables = (
+            pa.Table.from_batches([b]) for b in pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        )
+    for table in tables:
+        rows = _parquet_rows(table)
+        yield _batch(path, rows, [f"{path}:{i}" for i in range(offset, offset + len(rows))])
+        offset += len(rows)
+
+
+def _parquet_rows(table: pa.Table) -> list[dict]:
     # Keep a NaN apart from a null: a NaN is a value that was given (non_finite), a null is missing.
     columns = {}
     for name in table.column_names:
@@ -202,12 +255,9 @@ def _read_parquet(path: Path) -> Batch:
                 continue
         columns[name] = col.to_pylist()
     names = list(columns)
-    rows = (
+    return (
         [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)] if names else []
     )
-    batch = Batch(rows=rows, origins=[str(path)], counts=[len(rows)])
-    batch.refs = [f"{path}:{i}" for i in range(len(rows))]
-    return batch
 
 
 @dataclass
@@ -219,7 +269,7 @@ class FileSource:
     now_ts: int
     name: str = "files"
     history: tuple[int, int] | None = None
-    _trades: Batch | None = None
+    batch_rows: int = FILE_BATCH_ROWS
 
     def close(self) -> None:
         pass
@@ -238,15 +288,39 @@ class FileSource:
             raise FileFormatError("file source: no markets file given (--markets / WHALECOPY_MARKETS_PATH)")
         return read_records(self.markets_path)
 
-    def trades_batch(self) -> Batch:
+    def trade_batches(self) -> Iterator[Batch]:
+        """The trades file a batch of ``batch_rows`` records at a time (``iter_records``)."""
         if not self.trades_path:
             raise FileFormatError("file source: no trades file given (--trades / WHALECOPY_TRADES_PATH)")
-        if self._trades is None:
-            self._trades = read_records(self.trades_path)
-        return self._trades
+        return iter_records(self.trades_path, self.batch_rows)
 
     def trade_bounds(self) -> tuple[int, int] | None:
-        """First and last usable timestamp in the trades file (for the partition range of a run)."""
-        ts = [r.get("timestamp") for r in self.trades_batch().rows if isinstance(r, dict)]
-        good = [t for t in ts if isinstance(t, int | float) and not isinstance(t, bool) and 1.5e9 <= t < 1e11]
-        return (int(min(good)), int(max(good))) if good else None
+        """First and last usable timestamp in the trades file (for the partition range of a run), read a batch at
+        a time (a Parquet file: its ``timestamp`` column alone)."""
+        lo, hi = np.inf, -np.inf
+        for ts in self._trade_times():
+            with np.errstate(invalid="ignore"):
+                good = ts[(ts >= 1.5e9) & (ts < 1e11)]
+            if len(good):
+                lo, hi = min(lo, good.min()), max(hi, good.max())
+        return (int(lo), int(hi)) if np.isfinite(lo) else None
+
+    def _trade_times(self) -> Iterator[np.ndarray]:
+        path = str(self.trades_path)
+        if path.lower().endswith(".parquet"):
+            schema = pq.ParquetFile(path).schema_arrow
+            kind = schema.field("timestamp").type if "timestamp" in schema.names else None
+            if kind is not None and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                for b in pq.ParquetFile(path).iter_batches(batch_size=self.batch_rows, columns=["timestamp"]):
+                    yield b.column(0).to_numpy(zero_copy_only=False).astype(np.float64)
+                return
+        for batch in self.trade_batches():
+            yield record_times(batch.rows)
+
+
+def record_times(rows: Sequence[Any]) -> np.ndarray:
+    """Each record's ``timestamp`` as a float (NaN where it is missing or not a number)."""
+    return np.array(
+        [r.get("timestamp") if isinstance(r, dict) and isinstance(r.get("timestamp"), int | float)
+         and not isinstance(r.get("timestamp"), bool) else np.nan for r in rows], dtype=np.float64,
+    )  # fmt: skip

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.ingest import ingest
+from assets.ingest import ingest, sources
 from assets.ingest.sources import FileFormatError, FileSource, read_records
 from assets.ingest.store import ensure_raw
 from orchestration.cli import main, run_sync
@@ -128,3 +128,84 @@ def test_cli_names_what_is_missing(tmp_path, capsys):
     with pytest.raises(SystemExit, match="nope.jsonl: no such file"):
         main(["run", "--source", "files", "--trades", "nope.jsonl", "--markets", "m.json",
               "--warehouse", str(tmp_path / "w.duckdb")])  # fmt: skip
+
+
+def _many(trade_rows) -> list[dict]:
+    """22 records: the five fills again and again at other times and hashes (21), a zero-size one among them, and
+    an exact repeat of one (dropped by the natural key)."""
+    rows = [{**trade_rows[i % 5], "timestamp": trade_rows[i % 5]["timestamp"] - 3600 * i,
+             "transactionHash": f"0x{i:064x}"} for i in range(21)]  # fmt: skip
+    rows[7]["size"] = 0
+    return [*rows, dict(rows[3])]
+
+
+def _loaded(con) -> tuple:
+    return (
+        con.execute("SELECT * EXCLUDE (ingested_at) FROM raw.trades ORDER BY fill_key").fetchall(),
+        con.execute("SELECT * EXCLUDE (quarantined_at) FROM raw.quarantine ORDER BY record_key").fetchall(),
+        con.execute("SELECT stream, start_ts, cursor_ts, last_rows FROM raw.ingest_state").fetchall(),
+    )
+
+
+def _ingest(tmp_path, path, name: str, batch_rows: int | None):
+    con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+    ensure_raw(con)
+    src = FileSource(str(path), None, now_ts=NOW, batch_rows=batch_rows or 10**9)
+    return con, ingest.ingest_trades(con, src, start=1_500_000_000, end=NOW)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl.gz", "parquet"])
+def test_a_file_loads_a_batch_at_a_time_into_what_one_batch_loads(tmp_path, trade_rows, fmt):
+    path = write(tmp_path, fmt, _many(trade_rows))
+    whole, one = _ingest(tmp_path, path, "whole", None)
+    batched, report = _ingest(tmp_path, path, "batched", 4)
+    assert report.pages == 6 and one.pages == 1  # 22 records, 4 at a time
+    assert report.load.inserted == one.load.inserted == 20 and report.load.quarantined == 1
+    assert _loaded(batched) == _loaded(whole)
+    assert _loaded(batched)[2][0][3] == 21  # the stream's count: every batch's accepted rows (a repeat too)
+    assert (
+        FileSource(str(path), None, now_ts=NOW, batch_rows=4).trade_bounds()
+        == FileSource(str(path), None, now_ts=NOW).trade_bounds()
+        == (trade_rows[20 % 5]["timestamp"] - 3600 * 20, max(r["timestamp"] for r in trade_rows))
+    )
+
+
+def test_jsonl_lines_keep_their_numbers_across_batches(tmp_path, trade_rows):
+    """Blank lines count, CRLF and a bare CR end a line, as ``bytes.splitlines`` numbers them."""
+    lines = [json.dumps(r) for r in _many(trade_rows)[:6]]
+    path = tmp_path / "trades.jsonl"
+    path.write_bytes(
+        (lines[0] + "\r\n\n" + lines[1] + "\r" + lines[2] + "\n{bad\n" + "\n".join(lines[3:])).encode()
+    )
+    refs = [ref for b in sources.iter_records(path, batch_rows=2) for ref in b.refs]
+    assert refs == [f"{path}:{n}" for n in (1, 3, 4, 5, 6, 7, 8)] == read_records(path).refs
+
+
+class _Stopping(FileSource):
+    """Stops after ``after`` batches, as a killed run would."""
+
+    after: int = 2
+
+    def trade_batches(self):
+        for n, batch in enumerate(super().trade_batches()):
+            if n == self.after:
+                raise KeyboardInterrupt("stopped")
+            yield batch
+
+
+def test_a_load_stopped_half_way_is_read_again_and_adds_nothing_twice(tmp_path, trade_rows):
+    path = write(tmp_path, "jsonl.gz", _many(trade_rows))
+    whole, _ = _ingest(tmp_path, path, "whole", None)
+    con = duckdb.connect(str(tmp_path / "stopped.duckdb"))
+    ensure_raw(con)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.ingest_trades(
+            con, _Stopping(str(path), None, now_ts=NOW, batch_rows=4), start=1_500_000_000, end=NOW
+        )
+    (n,) = con.execute("SELECT count(*) FROM raw.trades").fetchone()
+    assert 0 < n < 20 and con.execute("SELECT count(*) FROM raw.ingest_state").fetchone() == (
+        0,
+    )  # not covered
+    again = ingest.ingest_trades(con, FileSource(str(path), None, now_ts=NOW, batch_rows=4), start=1_500_000_000,
+                                 end=NOW)  # fmt: skip
+    assert again.load.inserted == 20 - n and _loaded(con) == _loaded(whole)
