@@ -3,24 +3,28 @@
 python bench/bench_ingest.py sim_bulk --scale 10     simulate ~10M fills and bulk-load them (Arrow) into raw.trades
 python bench/bench_ingest.py http --scale 1          the demo path: simulated API -> httpx clients -> parse -> load
 python bench/bench_ingest.py loader --rows 100000    Arrow bulk load vs executemany, same rows, same table
+python bench/bench_ingest.py files --scale 1         a Data-API-shaped Parquet dump of the tape through the file
+                                                     source, a batch at a time (--batch-rows 0: the whole file)
 """
 
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assets.ingest import ingest
 from assets.ingest.sim import SimConfig, generate_world, tape_table
 from assets.ingest.sim_api import CLOB_URL, DATA_URL, GAMMA_URL, SimPolymarket
-from assets.ingest.sources import build_api_source
+from assets.ingest.sources import FILE_BATCH_ROWS, FileSource, build_api_source
 from assets.ingest.store import ensure_raw, load_trades
 from quality.quarantine import QUARANTINE_SCHEMA
 
@@ -93,16 +97,65 @@ def loader(rows: int, db: Path) -> dict:
     }  # fmt: skip
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dump_path(scale: float) -> Path:
+    return ROOT / "data" / "bench" / "files" / f"tape_scale{scale:g}.parquet"
+
+
+def files_dump(scale: float) -> dict:
+    """The world's whole tape as the Data API serves it (its malformed share too), one Parquet file: a dump."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    world = generate_world(SimConfig.scaled(scale))
+    frame = SimPolymarket(world).trades_frame(np.arange(len(world.tape)))
+    path = dump_path(scale)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=100_000)
+    return {"rows": len(frame), "mb": round(path.stat().st_size / 1e6)}
+
+
+def files(scale: float, batch_rows: int, db: Path) -> dict:
+    """The dump through ``FileSource`` and ``ingest_trades``: read, validated and loaded ``batch_rows`` records at
+    a time (0: the whole file at once, as the file source did before it streamed). The dump is written first by
+    another process, so this process's peak memory is the load's."""
+    path = dump_path(scale)
+    if not path.exists():
+        subprocess.run([sys.executable, __file__, "files_dump", "--scale", str(scale)], check=True)
+    con = duckdb.connect(str(db))
+    ensure_raw(con)
+    src = FileSource(str(path), None, now_ts=2_000_000_000, batch_rows=batch_rows or 10**12)
+    t0 = time.perf_counter()
+    report = ingest.ingest_trades(con, src, start=1_500_000_000, end=2_000_000_000)
+    seconds = time.perf_counter() - t0
+    (n,) = con.execute("SELECT count(*) FROM raw.trades").fetchone()
+    return {
+        "case": "files_whole" if batch_rows == 0 else "files_stream", "scale": scale, "batch_rows": batch_rows,
+        "records": report.load.received, "rows_in_warehouse": n, "quarantined": report.load.quarantined,
+        "batches": report.pages, "dump_mb": round(path.stat().st_size / 1e6), "ingest_s": round(seconds, 2),
+        "records_per_s": round(report.load.received / seconds), "peak_rss_mb": round(peak_mb()),
+    }  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=["sim_bulk", "http", "loader"])
+    p.add_argument("case", choices=["sim_bulk", "http", "loader", "files", "files_dump"])
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument(
+        "--batch-rows", type=int, default=FILE_BATCH_ROWS, help="files: records per batch (0: whole)"
+    )
     args = p.parse_args()
+    if args.case == "files_dump":
+        print(json.dumps(files_dump(args.scale)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         out = {"sim_bulk": lambda: sim_bulk(args.scale, db), "http": lambda: http(args.scale, db),
-               "loader": lambda: loader(args.rows, db)}[args.case]()  # fmt: skip
+               "loader": lambda: loader(args.rows, db),
+               "files": lambda: files(args.scale, args.batch_rows, db)}[args.case]()  # fmt: skip
     print(json.dumps(out))
 
 

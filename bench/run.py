@@ -51,6 +51,8 @@ CASES = [
     ("bench_ingest.py", "sim_bulk", ["--scale", "10"]),
     ("bench_ingest.py", "http", ["--scale", "1"]),
     ("bench_ingest.py", "loader", ["--rows", "20000"]),
+    ("bench_ingest.py", "files", ["--scale", "1"]),
+    ("bench_ingest.py", "files", ["--scale", "1", "--batch-rows", "0"]),
     ("bench_marts.py", None, ["--scale", "10"]),
     ("bench_score.py", None, ["--wallets", "100000", "--days", "365"]),
     ("bench_score_history.py", None, ["--wallets", "20000", "--days", "365"]),
@@ -687,6 +689,23 @@ def write_tiers_only(paths: list[str]) -> None:
     print(f"wrote the Tiers section of {ROOT / 'docs' / 'benchmarks.md'}")
 
 
+def files_rows(by: dict) -> list[str]:
+    """The file source on a Data-API-shaped Parquet dump of the demo's tape: a batch at a time against the whole
+    file at once."""
+    rows = []
+    for key, how in (("files_stream", "a batch of {batch_rows:,} records at a time"),
+                     ("files_whole", "the whole file at once (comparison: the file source before it streamed)")):  # fmt: skip
+        f = by.get(key)
+        if f:
+            rows.append(
+                f"| a Parquet dump of the demo's tape ({f['dump_mb']} MB) through the file source, "
+                f"{how.format(**f)} | {f['records']:,} | {f['ingest_s']} s ({f['records_per_s']:,} records/s) | "
+                f"{f['peak_rss_mb']:,} MB | {f['batches']} batch{'es' if f['batches'] != 1 else ''}; {f['quarantined']:,} malformed fills quarantined, "
+                f"{f['rows_in_warehouse']:,} loaded |"
+            )
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--tiers-only", nargs="+", metavar="RESULT_JSON",
@@ -732,6 +751,7 @@ def main() -> None:
         f"| Arrow bulk load with natural-key dedupe vs `executemany` (plain insert), same rows | {ld['rows']:,} | "
         f"{ld['arrow_natural_key_load_s']} s vs {ld['executemany_plain_insert_s']} s | {ld['peak_rss_mb']:,} MB | "
         f"Arrow is **{ld['ratio']}×** faster |",
+        *files_rows(by),
         "",
         "## Marts (dbt)",
         "",

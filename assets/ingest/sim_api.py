@@ -185,6 +185,11 @@ class SimPolymarket(httpx.BaseTransport):
         """The Data API ``Trade`` objects for tape rows, as one JSON array (pandas writes it, in C)."""
         if len(rows) == 0:
             return b"[]"
+        return self.trades_frame(rows).to_json(orient="records", double_precision=15).encode()
+
+    def trades_frame(self, rows: np.ndarray) -> pd.DataFrame:
+        """The Data API ``Trade`` objects for tape rows as a frame, a column per field (the malformed share
+        included): what a dump of the tape holds."""
         w, t = self.world, self.world.tape
         m = t.market[rows]
         oi = t.outcome_index[rows]
@@ -222,7 +227,7 @@ class SimPolymarket(httpx.BaseTransport):
             )  # millis
             upper = "0x" + sub["proxyWallet"].str[2:].str.upper()
             frame.loc[dirty, "proxyWallet"] = np.where(kind == 2, upper, sub["proxyWallet"])  # mixed case
-        return frame.to_json(orient="records", double_precision=15).encode()
+        return frame
 
     def dirty_rows(self, rows: np.ndarray) -> np.ndarray:
         """The tape rows this server corrupts (a fixed set per seed: the same row is always served the same way):
