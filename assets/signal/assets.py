@@ -7,6 +7,11 @@ An order is one decision: the fills of one (wallet, transaction, token) are its 
 several makers), decided once (polymarket_realtime.md §4). Every fact here is one the live loop can rebuild from
 the batch's snapshot and the feed it sees, so the live engine and this table decide alike (docs/metrics.md#signals).
 
+The table is carried from run to run: a run takes the digests of what the candidates read (``DIGEST_SQL``),
+compares them with the last run's (``analytics.signals_state``, ``model.signals_plan``) and decides again only the
+orders from the earliest changed day and those of changed markets, the rows a run from scratch would change
+(``tests/assets/test_score_assets.py``).
+
 Stage 3 (portfolio fit) needs the paper portfolio's book; until that portfolio exists, a candidate that passes
 stages 1 and 2 is recorded as ``stage_reached = 'portfolio'`` (waiting for stage 3), never as copied.
 """
@@ -269,8 +274,8 @@ def decide(con, strategy: StrategyConfig, since_ts: int, markets: list[str]) -> 
     return model.screen(c, params, strategy.max_position_nav * strategy.starting_nav)
 
 
-#: a whole run's scope: every order (its negation: no order by date)
-FULL_SINCE_TS = -(2**53)
+#: the first order time of a whole run's scope (every order), and of a scope of markets alone (no order by date)
+FULL_SINCE_TS, NO_ORDER_TS = -(2**53), 2**53
 
 
 @dg.asset(
@@ -292,10 +297,11 @@ def signals(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehou
     with warehouse.get_connection() as con, Transaction(con):
         current = read_digests(con, strategy)
         plan = model.signals_plan(read_stored(con), current)
-        # the scope: every order (full), the orders from the plan's day on and in its markets (increment)
-        since_ts = FULL_SINCE_TS if plan.mode == "full" or plan.since_day is None else plan.since_day * 86400
-        if plan.mode == "increment" and plan.since_day is None:
-            since_ts = -FULL_SINCE_TS  # no order by date: only the markets'
+        # the scope: every order (full), or the orders from the plan's day on and those of its markets
+        if plan.mode == "full":
+            since_ts = FULL_SINCE_TS
+        else:
+            since_ts = NO_ORDER_TS if plan.since_day is None else plan.since_day * 86400
         markets = list(plan.markets)
         c = decide(con, strategy, since_ts, markets) if plan.mode != "unchanged" else None
         if plan.mode == "full":
@@ -339,5 +345,5 @@ def signals(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehou
             "plan": plan.mode,
             "plan_reason": plan.reason,
             "funnel": dg.MetadataValue.json(rates),
-        }  # fmt: skip
+        }
     )
