@@ -141,13 +141,7 @@ FILE_BATCH_ROWS = 100_000
 
 def read_records(path: str | Path) -> Batch:
     """Every record of a file in one batch (``iter_records``): for small files (the markets, the tests)."""
-    whole = Batch()
-    refs: list[str] = []
-    for batch in iter_records(path, batch_rows=None):
-        whole.rows.extend(batch.rows)
-        refs.extend(batch.refs or [])
-    whole.refs, whole.origins, whole.counts = refs, [str(path)], [len(whole.rows)]
-    return whole
+    return next(iter_records(path, batch_rows=None), _batch(Path(path), [], []))
 
 
 def iter_records(path: str | Path, batch_rows: int | None = FILE_BATCH_ROWS) -> Iterator[Batch]:
