@@ -4,9 +4,14 @@ Each gate validates its table's suite: exact violation counts over the full tabl
 bounded batch (see ``quality.expectations``). A raw gate also fails when the share of its entity's rows that
 went to ``raw.quarantine`` exceeds the configured bound. A failing gate blocks everything downstream of its
 asset in the same run. The results are in the check's metadata.
+
+The gates on the tables one step writes run as one step of their own (a multi-asset check: the marts that dbt
+builds, the paper book's tables, the live tables, the walk-forward's tables), each still a check of its own table
+with its own result: a step costs Dagster about 0.3 s whatever it does, and a gate's next step would wait for the
+same step's tables anyway.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
@@ -20,31 +25,38 @@ class Gate:
     name: str
     table: str  # "schema.table": the asset key and the key of the suite in quality.expectations.SUITES
     entity: str | None = None  # raw.quarantine entity whose share is bounded (raw tables only)
+    step: str | None = (
+        None  # the step that writes several gated tables: their gates run as one step, "<step>_gates"
+    )
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey(self.table.split("."))
 
 
 GATES = [
     Gate("raw_trades_gate", "raw.trades", "trades"),
     Gate("raw_markets_gate", "raw.markets", "markets"),
     Gate("raw_price_history_gate", "raw.price_history", "price_history"),
-    Gate("fct_fills_expectations", "marts.fct_fills"),
-    Gate("fct_positions_expectations", "marts.fct_positions"),
-    Gate("wallet_daily_returns_expectations", "marts.wallet_daily_returns"),
-    Gate("wallet_features_expectations", "marts.wallet_features"),
+    Gate("fct_fills_expectations", "marts.fct_fills", step="transform"),
+    Gate("fct_positions_expectations", "marts.fct_positions", step="transform"),
+    Gate("wallet_daily_returns_expectations", "marts.wallet_daily_returns", step="transform"),
+    Gate("wallet_features_expectations", "marts.wallet_features", step="transform"),
     Gate("whale_scores_expectations", "analytics.whale_scores"),
     Gate("whale_universe_expectations", "analytics.whale_universe"),
     Gate("score_ic_expectations", "evaluation.score_ic"),
     Gate("whale_quarantine_expectations", "analytics.whale_quarantine"),
     Gate("signals_expectations", "analytics.signals"),
-    Gate("orders_expectations", "analytics.orders"),
-    Gate("paper_nav_expectations", "analytics.paper_nav"),
-    Gate("paper_fills_expectations", "analytics.paper_fills"),
-    Gate("backtest_daily_expectations", "evaluation.backtest_daily"),
-    Gate("backtest_summary_expectations", "evaluation.backtest_summary"),
-    Gate("validation_expectations", "evaluation.validation"),
-    Gate("targets_expectations", "evaluation.targets"),
-    Gate("live_fills_expectations", "live.fills"),
-    Gate("live_decisions_expectations", "live.decisions"),
-    Gate("live_loss_events_expectations", "live.loss_events"),
+    Gate("orders_expectations", "analytics.orders", step="paper_portfolio"),
+    Gate("paper_nav_expectations", "analytics.paper_nav", step="paper_portfolio"),
+    Gate("paper_fills_expectations", "analytics.paper_fills", step="paper_portfolio"),
+    Gate("backtest_daily_expectations", "evaluation.backtest_daily", step="backtest"),
+    Gate("backtest_summary_expectations", "evaluation.backtest_summary", step="backtest"),
+    Gate("validation_expectations", "evaluation.validation", step="backtest"),
+    Gate("targets_expectations", "evaluation.targets", step="backtest"),
+    Gate("live_fills_expectations", "live.fills", step="live_tables"),
+    Gate("live_decisions_expectations", "live.decisions", step="live_tables"),
+    Gate("live_loss_events_expectations", "live.loss_events", step="live_tables"),
 ]
 
 
@@ -90,32 +102,71 @@ def evaluate_gate(
     return not why, meta
 
 
+def _description(gate: Gate, max_quarantine_share: float) -> str:
+    bound = f"; quarantine share <= {max_quarantine_share:.0%}" if gate.entity else ""
+    return f"Great Expectations suite of {gate.table} (quality/expectations.py){bound}"
+
+
 def build_gates(
     max_quarantine_share: float, batch_rows: int = GX_BATCH_ROWS
 ) -> list[dg.AssetChecksDefinition]:
     """One blocking asset check per gate, on the asset named like its table; GX validates at most ``batch_rows``
-    rows of it (the SQL counts cover every row)."""
-    checks = []
+    rows of it (the SQL counts cover every row). The gates of one ``step`` run in one step (module docstring)."""
+    steps: dict[str, list[Gate]] = {}
     for gate in GATES:
+        steps.setdefault(gate.step or gate.name, []).append(gate)
+    checks = []
+    for step, gates in steps.items():
 
-        def make(gate: Gate = gate) -> dg.AssetChecksDefinition:
-            bound = f"; quarantine share <= {max_quarantine_share:.0%}" if gate.entity else ""
+        def make(step: str = step, gates: tuple[Gate, ...] = tuple(gates)) -> dg.AssetChecksDefinition:
+            by_key = {dg.AssetCheckKey(g.asset_key, g.name): g for g in gates}
 
-            @dg.asset_check(
-                asset=dg.AssetKey(gate.table.split(".")),
-                name=gate.name,
-                blocking=True,
-                description=f"Great Expectations suite of {gate.table} (quality/expectations.py){bound}",
-                required_resource_keys={"warehouse", "strategy"},
-            )
-            def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+            def results(context: dg.AssetCheckExecutionContext, wanted) -> Iterator[dg.AssetCheckResult]:
                 # the strategy's bounds: the same config object the run's stages read (a threshold moves both)
                 bounds = context.resources.strategy.gate_bounds()
                 with context.resources.warehouse.get_connection() as con:
-                    passed, meta = evaluate_gate(con, gate, max_quarantine_share, bounds, batch_rows)
-                return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
+                    for key in wanted:
+                        passed, meta = evaluate_gate(
+                            con, by_key[key], max_quarantine_share, bounds, batch_rows
+                        )
+                        yield dg.AssetCheckResult(
+                            asset_key=key.asset_key, check_name=key.name, passed=passed,
+                            severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
+                        )  # fmt: skip
 
-            return _check
+            if len(gates) == 1:
+                (gate,) = gates
+
+                @dg.asset_check(
+                    asset=gate.asset_key,
+                    name=gate.name,
+                    blocking=True,
+                    description=_description(gate, max_quarantine_share),
+                    required_resource_keys={"warehouse", "strategy"},
+                )
+                def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+                    return next(results(context, list(by_key)))
+
+                return _check
+
+            @dg.multi_asset_check(
+                name=f"{step}_gates",
+                specs=[
+                    dg.AssetCheckSpec(
+                        g.name,
+                        asset=g.asset_key,
+                        blocking=True,
+                        description=_description(g, max_quarantine_share),
+                    )
+                    for g in gates
+                ],  # fmt: skip
+                can_subset=True,
+                required_resource_keys={"warehouse", "strategy"},
+            )
+            def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+                yield from results(context, [k for k in by_key if k in context.selected_asset_check_keys])
+
+            return _checks
 
         checks.append(make())
     return checks
