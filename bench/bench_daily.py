@@ -8,7 +8,8 @@ on the simulated Polymarket at ``--scale``, into a scratch warehouse):
 1. every day of the world but the last (the history a daily user already has);
 2. the last day alone (``--start D --end D``), every asset of the ``sync`` job (the backtest and report included);
 3. the last day alone with ``--daily`` (the ``daily`` job the daily schedule runs: all but the evaluation group),
-   on a copy of the warehouse and run storage as (1) left them.
+   on the warehouse and run storage as (1) left them (put back in place from a copy: a user's daily run is on the
+   same file as their history, and dbt's partial parse holds only for the same warehouse path).
 
 Each prints its wall time (process start to exit) and every step's time from the run's event log (`run_sync`'s
 timings). The issue's target: a day at most a tenth of the history.
@@ -57,17 +58,6 @@ def phase(args: argparse.Namespace) -> None:
     )
 
 
-def copy_dbt_target(db: Path, copy: Path) -> None:
-    """The dbt target (artifacts and partial parse) of the run's builds on ``db``, for builds on its copy."""
-    sys.path.insert(0, str(ROOT))
-    from assets.transform.project import DBT_PROJECT_DIR
-    from assets.transform.runner import LOCK_FILE, WAREHOUSE_FILE, DbtRunnerResource
-
-    runner = DbtRunnerResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR))
-    src, dst = runner.target_path(db), runner.target_path(copy)
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(WAREHOUSE_FILE, LOCK_FILE))
-
-
 def run_phase(
     warehouse: Path, home: Path, scale: float, start: str | None, end: str | None, daily: bool = False
 ) -> dict:
@@ -110,14 +100,27 @@ def main() -> None:
         db, home = Path(tmp) / "w.duckdb", Path(tmp) / "dagster_home"
         home.mkdir()
         history = run_phase(db, home, args.scale, None, str(hi - timedelta(days=1)))
-        db2, home2 = Path(tmp) / "w2.duckdb", Path(tmp) / "dagster_home2"
-        shutil.copy(db, db2)
-        shutil.copytree(home, home2)
-        copy_dbt_target(db, db2)  # the copy's first build reuses dbt's partial parse, as the original's does
+        live = Path(tmp) / "live"  # the live hand-off beside the warehouse (Settings.live_root)
+        saved = Path(tmp) / "history"
+        saved.mkdir()
+        wal = db.with_name(db.name + ".wal")
+        if wal.exists():
+            raise SystemExit(f"{wal}: the history's process left a write-ahead log (not checkpointed)")
+        shutil.copy(db, saved / db.name)
+        for d in (home, live):
+            if d.exists():
+                shutil.copytree(d, saved / d.name)
         day = run_phase(db, home, args.scale, str(hi), str(hi))
-        daily = run_phase(db2, home2, args.scale, str(hi), str(hi), daily=True)
         with duckdb.connect(str(db), read_only=True) as con:
             fills = con.execute("SELECT count(*) FROM marts.fct_fills").fetchone()[0]
+        # the history put back in the same place for the daily job
+        wal.unlink(missing_ok=True)
+        shutil.copy(saved / db.name, db)
+        for d in (home, live):
+            shutil.rmtree(d, ignore_errors=True)
+            if (saved / d.name).exists():
+                shutil.copytree(saved / d.name, d)
+        daily = run_phase(db, home, args.scale, str(hi), str(hi), daily=True)
     out = {"case": "daily_run", "scale": args.scale, "fills": fills, "first_day": str(lo), "day": str(hi),
            "history": history, "day_run": day, "daily_job": daily,
            "ratio": round(day["wall_s"] / history["wall_s"], 3),
