@@ -53,9 +53,12 @@ def phase(args: argparse.Namespace) -> None:
     if not result.success:
         raise SystemExit("the run failed")
     steps = {step: round(seconds, 2) for step, seconds, _ in result.timings}  # run_sync's, from the event log
-    print(
-        json.dumps({"run_s": round(run_s, 2), "steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1]))})
-    )
+    # the gates' own steps: those that evaluated checks and materialised nothing (dbt's tests run in `transform`)
+    kinds = {(e.event_type_value, e.step_key) for e in result.all_events}
+    gate_steps = sorted({k for t, k in kinds if t == "ASSET_CHECK_EVALUATION"}
+                        - {k for t, k in kinds if t == "ASSET_MATERIALIZATION"})  # fmt: skip
+    ordered = dict(sorted(steps.items(), key=lambda kv: -kv[1]))
+    print(json.dumps({"run_s": round(run_s, 2), "steps_s": ordered, "gate_steps": gate_steps}))
 
 
 def run_phase(
