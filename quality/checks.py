@@ -25,9 +25,8 @@ class Gate:
     name: str
     table: str  # "schema.table": the asset key and the key of the suite in quality.expectations.SUITES
     entity: str | None = None  # raw.quarantine entity whose share is bounded (raw tables only)
-    step: str | None = (
-        None  # the step that writes several gated tables: their gates run as one step, "<step>_gates"
-    )
+    #: the step that writes several gated tables: their gates run as one step, "<step>_gates"
+    step: str | None = None
 
     @property
     def asset_key(self) -> dg.AssetKey:
