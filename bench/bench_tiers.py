@@ -1108,6 +1108,29 @@ def compare_warehouses(full: Path, inc: Path) -> dict:
     }  # fmt: skip
 
 
+def storage(db: Path) -> dict:
+    """The built warehouse on disk (issue 15, item 4): the file and each table's share of it (its distinct DuckDB
+    blocks, ``pragma_storage_info``), the floor's own ``floor.*`` tables left out. The tiers build the raw tables, the
+    marts and the scores: no signals, paper book or evaluation."""
+    with duckdb.connect(str(db), read_only=True, config=CHECK_CONFIG) as con:
+        (block,) = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> 'floor' AND NOT temporary"
+        ).fetchall()
+        mb = {}
+        for schema, table in tables:
+            (blocks,) = con.execute(
+                f'SELECT count(DISTINCT block_id) FROM pragma_storage_info(\'"{schema}"."{table}"\') '
+                "WHERE block_id >= 0"
+            ).fetchone()
+            mb[f"{schema}.{table}"] = round(blocks * block / 1e6, 1)
+    return {
+        "file_mb": round(db.stat().st_size / 1e6, 1),
+        "tables_mb": round(sum(mb.values()), 1),
+        "by_table_mb": dict(sorted(mb.items(), key=lambda kv: -kv[1])),
+    }
+
+
 def ratio(a, b) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
@@ -1185,6 +1208,7 @@ def main() -> None:
     score_pd = {"failed": "not run"} if a.skip_pandas else run_stage("score_pandas", db=full,
                                                                       out=tdir / "score_pandas.parquet", **pandas_kw)  # fmt: skip
     history = run_stage("history", db=full, memory_limit=ml)
+    disk = storage(full) if "failed" not in marts else None
 
     # ---- agreement (not timed)
     agree: dict = {}
@@ -1327,7 +1351,7 @@ def main() -> None:
         "markets": gen["markets"], "markets_traded": facts[1], "first_day": str(facts[2]), "last_day": str(facts[3]),
         "mart_rows": rows, "worlds": worlds,
         "generate": {k: gen[k] for k in ("seconds", "peak_rss_mb", "parquet_mb", "cached")},
-        "stages": stages, "build": build, "history": history, "sync": sync, "agreement": agree,
+        "stages": stages, "build": build, "history": history, "storage": disk, "sync": sync, "agreement": agree,
         "pandas_limits": None if a.skip_pandas else {"timeout_s": a.pandas_timeout, "max_gb": a.pandas_max_gb},
         "targets": TARGETS, "total_wall_s": round(time.perf_counter() - t_all, 1),
         "loadavg_1min": {"start": load_start, "end": loadavg()}, "cores": os.cpu_count(),

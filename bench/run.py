@@ -174,6 +174,21 @@ STAGE_LABELS = {
 }
 
 
+def storage_lines(t: dict) -> list[str]:
+    """The built warehouse's size on disk, per 10M fills and by its largest tables (absent from older results)."""
+    d = t.get("storage")
+    if not d:
+        return []
+    per = d["tables_mb"] * 10_000_000 / t["fills"]
+    top = ", ".join(f"`{k}` {v:,.0f} MB" for k, v in list(d["by_table_mb"].items())[:6])
+    return [
+        "",
+        f"On disk after the build (raw tables, marts and scores; the tiers run no signals, paper book or "
+        f"evaluation): the tables take {d['tables_mb']:,.0f} MB, **{per:,.0f} MB per 10M fills** (the file "
+        f"{d['file_mb']:,.0f} MB, with the floor's own tables and free blocks). Largest: {top}.",
+    ]
+
+
 def tier_lines(t: dict) -> list[str]:
     """One tier's table, with the incremental sync and the control beneath it."""
     b, sy, g = t["build"], t["sync"], t["generate"]
@@ -190,6 +205,7 @@ def tier_lines(t: dict) -> list[str]:
         f"Rows built: {built}. 1-minute load average {t['loadavg_1min']['start']} at the start and "
         f"{t['loadavg_1min']['end']} at the end, on {t['cores']} cores (this run accounts for about 1; the "
         f"rest is other work on the shared machine){limit}.",
+        *storage_lines(t),
         "",
         "| stage | time | peak memory | floor time | ×floor | pandas time | pandas÷ours | agreement |",
         "|---|---|---|---|---|---|---|---|",
