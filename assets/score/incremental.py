@@ -123,22 +123,33 @@ def scored_wallets(con: duckdb.DuckDBPyConnection) -> np.ndarray:
     return pd.Index(rows.column("wallet").to_pylist(), dtype=object).sort_values().to_numpy(dtype=object)
 
 
-def digest(con: duckdb.DuckDBPyConnection, d0: date, end: int) -> tuple[int, int, int, int]:
+def digest(con: duckdb.DuckDBPyConnection, d0: date, end: int, start: int = 0) -> tuple[int, int, int, int]:
     """Row counts and XOR of row hashes of the mart rows a state ending at ``end`` read: the returns and the fills
-    of the days before it (any row added, removed or changed there changes it)."""
-    cut = (d0 - _EPOCH).days + end
+    of the days before it (any row added, removed or changed there changes it). ``start`` > 0: only the days from
+    day-grid day ``start`` on (:func:`add_digests` joins the digests of adjacent ranges)."""
+    lo, cut = (d0 - _EPOCH).days + start, (d0 - _EPOCH).days + end
+    days = "day >= $lo_day AND day < $day" if start > 0 else "day < $day"
+    fills = "epoch(traded_at) >= $lo * 86400 AND " * (start > 0) + "epoch(traded_at) < $cut * 86400"
+    params = {"day": _EPOCH + timedelta(days=cut), "cut": cut} | (
+        {"lo_day": _EPOCH + timedelta(days=lo), "lo": lo} if start > 0 else {}
+    )
     return tuple(
         int(x)
         for x in con.execute(
-            """SELECT (SELECT count(*) FROM marts.wallet_daily_returns WHERE day < $day),
-                      (SELECT coalesce(bit_xor(hash(wallet, day, daily_return, pnl_net)), 0)
-                       FROM marts.wallet_daily_returns WHERE day < $day),
-                      (SELECT count(*) FROM marts.fct_fills WHERE epoch(traded_at) < $cut * 86400),
-                      (SELECT coalesce(bit_xor(hash(fill_key, wallet, condition_id, traded_at, notional)), 0)
-                       FROM marts.fct_fills WHERE epoch(traded_at) < $cut * 86400)""",
-            {"day": _EPOCH + timedelta(days=cut), "cut": cut},
+            f"""SELECT (SELECT count(*) FROM marts.wallet_daily_returns WHERE {days}),
+                       (SELECT coalesce(bit_xor(hash(wallet, day, daily_return, pnl_net)), 0)
+                        FROM marts.wallet_daily_returns WHERE {days}),
+                       (SELECT count(*) FROM marts.fct_fills WHERE {fills}),
+                       (SELECT coalesce(bit_xor(hash(fill_key, wallet, condition_id, traded_at, notional)), 0)
+                        FROM marts.fct_fills WHERE {fills})""",
+            params,
         ).fetchone()
     )  # fmt: skip
+
+
+def add_digests(a: Sequence[int], b: Sequence[int]) -> tuple[int, int, int, int]:
+    """The digest of two adjacent day ranges from theirs: the counts add, the hashes XOR."""
+    return (a[0] + b[0], a[1] ^ b[1], a[2] + b[2], a[3] ^ b[3])
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -359,7 +370,12 @@ def score_increment(
         clock = time.perf_counter()
         end = start + keep
         run.state_end = grid.d0 + timedelta(days=end - 1) if end > 0 else None
-        new_digest = digest(con, grid.d0, end)
+        # carried: the rows before the state's old end are those the checked digest covers; only the new days read
+        new_digest = (
+            add_digests(dig, digest(con, grid.d0, end, start=start))
+            if plan.carry
+            else digest(con, grid.d0, end)
+        )
         cols = ", ".join(f'"{c}"' for c in model.HISTORY_COLUMNS if c != "rank")
         with Transaction(con):
             con.execute(

@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from assets.ingest.resources import PolymarketResource
 from assets.score import model
 from assets.score.assets import whale_scores
-from assets.score.incremental import STATE_META_TABLE, WHALE_SCORES_COLUMNS
+from assets.score.incremental import STATE_META_TABLE, WHALE_SCORES_COLUMNS, digest
 from assets.score.inputs import load_score_inputs
 from assets.strategy import StrategyConfig
 from tests.assets.helpers import insert_late_fill
@@ -89,6 +89,16 @@ def _late_fill(path, ts: int) -> None:
         insert_late_fill(con, wallet, token, ts, tx=f"0xlate{ts}")
 
 
+def _assert_stored_digest_is_the_marts(path) -> None:
+    """The digest a run stored (on a carried run, the checked one joined with the new days') is the one a fresh
+    read of the marts gives: the next run's check compares with it."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        start, end, *stored = con.execute(
+            f"SELECT grid_start, state_end, return_rows, return_hash, fill_rows, fill_hash FROM {STATE_META_TABLE}"
+        ).fetchone()
+        assert tuple(int(x) for x in stored) == digest(con, start, int(end))
+
+
 def _state_through(path):
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(f"SELECT state_through FROM {STATE_META_TABLE}").fetchone()[0]
@@ -110,6 +120,7 @@ def test_carried_runs_in_buckets_write_the_one_pass_rows_and_late_fills_are_read
     # the first run: no state yet, every date scored from an empty state
     meta = _score(path)
     assert meta["scoring"] == "no carried state is stored" and meta["wallet_buckets"] > 2
+    _assert_stored_digest_is_the_marts(path)
     first = _stored(path)
     dates = sorted(first["as_of"].unique())
     _assert_same_bits(first, _one_pass(path, dates))
@@ -119,6 +130,7 @@ def test_carried_runs_in_buckets_write_the_one_pass_rows_and_late_fills_are_read
         stages.dbt_models(path)
         meta = _score(path)
         assert meta["scoring"].startswith(expect), meta["scoring"]
+        _assert_stored_digest_is_the_marts(path)
         held = before["as_of"].max()
         _assert_same_bits(_stored(path, "as_of <= ?", [held]), before)  # the history is immutable
         new = _stored(path, "as_of > ?", [held])
