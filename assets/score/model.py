@@ -1037,7 +1037,9 @@ def position_metrics(
     win-rate prior still uses the whole market's base rates)."""
     n_w, n_k = len(index), dates.size
     g = index.get_indexer(positions["wallet"])
-    positions, g = positions[g >= 0], g[g >= 0]  # another bucket's
+    mine = g >= 0
+    if not mine.all():  # another bucket's positions (a copy only then: a bucket's own slice is used as it is)
+        positions, g = positions[mine], g[mine]
     start, end = _position_spans(positions, _unix_seconds(dates))
     won = np.nan_to_num(positions["won"].to_numpy(dtype=float))
     n_res = interval_sums(g, start, end, n_w, n_k)
