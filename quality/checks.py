@@ -120,18 +120,21 @@ def build_gates(
         def make(step: str = step, gates: tuple[Gate, ...] = tuple(gates)) -> dg.AssetChecksDefinition:
             by_key = {dg.AssetCheckKey(g.asset_key, g.name): g for g in gates}
 
-            def results(context: dg.AssetCheckExecutionContext, wanted) -> Iterator[dg.AssetCheckResult]:
+            def results(context: dg.AssetCheckExecutionContext, wanted) -> list[dg.AssetCheckResult]:
+                """The ``wanted`` gates' results, on one connection (closed before they are handed on)."""
                 # the strategy's bounds: the same config object the run's stages read (a threshold moves both)
                 bounds = context.resources.strategy.gate_bounds()
+                out = []
                 with context.resources.warehouse.get_connection() as con:
                     for key in wanted:
                         passed, meta = evaluate_gate(
                             con, by_key[key], max_quarantine_share, bounds, batch_rows
                         )
-                        yield dg.AssetCheckResult(
+                        out.append(dg.AssetCheckResult(
                             asset_key=key.asset_key, check_name=key.name, passed=passed,
                             severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
-                        )  # fmt: skip
+                        ))  # fmt: skip
+                return out
 
             if len(gates) == 1:
                 (gate,) = gates
@@ -144,7 +147,8 @@ def build_gates(
                     required_resource_keys={"warehouse", "strategy"},
                 )
                 def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-                    return next(results(context, list(by_key)))
+                    (result,) = results(context, list(by_key))
+                    return result
 
                 return _check
 

@@ -128,11 +128,11 @@ def digest(con: duckdb.DuckDBPyConnection, d0: date, end: int, start: int = 0) -
     of the days before it (any row added, removed or changed there changes it). ``start`` > 0: only the days from
     day-grid day ``start`` on (:func:`add_digests` joins the digests of adjacent ranges)."""
     lo, cut = (d0 - _EPOCH).days + start, (d0 - _EPOCH).days + end
-    days = "day >= $lo_day AND day < $day" if start > 0 else "day < $day"
-    fills = "epoch(traded_at) >= $lo * 86400 AND " * (start > 0) + "epoch(traded_at) < $cut * 86400"
-    params = {"day": _EPOCH + timedelta(days=cut), "cut": cut} | (
-        {"lo_day": _EPOCH + timedelta(days=lo), "lo": lo} if start > 0 else {}
-    )
+    days, fills = "day < $day", "epoch(traded_at) < $cut * 86400"
+    params = {"day": _EPOCH + timedelta(days=cut), "cut": cut}
+    if start > 0:
+        days, fills = f"day >= $lo_day AND {days}", f"epoch(traded_at) >= $lo * 86400 AND {fills}"
+        params |= {"lo_day": _EPOCH + timedelta(days=lo), "lo": lo}
     return tuple(
         int(x)
         for x in con.execute(
