@@ -30,7 +30,7 @@ import pyarrow as pa
 from assets.warehouse import Transaction, append_frame, create_table_sql
 
 from . import model
-from .inputs import DAILY_RETURNS_SQL, POSITIONS_SQL, activity_sql
+from .inputs import DAILY_RETURNS_SQL, POSITIONS_SQL, activity_sql, position_spans_sql
 
 _FLOAT = "DOUBLE"
 WHALE_SCORES_COLUMNS: dict[str, str] = {
@@ -308,18 +308,19 @@ def score_increment(
     try:
         wallets = scored_wallets(con)
         buckets = [wallets[i : i + bucket_wallets] for i in range(0, len(wallets), bucket_wallets)]
-        # the resolved positions sorted by wallet, a wallet as its index in ``wallets`` (no address strings): each
-        # bucket's are one slice (their sums are exact, so the order within a wallet does not matter)
+        # the resolved positions as spans of as-of dates, summed per wallet and category in SQL and sorted by
+        # wallet, a wallet as its index in ``wallets`` (no address strings): each bucket's are one slice
         con.register("_wallet_codes", pa.table({"wallet": pa.array(list(wallets), pa.string()),
                                                 "code": pa.array(np.arange(len(wallets)), pa.int64())}))  # fmt: skip
-        positions = con.sql(
-            f"SELECT c.code, p.* EXCLUDE (wallet) FROM ({POSITIONS_SQL}) p JOIN _wallet_codes c USING (wallet) "
-            "ORDER BY c.code"
-        ).to_arrow_table().to_pandas()  # fmt: skip
+        con.register(
+            "_score_dates", pa.table({"d": pa.array(model.unix_seconds(dates) // 86_400, pa.int64())})
+        )
+        spans = con.sql(position_spans_sql("_score_dates", "_wallet_codes")).to_arrow_table().to_pandas()
         con.unregister("_wallet_codes")
-        codes = positions["code"].to_numpy()
+        con.unregister("_score_dates")
+        codes = spans["code"].to_numpy()
         cuts = np.searchsorted(codes, np.arange(len(buckets) + 1) * bucket_wallets)
-        rates = model.category_rates(positions, dates)
+        rates = model.category_rates(spans, dates.size)
         run.buckets, run.wallets = len(buckets), len(wallets)
         run.seconds["read"] = time.perf_counter() - clock
 
@@ -354,9 +355,9 @@ def score_increment(
                 )
             state = read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
             metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
-            mine = positions.iloc[cuts[b] : cuts[b + 1]]
-            mine = mine.assign(wallet=wallets[codes[cuts[b] : cuts[b + 1]]])
-            metrics |= model.position_metrics(mine, index, dates, rates, params)
+            mine = slice(cuts[b], cuts[b + 1])
+            rows_of = codes[mine] - b * bucket_wallets  # the bucket's wallets are codes b * bucket_wallets on
+            metrics |= model.position_metrics(spans.iloc[mine], rows_of, len(bucket), rates, params)
             rows = model.history_rows(bucket, dates, metrics, params)
             append_frame(con, "_score_rows", rows)
             append_frame(con, "_score_state", state_table(after))

@@ -72,6 +72,63 @@ WHERE p.is_resolved
 """
 
 
+def position_spans_sql(dates: str, codes: str) -> str:
+    """The resolved positions as :func:`assets.score.model.position_spans` sees them, grouped per (wallet code,
+    category, start, end) and summed (the sums are whole numbers, so the metrics have the same bits): at a single
+    as-of date a row per wallet and category, not one per position. ``dates``: a table ``(d)`` of the as-of dates
+    as epoch days; ``codes``: a table ``(wallet, code)``.
+
+    ``start`` is the number of as-of dates at or before the resolution, ``end`` that at or before the first
+    oversold fill (all of them without one). A date ``D`` (its midnight ``86400 D``) is at or before a time ``x``
+    exactly when ``D`` is at most ``x``'s day ``floor(x / 86400)``, so each time's day is looked up in a table of
+    the counts for the days from the first date to the last: an equi-join on a small table, where an ASOF join
+    per timestamp was several times slower. The day is exact: below a midnight, ``x`` is at least one of its own
+    ulps away, which is 86400 / 65536 of the quotient's ulps, so the rounded quotient stays below the whole
+    number (the test puts times a microsecond before midnight)."""
+    from .model import PRICE_UNITS, VARIANCE_UNITS
+
+    def day(x: str) -> str:
+        return f"CAST(floor({x} / 86400) AS BIGINT)"
+
+    def count(x: str, lookup: str) -> str:  # as-of dates at or before the time x (all of them when x is NULL)
+        return f"""CASE WHEN {x} IS NULL OR {x}_day >= b.hi THEN b.n WHEN {x}_day < b.lo THEN 0
+                        ELSE {lookup}.k END"""
+
+    ok = "coalesce(isfinite(price_paid) AND isfinite(payout) AND price_paid > 0 AND price_paid < 1, false)"
+    return f"""
+WITH b AS (SELECT min(d) AS lo, max(d) AS hi, count(*) AS n FROM {dates}),
+lookup AS (
+    SELECT r.d, (SELECT count(*) FROM {dates} x WHERE x.d <= r.d) AS k
+    FROM range((SELECT lo FROM b), (SELECT hi FROM b) + 1) r(d)
+),
+p AS (
+    SELECT c.code, coalesce(p.category, 'Unknown') AS category, p.resolved_ts, p.cut_ts, p.won, p.payout,
+           p.price_paid, {day("p.resolved_ts")} AS resolved_ts_day, {day("p.cut_ts")} AS cut_ts_day
+    FROM ({POSITIONS_SQL}) p
+    JOIN {codes} c USING (wallet)
+),
+spans AS (
+    SELECT p.code, p.category, {count("p.resolved_ts", "s")} AS start, {count("p.cut_ts", "e")} AS "end",
+           p.won, p.payout, p.price_paid, {ok} AS ok
+    FROM p
+    CROSS JOIN b
+    LEFT JOIN lookup s ON s.d = p.resolved_ts_day
+    LEFT JOIN lookup e ON e.d = p.cut_ts_day
+)
+SELECT code, category, CAST(start AS BIGINT) AS start, CAST("end" AS BIGINT) AS "end",
+       CAST(count(*) AS DOUBLE) AS n, CAST(sum(won) AS DOUBLE) AS won,
+       CAST(count(*) FILTER (WHERE ok) AS DOUBLE) AS n_edge,
+       coalesce(sum(payout) FILTER (WHERE ok), 0.0) AS payout,
+       coalesce(sum(round_even(price_paid * CAST({PRICE_UNITS!r} AS DOUBLE), 0)) FILTER (WHERE ok), 0.0)
+           AS price_units,
+       coalesce(sum(round_even(price_paid * (1 - price_paid) * CAST({VARIANCE_UNITS!r} AS DOUBLE), 0))
+                FILTER (WHERE ok), 0.0) AS variance_units
+FROM spans
+GROUP BY ALL
+ORDER BY code
+"""
+
+
 @dataclass(frozen=True)
 class ScoreInputs:
     daily_returns: pd.DataFrame

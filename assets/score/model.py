@@ -998,28 +998,59 @@ class CategoryRates(NamedTuple):
     overall: np.ndarray  # (dates,): every category together (the prior of a wallet with no resolved position)
 
 
-def _unix_seconds(dates: np.ndarray) -> np.ndarray:
+def unix_seconds(dates: np.ndarray) -> np.ndarray:
+    """Epoch seconds of the midnights that start ``dates`` (``datetime64[D]``)."""
     return (dates - np.datetime64("1970-01-01", "D")).astype(np.int64) * 86_400
 
 
-def _position_spans(positions: pd.DataFrame, t_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The as-of dates (indices into ``t_k``) where each position counts: ``resolved_ts < t <= cut_ts``."""
+#: the sums of a position span (:func:`position_spans`), each a whole number
+SPAN_SUMS = ("n", "won", "n_edge", "payout", "price_units", "variance_units")
+
+
+def position_spans(positions: pd.DataFrame, dates: np.ndarray) -> pd.DataFrame:
+    """The resolved positions as the as-of ``dates`` see them, one row per position: ``wallet``, ``category``
+    ("Unknown" for none), ``start`` and ``end`` (it counts at the dates ``start <= k < end``, those with
+    ``resolved_ts < t_k <= cut_ts``; ``cut_ts`` NaN: to the last) and its :data:`SPAN_SUMS`: ``n`` 1, ``won`` 1 or
+    0, and for the edge (``n_edge`` 1 where the price paid is in (0, 1) and the payout is known, else 0 and so
+    are the others) the ``payout``, ``price_units`` (``rint(p * 1e6)``) and ``variance_units``
+    (``rint(p (1 - p) * 1e8)``).
+
+    Every sum is a whole number, so rows grouped by (wallet, category, start, end) and summed give the same
+    metrics to the bit: the pipeline reads them so grouped from the warehouse
+    (``assets/score/incremental.py:position_spans_sql``)."""
+    t_k = unix_seconds(np.asarray(dates, dtype="datetime64[D]"))
     start = np.searchsorted(t_k, positions["resolved_ts"].to_numpy(dtype=float), side="right")
     cut = positions["cut_ts"].to_numpy(dtype=float)
     end = np.where(np.isnan(cut), t_k.size, np.searchsorted(t_k, np.nan_to_num(cut), side="right"))
-    return start, end
+    price = positions["price_paid"].to_numpy(dtype=float)
+    payout = positions["payout"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(price) & np.isfinite(payout) & (price > 0) & (price < 1)
+    return pd.DataFrame(
+        {
+            "wallet": positions["wallet"].to_numpy(),
+            "category": positions["category"].fillna("Unknown").to_numpy(dtype=object),
+            "start": start.astype(np.int64),
+            "end": end.astype(np.int64),
+            "n": np.ones(len(positions)),
+            "won": np.nan_to_num(positions["won"].to_numpy(dtype=float)),
+            "n_edge": ok.astype(float),
+            "payout": np.where(ok, payout, 0.0),
+            # integer units: a float sum would depend on its order, and so on how the positions are grouped
+            "price_units": np.where(ok, np.rint(price * PRICE_UNITS), 0.0),
+            "variance_units": np.where(ok, np.rint(price * (1 - price) * VARIANCE_UNITS), 0.0),
+        }
+    )
 
 
-def category_rates(positions: pd.DataFrame, dates: np.ndarray) -> CategoryRates:
-    """:class:`CategoryRates` from the resolved positions of every wallet (``category, resolved_ts, cut_ts, won``).
-    Counts of positions are exact, so any split of the positions into parts gives the same rates."""
-    t_k = _unix_seconds(dates)
-    start, end = _position_spans(positions, t_k)
-    c, cats = pd.factorize(positions["category"].fillna("Unknown"), sort=True)
-    won = np.nan_to_num(positions["won"].to_numpy(dtype=float))
-    n_c, n_k = max(cats.size, 1), dates.size
-    cat_n = interval_sums(c, start, end, n_c, n_k)
-    cat_wins = interval_sums(c, start, end, n_c, n_k, won)
+def category_rates(spans: pd.DataFrame, n_dates: int) -> CategoryRates:
+    """:class:`CategoryRates` at ``n_dates`` as-of dates from every wallet's :func:`position_spans` (or the same
+    grouped). Counts of positions are exact, so any split of the spans into parts gives the same rates."""
+    c, cats = pd.factorize(spans["category"], sort=True)
+    n_c, n_k = max(cats.size, 1), n_dates
+    start, end = spans["start"].to_numpy(), spans["end"].to_numpy()
+    cat_n = interval_sums(c, start, end, n_c, n_k, spans["n"].to_numpy(dtype=float))
+    cat_wins = interval_sums(c, start, end, n_c, n_k, spans["won"].to_numpy(dtype=float))
     with np.errstate(invalid="ignore", divide="ignore"):
         measured = np.clip(cat_wins / cat_n, 0.01, 0.99)
         overall = np.clip(cat_wins.sum(axis=0) / cat_n.sum(axis=0), 0.01, 0.99)
@@ -1030,41 +1061,34 @@ def category_rates(positions: pd.DataFrame, dates: np.ndarray) -> CategoryRates:
 
 
 def position_metrics(
-    positions: pd.DataFrame, index: pd.Index, dates: np.ndarray, rates: CategoryRates, params: ScoreParams
+    spans: pd.DataFrame, rows: np.ndarray, n_wallets: int, rates: CategoryRates, params: ScoreParams
 ) -> dict[str, np.ndarray]:
-    """Resolved-position counts, wins, the Bayesian win rate and the price-calibrated edge as of each date:
-    ``{name: (wallets, dates)}``, rows as ``index``. ``rates`` come from every wallet's positions (a bucket's
-    win-rate prior still uses the whole market's base rates)."""
-    n_w, n_k = len(index), dates.size
-    g = index.get_indexer(positions["wallet"])
-    mine = g >= 0
-    if not mine.all():  # another bucket's positions (a copy only then: a bucket's own slice is used as it is)
-        positions, g = positions[mine], g[mine]
-    start, end = _position_spans(positions, _unix_seconds(dates))
-    won = np.nan_to_num(positions["won"].to_numpy(dtype=float))
-    n_res = interval_sums(g, start, end, n_w, n_k)
-    wins = interval_sums(g, start, end, n_w, n_k, won)
+    """Resolved-position counts, wins, the Bayesian win rate and the price-calibrated edge as of each date of
+    ``rates``: ``{name: (n_wallets, dates)}``. ``spans``: :func:`position_spans` (or the same grouped) of these
+    wallets, ``rows`` each span's wallet as a row (``0 .. n_wallets - 1``). ``rates`` come from every wallet's
+    positions (a bucket's win-rate prior still uses the whole market's base rates)."""
+    n_w, n_k = n_wallets, rates.overall.size
+    g = np.asarray(rows, dtype=np.int64)
+    start, end = spans["start"].to_numpy(), spans["end"].to_numpy()
+    sums = {k: spans[k].to_numpy(dtype=float) for k in SPAN_SUMS}
+    n_res = interval_sums(g, start, end, n_w, n_k, sums["n"])
+    wins = interval_sums(g, start, end, n_w, n_k, sums["won"])
     # the prior: each category's base rate weighted by the wallet's positions in it, categories in order
-    c = rates.categories.get_indexer(positions["category"].fillna("Unknown"))
+    c = rates.categories.get_indexer(spans["category"])
     weighted = np.zeros((n_w, n_k))
     for ci in range(len(rates.categories)):
         sel = c == ci
         weighted += (
-            interval_sums(g[sel], start[sel], end[sel], n_w, n_k) * np.nan_to_num(rates.rate[ci])[None, :]
+            interval_sums(g[sel], start[sel], end[sel], n_w, n_k, sums["n"][sel])
+            * np.nan_to_num(rates.rate[ci])[None, :]
         )
     with np.errstate(invalid="ignore", divide="ignore"):
         prior = np.where(n_res > 0, weighted / n_res, rates.overall[None, :])
     post = bayesian_win_rate(wins, n_res, prior, params.win_rate_prior_strength)
 
-    price = positions["price_paid"].to_numpy(dtype=float)
-    payout = positions["payout"].to_numpy(dtype=float)
-    ok = np.isfinite(price) & np.isfinite(payout) & (price > 0) & (price < 1)
-    # Sums in exact integer units (price to 1e-6, p(1-p) to 1e-8; payouts are 0, 0.5 or 1): a float sum would
-    # depend on its order, and so on which other dates or wallets are scored in the same call.
-    p_units = np.rint(price[ok] * PRICE_UNITS)
-    v_units = np.rint(price[ok] * (1 - price[ok]) * VARIANCE_UNITS)
     n_e, s_won, s_price, s_var = (
-        interval_sums(g[ok], start[ok], end[ok], n_w, n_k, w) for w in (None, payout[ok], p_units, v_units)
+        interval_sums(g, start, end, n_w, n_k, sums[k])
+        for k in ("n_edge", "payout", "price_units", "variance_units")
     )
     edge = edge_posterior(
         n_e, s_won, s_price / PRICE_UNITS, s_var / VARIANCE_UNITS, prior_strength=params.edge_prior_strength
@@ -1185,7 +1209,9 @@ def score_history(
     metrics, _ = advance_scores(
         ScoreState.empty(index.to_numpy(dtype=object)), r, pnl, vol, sq, bench, ends, params
     )
-    metrics |= position_metrics(positions, index, dates, category_rates(positions, dates), params)
+    spans = position_spans(positions, dates)
+    rates = category_rates(spans, dates.size)
+    metrics |= position_metrics(spans, index.get_indexer(spans["wallet"]), len(index), rates, params)
     return rank_history(history_rows(index.to_numpy(dtype=object), dates, metrics, params))
 
 

@@ -173,3 +173,68 @@ def test_the_plan_scores_from_scratch_whenever_the_state_is_not_the_marts_state(
     assert not early.carry and "(2026-04-10) comes before the state's end (2026-04-11)" in early.reason
     for changed in [(1, 2, 3, 5), (2, 2, 3, 4)]:
         assert not plan(stored, d0, 100, changed).carry
+
+
+def test_position_spans_from_sql_are_the_numpy_spans_grouped():
+    """The pipeline's grouped spans (``position_spans_sql``) against :func:`model.position_spans` summed per
+    (wallet, category, start, end), on positions at every boundary: resolved exactly at an as-of midnight (counts
+    only from the next date) and a microsecond before it, cut exactly at one (counts at it) and a microsecond
+    before, cut before its resolution, no resolution time, no category, a price of exactly 0 and 1, a price that
+    is half a unit (rounded to even), no payout; then the metrics from either are the same to the bit."""
+    from assets.score.inputs import POSITIONS_SQL, position_spans_sql
+
+    dates = np.array(["2026-01-10", "2026-01-17", "2026-01-24"], dtype="datetime64[D]")
+    t = model.unix_seconds(dates).astype(float)
+    rng = np.random.default_rng(3)
+    n = 400
+    resolved = rng.choice(np.r_[t, t - 1e-6, t + 1, t[0] - 5 * DAY, t[-1] + DAY], n)
+    cut = np.where(rng.uniform(size=n) < 0.4, rng.choice(np.r_[t, t - 1e-6, t[0] - 9 * DAY], n), np.nan)
+    cost = rng.uniform(0.01, 0.99, n)
+    cost[:6] = [0.0, 1.0, 0.0000005, 0.0000015, 0.5, np.nan]  # price = cost with one share bought
+    positions = pd.DataFrame(
+        {
+            "wallet": rng.choice([f"0x{i:040x}" for i in range(7)], n),
+            "condition_id": rng.choice(["c1", "c2", "c3", "c4"], n),
+            "resolved_at": pd.to_datetime(resolved, unit="s", utc=True),
+            "oversold_at": pd.to_datetime(cut, unit="s", utc=True),
+            "won": rng.uniform(size=n) < 0.5,
+            "payout": rng.choice([0.0, 0.5, 1.0, np.nan], n, p=[0.45, 0.05, 0.45, 0.05]),
+            "cost": cost,
+            "shares_bought": 1.0,
+            "is_resolved": True,
+        }
+    )
+    positions.loc[7, "resolved_at"] = pd.NaT
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.fct_positions AS SELECT * FROM positions")
+        con.execute("CREATE TABLE marts.dim_markets AS SELECT * FROM (VALUES ('c1', 'Politics'), "
+                    "('c2', 'Crypto'), ('c3', NULL)) v(condition_id, category)")  # fmt: skip
+        wallets = np.sort(positions["wallet"].unique())
+        con.register("codes", pd.DataFrame({"wallet": wallets, "code": np.arange(len(wallets))}))
+        con.register("dates", pd.DataFrame({"d": dates.astype(np.int64)}))
+        got = con.sql(position_spans_sql("dates", "codes")).df()
+        raw = con.sql(POSITIONS_SQL).df()
+    keys = ["wallet", "category", "start", "end"]
+    want = model.position_spans(raw, dates).groupby(keys, as_index=False)[list(model.SPAN_SUMS)].sum()
+    got = got.assign(wallet=wallets[got["code"]]).drop(columns="code")
+    assert got["start"].min() == 0 and got["start"].max() == len(t) and got["end"].min() == 0
+    assert (got["price_units"] == got["price_units"].round()).all()
+    pd.testing.assert_frame_equal(
+        got.sort_values(keys).reset_index(drop=True)[want.columns],
+        want.sort_values(keys).reset_index(drop=True),
+        check_exact=True,
+        check_dtype=False,
+    )
+    rates = model.category_rates(want, len(t))
+    params = StrategyConfig().score_params()
+    a = model.position_metrics(
+        want, pd.Index(wallets).get_indexer(want["wallet"]), len(wallets), rates, params
+    )
+    per_position = model.position_spans(raw, dates)
+    b = model.position_metrics(
+        per_position, pd.Index(wallets).get_indexer(per_position["wallet"]), len(wallets),
+        model.category_rates(per_position, len(t)), params,
+    )  # fmt: skip
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

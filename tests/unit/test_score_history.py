@@ -270,7 +270,7 @@ def test_buckets_and_carried_state_give_the_single_pass_to_the_bit():
     index = pd.Index(pd.unique(pd.concat([ret["wallet"], act["wallet"], pos["wallet"]]))).sort_values()
     buckets = np.array_split(index.to_numpy(dtype=object), 3)
     states = [m.ScoreState.empty(b) for b in buckets]
-    rates = m.category_rates(pos, dates)
+    rates = m.category_rates(m.position_spans(pos, dates), dates.size)
     rows = []
     for k, e in enumerate(ends):
         e0 = states[0].end
@@ -282,7 +282,9 @@ def test_buckets_and_carried_state_give_the_single_pass_to_the_bit():
         at = m.CategoryRates(rates.categories, rates.rate[:, k : k + 1], rates.overall[k : k + 1])
         for i, b in enumerate(buckets):
             met, states[i] = m.advance_scores(states[i], *mats[i], m.benchmark(total, count), [e], keep=keep)
-            met |= m.position_metrics(pos, pd.Index(b), dates[k : k + 1], at, m.ScoreParams())
+            spans = m.position_spans(pos, dates[k : k + 1])
+            rows_of = pd.Index(b).get_indexer(spans["wallet"])
+            met |= m.position_metrics(spans[rows_of >= 0], rows_of[rows_of >= 0], len(b), at, m.ScoreParams())
             rows.append(m.history_rows(b, dates[k : k + 1], met, m.ScoreParams()))
     assert states[0].end < ends[-1]  # the state did lag, so the next chunk re-read days
     carried = pd.concat(rows, ignore_index=True).sort_values(["as_of", "wallet"]).reset_index(drop=True)
