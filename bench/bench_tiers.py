@@ -288,9 +288,7 @@ def st_marts_sync(a: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - t0
     if not outcome.success:
         raise SystemExit(f"dbt run failed: {outcome.exception or outcome.failures}")
-    results = json.loads((Path(a.target) / "run_results.json").read_text())["results"]
-    models = sorted(((r["unique_id"].split(".")[-1], round(r["execution_time"], 2)) for r in results),
-                    key=lambda x: -x[1])  # fmt: skip
+    models = sorted(((name, round(t, 2)) for name, t in outcome.timings.items()), key=lambda x: -x[1])
     return {"seconds": round(seconds, 2), "import_s": round(import_s, 2), "peak_rss_mb": peak_mb(),
             "models_s": dict(models)}  # fmt: skip
 

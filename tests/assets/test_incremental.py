@@ -120,6 +120,15 @@ def test_late_data_builds_what_a_full_build_builds(world, tmp_path):
             [wallet, token],
         ).fetchone() == (True,)
 
+    # 3b. a late BUY in that position days after it went oversold: the sync reads the position from a day after
+    #     the oversold fill (the new fill's, or its market's resolution day if earlier), and the oversold fill
+    #     before that day still cuts it (the new fill does not count)
+    with duckdb.connect(str(path)) as con:
+        insert_late_fill(con, wallet, token, last - 3 * DAY + 3600, tx="0xafteroversold")
+    _step(path, tmp_path, "a late fill after the oversold one")
+    ((since, *_),) = [c[2:] for c in _changes(path) if c[:2] == (wallet, token)]
+    assert (late_day + 1) // DAY < since <= (last - 3 * DAY) // DAY
+
     # 4. a resolution that arrives after the wallets' later trades: an open market, resolved (YES) at 00:00:00 UTC
     #    of a day its holders traded after
     with duckdb.connect(str(path)) as con:

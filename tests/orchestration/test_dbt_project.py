@@ -52,6 +52,11 @@ def test_all_finite_fails_on_nan_and_inf_in_any_listed_column_and_passes_null(tm
 
     passed = test_fct_fills()
     assert passed.success and passed.statuses["pass"] == 1  # (and the project hook's "success")
+    assert [n for n in passed.timings if n.startswith("all_finite_fct_fills")] != []  # each node's time
+    # the run's results are its outcome: no manifest.json or run_results.json, but the partial parse is kept
+    target = tmp_path / "target"
+    assert not (target / "run_results.json").exists() and not (target / "manifest.json").exists()
+    assert (target / "partial_parse.msgpack").exists()
     with duckdb.connect(str(db)) as con:
         last_nan = ", ".join(["0"] * (len(columns) - 1) + ["'nan'::DOUBLE"])
         first_inf = ", ".join(["'-inf'::DOUBLE"] + ["NULL"] * (len(columns) - 1))

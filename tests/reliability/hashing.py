@@ -88,5 +88,5 @@ def differences(a: dict, b: dict) -> list[str]:
         if rel not in a or rel not in b:
             out.append(f"{rel}: only in {'the first' if rel in a else 'the second'}")
         elif a[rel] != b[rel]:
-            out.append(f"{rel}: {a[rel][0]} rows {a[rel][1][:8]} vs {b[rel][0]} rows {b[rel][1][:8]}")
+            out.append(f"{rel}: {a[rel][0]} rows, hash {a[rel][1]} vs {b[rel][0]} rows, hash {b[rel][1]}")
     return out

@@ -65,9 +65,13 @@ extension as (
 ),
 
 fills as (
+    -- the recomputed wallets' fills from `since_d` on, and their oversold fills of any day (a position's first one
+    -- cuts it even when it came before `since_d`); first by the earliest `since_d`, which skips most rows cheaply
     select f.*, w.since_d
     from {{ ref('int_position_fills') }} f
     join carry w using (wallet)
+    where (f.ts >= (select min(since_d) from carry) * 86400 or f.oversold)
+        and (f.ts >= w.since_d * 86400 or f.oversold)
 ),
 {% else %}
 bounds as (
@@ -98,7 +102,12 @@ counted_fills as (
 wallets as (
     -- integer ids: the dense spine below is sorted and windowed by wallet, cheaper on an integer than on text
     select wallet, cast(row_number() over (order by wallet) as INTEGER) as wallet_id
+    {% if incremental %}
+    -- every recomputed wallet with a fill (of any day: `fills` keeps only the days it reads)
+    from (select distinct wallet from {{ ref('int_position_fills') }} where wallet in (select wallet from carry))
+    {% else %}
     from (select distinct wallet from fills)
+    {% endif %}
 ),
 
 fill_days as (
@@ -135,6 +144,7 @@ resolution_days as (
     {% if incremental %}
     join carry w using (wallet)
     where p.is_resolved and p.is_scorable and {{ epoch_day('p.resolved_at') }} >= w.since_d
+        and {{ epoch_day('p.resolved_at') }} >= (select min(since_d) from carry)
     {% else %}
     where p.is_resolved and p.is_scorable
     {% endif %}
