@@ -716,17 +716,28 @@ MIN_RETURN_DAYS = 60
 def returns_matrix(daily_returns: pd.DataFrame) -> tuple[pd.Index, pd.Index, np.ndarray]:
     """Pivot long ``(wallet, day, daily_return)`` rows (``marts.wallet_daily_returns``) to wallets x days.
 
-    Returns ``(wallets, days, array)``; days are every calendar day from the first to the last, and a
-    (wallet, day) absent from the input, or a NULL return, is NaN.
+    Returns ``(wallets, days, array)``: wallets sorted, days every calendar day from the first to the last; a
+    (wallet, day) absent from the input, or a NULL return, is NaN; where a (wallet, day) has several rows, its
+    first non-NULL return (``pivot_table(aggfunc="first")``, which this replaces: the same array from integer
+    codes, where the pivot took 28 s of 61 s on 65M rows).
     """
-    wide = daily_returns.pivot_table(
-        index="wallet", columns="day", values="daily_return", aggfunc="first", dropna=False
-    )
-    if len(wide.columns):
-        days = pd.date_range(pd.Timestamp(wide.columns.min()), pd.Timestamp(wide.columns.max()), freq="D")
-        wide.columns = pd.DatetimeIndex(wide.columns)
-        wide = wide.reindex(columns=days)
-    return wide.index, wide.columns, wide.to_numpy(dtype=float)
+    if daily_returns.empty:
+        return pd.Index([], name="wallet"), pd.DatetimeIndex([], freq="D"), np.empty((0, 0))
+    codes, wallets = pd.factorize(daily_returns["wallet"], sort=True)
+    day = pd.to_datetime(daily_returns["day"]).to_numpy(dtype="datetime64[D]")
+    lo, hi = day.min(), day.max()
+    d = (day - lo).astype(np.int64)
+    values = daily_returns["daily_return"].to_numpy(dtype=float)
+    out = np.full((len(wallets), int(d.max()) + 1), np.nan)
+    row = np.flatnonzero(~np.isnan(values))
+    cell = codes[row] * out.shape[1] + d[row]
+    # each cell's first non-NULL row (numpy leaves the winner of a repeated index in an assignment unspecified)
+    first = np.full(out.size, len(values), dtype=np.int64)
+    np.minimum.at(first, cell, row)
+    win = first[cell] == row
+    out.ravel()[cell[win]] = values[row[win]]
+    days = pd.date_range(pd.Timestamp(lo), pd.Timestamp(hi), freq="D")
+    return pd.Index(wallets, name="wallet"), days, out
 
 
 def _nullable(values: np.ndarray) -> pd.Series:

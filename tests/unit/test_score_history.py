@@ -289,3 +289,30 @@ def test_buckets_and_carried_state_give_the_single_pass_to_the_bit():
     assert states[0].end < ends[-1]  # the state did lag, so the next chunk re-read days
     carried = pd.concat(rows, ignore_index=True).sort_values(["as_of", "wallet"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(full, m.rank_history(carried), check_exact=True)
+
+
+def test_returns_matrix_is_the_pivot_with_first_non_null_and_every_calendar_day():
+    """Unsorted rows, a gap of days, a NULL return, a (wallet, day) twice with its first row NULL and twice with
+    two returns: the array of ``pivot_table(aggfunc="first")`` reindexed to every day, wallets sorted."""
+    rng = np.random.default_rng(5)
+    rows = pd.DataFrame(
+        {
+            "wallet": rng.choice(["0xc", "0xa", "0xb"], 60),
+            "day": pd.to_datetime(rng.choice(pd.date_range("2026-01-01", "2026-01-20").delete([5, 6]), 60)),
+            "daily_return": rng.normal(0, 0.02, 60),
+        }
+    )
+    rows.loc[3, "daily_return"] = NAN
+    extra = pd.DataFrame({"wallet": ["0xa", "0xa", "0xb", "0xb"], "day": pd.to_datetime(["2026-01-25"] * 4),
+                          "daily_return": [NAN, 0.5, 0.1, 0.2]})  # fmt: skip
+    rows = pd.concat([rows, extra], ignore_index=True)
+    wallets, days, r = m.returns_matrix(rows)
+    wide = rows.pivot_table(
+        index="wallet", columns="day", values="daily_return", aggfunc="first", dropna=False
+    )
+    wide = wide.reindex(columns=pd.date_range("2026-01-01", "2026-01-25", freq="D"))
+    assert list(wallets) == ["0xa", "0xb", "0xc"] and list(days) == list(wide.columns)
+    np.testing.assert_array_equal(r, wide.to_numpy(dtype=float))
+    assert r[0, -1] == 0.5 and r[1, -1] == 0.1 and np.isnan(r[:, 5:7]).all()
+    empty = m.returns_matrix(rows.iloc[:0])
+    assert len(empty[0]) == len(empty[1]) == 0 and empty[2].shape == (0, 0)
