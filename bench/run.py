@@ -389,9 +389,9 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         ],
         *[
             f"- `score_wallets` at tier {t['tier']} spends about {_stage(t, 'score')['detail']['returns_matrix_s']} s of "
-            f"its {_stage(t, 'score')['seconds']} s pivoting the long returns into wallets x days (`returns_matrix`, a "
-            "pandas `pivot_table`, timed again apart in the same process); the point-in-time `score_history` that "
-            "the pipeline runs fills its array from integer codes instead."
+            f"its {_stage(t, 'score')['seconds']} s turning the long returns into wallets x days (`returns_matrix`, "
+            "filled from integer codes, timed again apart in the same process; a pandas `pivot_table` took 28.29 s "
+            "of 61.11 s at tier M on 2026-12-06)."
             for t in tiers
             if _stage(t, "score")["seconds"] is not None
         ],

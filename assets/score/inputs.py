@@ -82,9 +82,9 @@ def position_spans_sql(dates: str, codes: str) -> str:
     oversold fill (all of them without one). A date ``D`` (its midnight ``86400 D``) is at or before a time ``x``
     exactly when ``D`` is at most ``x``'s day ``floor(x / 86400)``, so each time's day is looked up in a table of
     the counts for the days from the first date to the last: an equi-join on a small table, where an ASOF join
-    per timestamp was several times slower. The day is exact: below a midnight, ``x`` is at least one of its own
-    ulps away, which is 86400 / 65536 of the quotient's ulps, so the rounded quotient stays below the whole
-    number (the test puts times a microsecond before midnight)."""
+    per timestamp was several times slower. The day is exact: an ``x`` below a midnight is at least one of its own
+    ulps below it, so ``x / 86400`` is at least 65536 / 86400 of the quotient's ulp below the whole number, more
+    than the half ulp that rounding can move it (the test puts times a microsecond before midnight)."""
     from .model import PRICE_UNITS, VARIANCE_UNITS
 
     def day(x: str) -> str:
