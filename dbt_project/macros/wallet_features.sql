@@ -16,62 +16,69 @@ with markets as (
     {% endif %}
 ),
 
-activity as (
+totals as (
+    -- one pass over the markets: the activity sums over the markets with fills, the record over those with
+    -- positions (`n_act`, `n_rec`: how many of each), and `total`, the volume the HHI divides by: the markets'
+    -- DOUBLE volumes added back as decimals (the sum of the DOUBLE volumes, each rounded to 1e-12)
     select
         {{ k }},
-        cast(sum(n_fills) as bigint) as n_fills,
-        count(condition_id) as n_markets,
-        cast(sum(volume) as double) as volume,
-        cast(sum(fees) as double) as fees_paid,
-        min(first_fill_at) as first_fill_at,
-        max(last_fill_at) as last_fill_at
+        count(*) filter (where n_fills is not null) as n_act,
+        cast(sum(n_fills) filter (where n_fills is not null) as bigint) as n_fills,
+        count(condition_id) filter (where n_fills is not null) as n_markets,
+        cast(sum(volume) filter (where n_fills is not null) as double) as volume,
+        cast(sum(fees) filter (where n_fills is not null) as double) as fees_paid,
+        min(first_fill_at) filter (where n_fills is not null) as first_fill_at,
+        max(last_fill_at) filter (where n_fills is not null) as last_fill_at,
+        cast(sum(cast(cast(volume as double) as decimal(38, 12))) filter (where n_fills is not null) as double)
+            as total,
+        count(*) filter (where n_positions is not null) as n_rec,
+        cast(sum(n_positions) filter (where n_positions is not null) as bigint) as n_positions,
+        cast(sum(n_resolved_positions) filter (where n_positions is not null) as bigint) as n_resolved_positions,
+        cast(sum(wins) filter (where n_positions is not null) as bigint) as wins,
+        cast(sum(losses) filter (where n_positions is not null) as bigint) as losses,
+        cast(sum(n_flagged_positions) filter (where n_positions is not null) as bigint) as n_flagged_positions,
+        coalesce(cast(sum(pnl_gross) filter (where n_positions is not null) as double), 0.0) as pnl_gross,
+        coalesce(cast(sum(pnl_net) filter (where n_positions is not null) as double), 0.0) as pnl_net
     from markets
-    where n_fills is not null
     group by {{ k }}
 ),
 
 concentration as (
-    -- v: the market's volume as DOUBLE; the total adds the v's back as decimals (as the sum of the markets' DOUBLE
-    -- volumes, each rounded to 1e-12)
-    select {{ k }}, 10000.0 * {{ exact_sum('power(v / total, 2)') }} as market_hhi
-    from (select *, cast(sum(cast(v as decimal(38, 12))) over (partition by {{ k }}) as double) as total
-          from (select {{ k }}, cast(volume as double) as v from markets where n_fills is not null))
-    where total > 0
-    group by {{ k }}
-),
-
-record as (
-    select
-        {{ k }},
-        cast(sum(n_positions) as bigint) as n_positions,
-        cast(sum(n_resolved_positions) as bigint) as n_resolved_positions,
-        cast(sum(wins) as bigint) as wins,
-        cast(sum(losses) as bigint) as losses,
-        cast(sum(n_flagged_positions) as bigint) as n_flagged_positions,
-        coalesce(cast(sum(pnl_gross) as double), 0.0) as pnl_gross,
-        coalesce(cast(sum(pnl_net) as double), 0.0) as pnl_net
-    from markets
-    where n_positions is not null
-    group by {{ k }}
+    -- each market's share of the total volume, squared, summed exactly (a join on the totals, where a window
+    -- over every market row took twice as long)
+    select {% for key in keys %}m.{{ key }}{{ ', ' if not loop.last }}{% endfor %},
+           10000.0 * {{ exact_sum('power(cast(m.volume as double) / t.total, 2)') }} as market_hhi
+    from markets m
+    join totals t on {{ same_keys(keys, 't', 'm') }}
+    where m.n_fills is not null and t.total > 0
+    group by {% for key in keys %}m.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
 )
 
+-- the keys with a market with fills; the record's columns are NULL where the key has no market with positions.
+-- Keys match null-safely: a traded market missing from dim_markets has no category, and its group keeps its
+-- record and HHI like any other
 select
-    {% for key in keys %}a.{{ key }},{% endfor %}
-    a.n_fills,
-    a.n_markets,
-    r.n_positions,
-    r.n_resolved_positions,
-    r.wins,
-    r.losses,
-    r.n_flagged_positions,
-    a.volume,
-    a.fees_paid,
-    r.pnl_gross,
-    r.pnl_net,
+    {% for key in keys %}t.{{ key }},{% endfor %}
+    t.n_fills,
+    t.n_markets,
+    case when t.n_rec > 0 then t.n_positions end as n_positions,
+    case when t.n_rec > 0 then t.n_resolved_positions end as n_resolved_positions,
+    case when t.n_rec > 0 then t.wins end as wins,
+    case when t.n_rec > 0 then t.losses end as losses,
+    case when t.n_rec > 0 then t.n_flagged_positions end as n_flagged_positions,
+    t.volume,
+    t.fees_paid,
+    case when t.n_rec > 0 then t.pnl_gross end as pnl_gross,
+    case when t.n_rec > 0 then t.pnl_net end as pnl_net,
     c.market_hhi,
-    a.first_fill_at,
-    a.last_fill_at
-from activity a
-left join record r using ({{ k }})
-left join concentration c using ({{ k }})
+    t.first_fill_at,
+    t.last_fill_at
+from totals t
+left join concentration c on {{ same_keys(keys, 'c', 't') }}
+where t.n_act > 0
+{%- endmacro %}
+
+{#- `a.key = b.key` for each key, NULLs equal -#}
+{% macro same_keys(keys, a, b) -%}
+    {%- for key in keys -%}{{ a }}.{{ key }} is not distinct from {{ b }}.{{ key }}{{ ' and ' if not loop.last }}{%- endfor -%}
 {%- endmacro %}
