@@ -175,6 +175,15 @@ def test_the_plan_scores_from_scratch_whenever_the_state_is_not_the_marts_state(
         assert not plan(stored, d0, 100, changed).carry
 
 
+def _utc(seconds: np.ndarray) -> pd.DatetimeIndex:
+    """Epoch seconds (NaN: none) as UTC timestamps to the microsecond, by integer arithmetic (pandas' float path
+    rounds uninitialised memory where a value is NaN, which fails under numpy's ``errstate(over="raise")``)."""
+    out = np.full(seconds.shape, np.datetime64("NaT"), dtype="datetime64[us]")
+    known = ~np.isnan(seconds)
+    out[known] = np.rint(seconds[known] * 1e6).astype(np.int64).astype("datetime64[us]")
+    return pd.DatetimeIndex(out).tz_localize("UTC")
+
+
 def test_position_spans_from_sql_are_the_numpy_spans_grouped():
     """The pipeline's grouped spans (``position_spans_sql``) against :func:`model.position_spans` summed per
     (wallet, category, start, end), on positions at every boundary: resolved exactly at an as-of midnight (counts
@@ -195,8 +204,8 @@ def test_position_spans_from_sql_are_the_numpy_spans_grouped():
         {
             "wallet": rng.choice([f"0x{i:040x}" for i in range(7)], n),
             "condition_id": rng.choice(["c1", "c2", "c3", "c4"], n),
-            "resolved_at": pd.to_datetime(resolved, unit="s", utc=True),
-            "oversold_at": pd.to_datetime(cut, unit="s", utc=True),
+            "resolved_at": _utc(resolved),
+            "oversold_at": _utc(cut),
             "won": rng.uniform(size=n) < 0.5,
             "payout": rng.choice([0.0, 0.5, 1.0, np.nan], n, p=[0.45, 0.05, 0.45, 0.05]),
             "cost": cost,
