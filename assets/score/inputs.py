@@ -15,6 +15,8 @@ import pandas as pd
 
 from assets.warehouse import exact_sum
 
+from .model import PRICE_UNITS, VARIANCE_UNITS
+
 #: a wallet-day's return and net P&L (causal rows: docs/metrics.md#daily-returns)
 DAILY_RETURNS_SQL = """
 SELECT wallet, day, daily_return, pnl_net
@@ -85,7 +87,6 @@ def position_spans_sql(dates: str, codes: str) -> str:
     per timestamp was several times slower. The day is exact: an ``x`` below a midnight is at least one of its own
     ulps below it, so ``x / 86400`` is at least 65536 / 86400 of the quotient's ulp below the whole number, more
     than the half ulp that rounding can move it (the test puts times a microsecond before midnight)."""
-    from .model import PRICE_UNITS, VARIANCE_UNITS
 
     def day(x: str) -> str:
         return f"CAST(floor({x} / 86400) AS BIGINT)"

@@ -1028,7 +1028,7 @@ def position_spans(positions: pd.DataFrame, dates: np.ndarray) -> pd.DataFrame:
 
     Every sum is a whole number, so rows grouped by (wallet, category, start, end) and summed give the same
     metrics to the bit: the pipeline reads them so grouped from the warehouse
-    (``assets/score/incremental.py:position_spans_sql``)."""
+    (``assets/score/inputs.py:position_spans_sql``)."""
     t_k = unix_seconds(np.asarray(dates, dtype="datetime64[D]"))
     start = np.searchsorted(t_k, positions["resolved_ts"].to_numpy(dtype=float), side="right")
     cut = positions["cut_ts"].to_numpy(dtype=float)

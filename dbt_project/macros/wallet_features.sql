@@ -8,6 +8,7 @@
 {{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
           replace_where='wallet in (select wallet from {changes})') }}
 {%- set k = keys | join(', ') %}
+{%- set m_k = 'm.' ~ keys | join(', m.') %}
 with markets as (
     select *
     from {{ ref('wallet_markets') }}
@@ -46,12 +47,12 @@ totals as (
 concentration as (
     -- each market's share of the total volume, squared, summed exactly (a join on the totals, where a window
     -- over every market row took twice as long)
-    select {% for key in keys %}m.{{ key }}{{ ', ' if not loop.last }}{% endfor %},
+    select {{ m_k }},
            10000.0 * {{ exact_sum('power(cast(m.volume as double) / t.total, 2)') }} as market_hhi
     from markets m
     join totals t on {{ same_keys(keys, 't', 'm') }}
     where m.n_fills is not null and t.total > 0
-    group by {% for key in keys %}m.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+    group by {{ m_k }}
 )
 
 -- the keys with a market with fills; the record's columns are NULL where the key has no market with positions.
