@@ -1272,7 +1272,7 @@ def main() -> None:
         # its median run is reported, its spread beside it
         repeats, runs = max(a.sync_repeats, 1), []
         saved = tdir / "sync_before.duckdb"
-        if repeats > 1:
+        if repeats > 1 or a.keep:
             shutil.copyfile(inc, saved)
         for r in range(repeats):
             if r:
@@ -1288,7 +1288,8 @@ def main() -> None:
             runs.append((s_load, s_marts, s_history))
             if any("failed" in s for s in runs[-1]):
                 break
-        remove_db(saved)
+        if not a.keep:  # --keep leaves the warehouse before the sync too (to profile the sync by hand)
+            remove_db(saved)
         totals = [sum(s.get("seconds") or 0.0 for s in run) for run in runs]
         median = sorted(range(len(runs)), key=lambda i: totals[i])[(len(runs) - 1) // 2]
         s_load, s_marts, s_history = steps = runs[median]

@@ -6,10 +6,11 @@ new days and its memory the bucket, not the whole history:
 
 1. the plan (:func:`assets.score.model.score_plan`): carry the stored state on, or score from an empty one;
 2. the benchmark of the days read, summed bucket after bucket in wallet order (the same bits as one matrix);
-3. per bucket, :func:`~assets.score.model.advance_scores` from the bucket's stored state, the position metrics
-   (the category base rates come from every wallet's positions), the rows and the state after the run;
-4. one transaction: the rows go into ``analytics.whale_scores``, ranked over every bucket in SQL, and the state
-   and its digest replace the stored ones.
+3. in one transaction with step 4, per bucket: :func:`~assets.score.model.advance_scores` from the bucket's stored
+   state, the position metrics (the category base rates come from every wallet's positions), the rows, and the
+   state after the run, appended in wallet order to ``analytics.whale_score_state_next``;
+4. the rows go into ``analytics.whale_scores``, ranked over every bucket in SQL, the next state is renamed to the
+   state and its digest replaces the stored one. A run that stops leaves nothing of its own.
 
 The rows are the same, to the bit, as :func:`~assets.score.model.score_history` over the whole history in one
 call (``tests/assets/test_incremental_scores.py``).
@@ -30,7 +31,7 @@ import pyarrow as pa
 from assets.warehouse import Transaction, append_frame, create_table_sql
 
 from . import model
-from .inputs import DAILY_RETURNS_SQL, POSITIONS_SQL, activity_sql, position_spans_sql
+from .inputs import DAILY_RETURNS_SQL, activity_sql, position_spans_sql
 
 _FLOAT = "DOUBLE"
 WHALE_SCORES_COLUMNS: dict[str, str] = {
@@ -64,6 +65,9 @@ WHALE_SCORES_COLUMNS: dict[str, str] = {
 assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
 
 STATE_TABLE = "analytics.whale_score_state"
+#: the state a run writes, bucket after bucket, renamed to STATE_TABLE when the run commits (left over only by a run
+#: that stopped: the next run drops it)
+NEXT_STATE_TABLE = "analytics.whale_score_state_next"
 STATE_META_TABLE = "analytics.whale_score_state_meta"
 STATE_COLUMNS: dict[str, str] = {
     "wallet": "VARCHAR NOT NULL",
@@ -114,12 +118,12 @@ def read_grid(con: duckdb.DuckDBPyConnection) -> Grid:
 
 
 def scored_wallets(con: duckdb.DuckDBPyConnection) -> np.ndarray:
-    """Every wallet of the score inputs, sorted as :func:`~assets.score.model.score_history` sorts them."""
-    rows = con.sql(
-        f"""SELECT DISTINCT wallet FROM (SELECT wallet FROM marts.wallet_daily_returns
-                                         UNION ALL SELECT wallet FROM marts.fct_fills
-                                         UNION ALL SELECT wallet FROM ({POSITIONS_SQL}))"""
-    ).arrow().read_all()  # fmt: skip
+    """Every wallet of the score inputs, sorted as :func:`~assets.score.model.score_history` sorts them: the
+    wallets of ``marts.wallet_features``, one row per wallet with a fill. Every return, fill and position of the
+    marts is a fill's wallet's (``wallet_daily_returns`` and ``fct_positions`` are built from the fills), so these
+    are the wallets of the three inputs, read from 100k rows at tier M where their union read 80M
+    (``tests/assets/test_incremental_scores.py`` holds the rows to one pass over the inputs themselves)."""
+    rows = con.sql("SELECT wallet FROM marts.wallet_features").arrow().read_all()
     return pd.Index(rows.column("wallet").to_pylist(), dtype=object).sort_values().to_numpy(dtype=object)
 
 
@@ -243,7 +247,7 @@ def _stage_chunk(con: duckdb.DuckDBPyConnection, d0: date, start: int, stop: int
 
 def _drop_chunk(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP VIEW IF EXISTS _score_returns")
-    for name in ("_score_returns_rows", "_score_activity", "_score_rows", "_score_state"):
+    for name in ("_score_returns_rows", "_score_activity", "_score_rows", NEXT_STATE_TABLE):
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -339,46 +343,55 @@ def score_increment(
         bench = model.benchmark(total, count)
         run.seconds["benchmark"] = time.perf_counter() - clock
 
-        # pass 2: per bucket, the metrics from its state, its rows and its next state
-        clock = time.perf_counter()
-        _temp_table(con, "_score_rows", {c: k for c, k in WHALE_SCORES_COLUMNS.items() if c != "scored_at"})
-        _temp_table(con, "_score_state", STATE_COLUMNS)
-        for b, bucket in enumerate(buckets):
-            t = time.perf_counter()
-            _bucket_view(con, bucket)
-            index = pd.Index(bucket)
-            if kept is not None:
-                mats, kept = kept, None
-            else:
-                mats = model.day_matrices(
-                    *_bucket_frames(con), index, np.datetime64(grid.d0, "D"), start, stop
-                )
-            state = read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
-            metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
-            mine = slice(cuts[b], cuts[b + 1])
-            rows_of = codes[mine] - b * bucket_wallets  # the bucket's wallets are codes b * bucket_wallets on
-            metrics |= model.position_metrics(spans.iloc[mine], rows_of, len(bucket), rates, params)
-            rows = model.history_rows(bucket, dates, metrics, params)
-            append_frame(con, "_score_rows", rows)
-            append_frame(con, "_score_state", state_table(after))
-            run.rows += len(rows)
-            log(f"whale_scores: bucket {b + 1}/{len(buckets)}: {len(bucket):,} wallets, {len(rows):,} rows "
-                f"({time.perf_counter() - t:.1f} s)")  # fmt: skip
-        con.unregister("_bucket")
-        run.seconds["score"] = time.perf_counter() - clock
-
-        # one transaction: the ranked rows, the state and its digest
-        clock = time.perf_counter()
-        end = start + keep
-        run.state_end = grid.d0 + timedelta(days=end - 1) if end > 0 else None
-        # carried: the rows before the state's old end are those the checked digest covers; only the new days read
-        new_digest = (
-            add_digests(dig, digest(con, grid.d0, end, start=start))
-            if plan.carry
-            else digest(con, grid.d0, end)
-        )
-        cols = ", ".join(f'"{c}"' for c in model.HISTORY_COLUMNS if c != "rank")
+        # pass 2 and the writes, in one transaction (nothing of a run that stops is kept): per bucket, the metrics
+        # from its state, its rows and its next state; then the ranked rows, the state and its digest
         with Transaction(con):
+            clock = time.perf_counter()
+            _temp_table(
+                con, "_score_rows", {c: k for c, k in WHALE_SCORES_COLUMNS.items() if c != "scored_at"}
+            )
+            # the next state goes straight to a table of its own, in wallet order bucket after bucket (no copy of it
+            # through a temporary table, no sort); the commit makes it the state
+            con.execute(f"DROP TABLE IF EXISTS {NEXT_STATE_TABLE}")
+            con.execute(create_table_sql(NEXT_STATE_TABLE, STATE_COLUMNS, key="wallet"))
+            for b, bucket in enumerate(buckets):
+                t = time.perf_counter()
+                _bucket_view(con, bucket)
+                index = pd.Index(bucket)
+                if kept is not None:
+                    mats, kept = kept, None
+                else:
+                    mats = model.day_matrices(
+                        *_bucket_frames(con), index, np.datetime64(grid.d0, "D"), start, stop
+                    )
+                state = (
+                    read_state(con, bucket, start) if plan.carry else model.ScoreState.empty(bucket, start)
+                )
+                metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
+                mine = slice(cuts[b], cuts[b + 1])
+                rows_of = (
+                    codes[mine] - b * bucket_wallets
+                )  # the bucket's wallets are codes b * bucket_wallets on
+                metrics |= model.position_metrics(spans.iloc[mine], rows_of, len(bucket), rates, params)
+                rows = model.history_rows(bucket, dates, metrics, params)
+                append_frame(con, "_score_rows", rows)
+                append_frame(con, NEXT_STATE_TABLE, state_table(after))
+                run.rows += len(rows)
+                log(f"whale_scores: bucket {b + 1}/{len(buckets)}: {len(bucket):,} wallets, {len(rows):,} rows "
+                    f"({time.perf_counter() - t:.1f} s)")  # fmt: skip
+            con.unregister("_bucket")
+            run.seconds["score"] = time.perf_counter() - clock
+
+            clock = time.perf_counter()
+            end = start + keep
+            run.state_end = grid.d0 + timedelta(days=end - 1) if end > 0 else None
+            # carried: the rows before the state's old end are those the checked digest covers; only the new days read
+            new_digest = (
+                add_digests(dig, digest(con, grid.d0, end, start=start))
+                if plan.carry
+                else digest(con, grid.d0, end)
+            )
+            cols = ", ".join(f'"{c}"' for c in model.HISTORY_COLUMNS if c != "rank")
             con.execute(
                 f"""INSERT INTO analytics.whale_scores BY NAME
                     SELECT {cols}, CASE WHEN wqs IS NOT NULL THEN row_number() OVER (
@@ -388,8 +401,7 @@ def score_increment(
                 {"at": scored_at.to_pydatetime()},
             )  # fmt: skip
             con.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
-            con.execute(create_table_sql(STATE_TABLE, STATE_COLUMNS, key="wallet"))
-            con.execute(f"INSERT INTO {STATE_TABLE} SELECT * FROM _score_state ORDER BY wallet")
+            con.execute(f"ALTER TABLE {NEXT_STATE_TABLE} RENAME TO {STATE_TABLE.split('.')[1]}")
             con.execute(f"DROP TABLE IF EXISTS {STATE_META_TABLE}")
             con.execute(create_table_sql(STATE_META_TABLE, STATE_META_COLUMNS))
             con.execute(
