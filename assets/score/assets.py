@@ -23,7 +23,14 @@ WHALE_SCORES = dg.AssetKey(["analytics", "whale_scores"])
 WHALE_UNIVERSE = dg.AssetKey(["analytics", "whale_universe"])
 SCORE_INPUTS = [
     dg.AssetKey(["marts", name])
-    for name in ("wallet_daily_returns", "fct_fills", "fct_positions", "dim_markets", "wallet_features")
+    for name in (
+        "wallet_daily_returns",
+        "fct_fills",
+        "fct_positions",
+        "dim_markets",
+        "wallet_features",
+        "daily_digests",
+    )
 ]
 
 

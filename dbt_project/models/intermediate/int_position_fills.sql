@@ -14,8 +14,9 @@
           replace_where='position_id in (select position_id from {changes})') }}
 {% set eps = var('share_epsilon') %}
 
--- not materialized: read twice, as the model read its input before (DuckDB would keep a copy of every fill)
-with trades as not materialized (
+-- read twice: in a full build not materialized (DuckDB would keep a copy of every fill), in a sync materialized (a
+-- copy of the touched positions' fills, where reading them twice scanned the text keys of every fill twice)
+with trades as {{ 'materialized' if is_incremental() else 'not materialized' }} (
     select *
     from {{ ref('stg_polymarket__trades') }}
     {% if is_incremental() %}

@@ -5,4 +5,5 @@
 -- depends_on: {{ ref('wallet_daily_returns') }}
 -- depends_on: {{ ref('wallet_features') }}
 -- depends_on: {{ ref('wallet_category_features') }}
+-- depends_on: {{ ref('daily_digests') }}
 {{ market_token_state() }}

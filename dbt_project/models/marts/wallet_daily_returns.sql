@@ -103,8 +103,9 @@ wallets as (
     -- integer ids: the dense spine below is sorted and windowed by wallet, cheaper on an integer than on text
     select wallet, cast(row_number() over (order by wallet) as INTEGER) as wallet_id
     {% if incremental %}
-    -- every recomputed wallet with a fill (of any day: `fills` keeps only the days it reads)
-    from (select distinct wallet from {{ ref('int_position_fills') }} where wallet in (select wallet from carry))
+    -- every recomputed wallet (`fills` keeps only the days it reads): each has a fill, as it has a changed position
+    -- or a stored day
+    from (select distinct wallet from carry)
     {% else %}
     from (select distinct wallet from fills)
     {% endif %}
