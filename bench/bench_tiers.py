@@ -923,6 +923,17 @@ def remove_db(path: Path) -> None:
             p.unlink()
 
 
+def settle(path: Path) -> None:
+    """Before a timed sync: flush every pending write to disk (``os.sync``: the warehouse copy just written back
+    would otherwise be written out while the sync runs, and compete with it for the disk) and read the warehouse
+    file once, so each run starts from the same warm page cache (a daily sync on a machine whose memory holds its
+    warehouse), not from whatever the copies before it left cached."""
+    os.sync()
+    with open(path, "rb") as f:
+        while f.read(64 << 20):
+            pass
+
+
 def generate(tier: str, tdir: Path) -> dict:
     meta_path = tdir / "meta.json"
     fills, wallets, markets, worlds = TIERS[tier]
@@ -1278,6 +1289,7 @@ def main() -> None:
             if r:
                 remove_db(inc)
                 shutil.copyfile(saved, inc)
+            settle(inc)
             log(f"tier {tier}: syncing the last day ({gen['day_fills']:,} fills), run {r + 1} of {repeats}")
             s_load = run_stage(
                 "load", db=inc, fills=day, markets=markets, memory_limit=ml, batch_rows=a.batch_rows

@@ -340,7 +340,9 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         "the new date, carried on from the state the run of the day before stored. It is timed three times "
         "(`--sync-repeats`), each from a copy of the same warehouse, and the median run is reported with every "
         "run's total beside it (a row with one figure was timed once): on this shared machine one run varies by a "
-        "few tenths of a second at tier S. The "
+        "few tenths of a second at tier S. Before each run the copy's writes are flushed (`os.sync`) and the "
+        "warehouse file is read once, so every run starts from a warm page cache: at tier M the copy's 9 GB were "
+        "otherwise still being written out during the run, and a run waited on the disk for up to half its time. The "
         "result is compared with the full build: a content hash per table (`ingested_at` and `fetched_at` left "
         "out) and, where a hash differs, a keyed comparison of every column. A control compares a second full "
         "rebuild from scratch with the first.",

@@ -365,9 +365,8 @@ def score_increment(
                 )
                 metrics, after = model.advance_scores(state, *mats, bench, ends, params, keep=keep)
                 mine = slice(cuts[b], cuts[b + 1])
-                rows_of = (
-                    codes[mine] - b * bucket_wallets
-                )  # the bucket's wallets are codes b * bucket_wallets on
+                # the bucket's wallets are codes b * bucket_wallets on
+                rows_of = codes[mine] - b * bucket_wallets
                 metrics |= model.position_metrics(spans.iloc[mine], rows_of, len(bucket), rates, params)
                 rows = model.history_rows(bucket, dates, metrics, params)
                 append_frame(con, "_score_rows", rows)

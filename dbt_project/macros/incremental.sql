@@ -7,7 +7,8 @@
     `replace_where` predicate (the target is aliased `_target`) and inserts the model's new rows. Unlike
     `delete+insert` it removes rows the new set no longer has (a wallet that left a category, days past the end).
     In the predicate `{changes}` stands for `int_changes`, `{end_day}` for `daily_returns_end()`,
-    `{digests_from_day}` for `digests_from_day()` of the target and `{new}` for the model's new rows (a config is rendered when the project is parsed, where `ref` does not name the relation yet).
+    `{digests_from_day}` for `digests_from_day()` of the target and `{new}` for the model's new rows (a config is
+    rendered when the project is parsed, where `ref` does not name the relation yet).
 -#}
 {% macro get_incremental_replace_sql(arg_dict) -%}
     {%- set predicate = config.require('replace_where') | replace('{changes}', ref('int_changes') | string)
