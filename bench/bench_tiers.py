@@ -623,6 +623,10 @@ def st_history(a: argparse.Namespace) -> dict:
         for d in model.as_of_dates(grid.first_day, grid.last_day, strategy.score_every_days)
         if d not in held
     ]
+    if not todo:  # every as-of date is held already (a by-hand rerun on a scored warehouse)
+        con.close()
+        return {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": peak_mb(), "plan": "nothing to score",
+                "as_of_dates": 0, "rows": 0, "days_read": 0, "buckets": 0, "wallets": 0, "phases_s": {}}  # fmt: skip
     run = score_increment(con, grid, todo, strategy.score_params(), scored_at=pd.Timestamp(datetime.now(UTC)),
                           log=log)  # fmt: skip
     con.close()
