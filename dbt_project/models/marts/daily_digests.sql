@@ -7,29 +7,38 @@
 -- held (every wallet's spine grows to the new last day) and the day after the new last day (a spine that shrank
 -- leaves no day past its end). A fill's hashed columns never change, and a resolution changes the returns only.
 -- depends_on: {{ ref('int_changes') }}
--- depends_on: {{ ref('int_position_fills') }}
 -- depends_on: {{ ref('fct_positions') }}
 {{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
           replace_where="_target.day >= DATE '1970-01-01' + {digests_from_day}") }}
 {% set incremental = is_incremental() %}
 
-with returns as (
+with
+{% if incremental %}
+bounds as materialized (
+    -- the first epoch day hashed again, computed once
+    select {{ digests_from_day(this) }} as m
+),
+{% endif %}
+
+returns as (
     select day, count(*) as return_rows, bit_xor(hash(wallet, day, daily_return, pnl_net)) as return_hash
     from {{ ref('wallet_daily_returns') }}
     {% if incremental %}
-    where day >= DATE '1970-01-01' + {{ digests_from_day(this) }}
+    where day >= DATE '1970-01-01' + (select m from bounds)
     {% endif %}
     group by day
 ),
 
 fills as (
+    -- `fct_fills`' rows and columns, read from the relation it projects: the fill's UTC day from its epoch seconds
+    -- (`ts`, a BIGINT: `traded_at` is `to_timestamp(ts)`), compared without a timestamp conversion per fill
     select
-        DATE '1970-01-01' + {{ epoch_day('traded_at') }} as day,
+        DATE '1970-01-01' + cast(ts // 86400 as INTEGER) as day,
         count(*) as fill_rows,
         bit_xor(hash(fill_key, wallet, condition_id, traded_at, notional)) as fill_hash
-    from {{ ref('fct_fills') }}
+    from {{ ref('int_position_fills') }}
     {% if incremental %}
-    where {{ epoch_day('traded_at') }} >= {{ digests_from_day(this) }}
+    where ts >= (select m from bounds) * 86400
     {% endif %}
     group by 1
 )
