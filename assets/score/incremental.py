@@ -65,8 +65,8 @@ WHALE_SCORES_COLUMNS: dict[str, str] = {
 assert list(WHALE_SCORES_COLUMNS)[:-1] == model.HISTORY_COLUMNS
 
 STATE_TABLE = "analytics.whale_score_state"
-#: the state a run writes, bucket after bucket, renamed to STATE_TABLE when the run commits (left over only by a run
-#: that stopped: the next run drops it)
+#: the state a run writes, bucket after bucket, inside its one transaction, renamed to STATE_TABLE when it commits (a
+#: run that stops rolls it back with the rest)
 NEXT_STATE_TABLE = "analytics.whale_score_state_next"
 STATE_META_TABLE = "analytics.whale_score_state_meta"
 STATE_COLUMNS: dict[str, str] = {
@@ -243,7 +243,7 @@ def _stage_chunk(con: duckdb.DuckDBPyConnection, d0: date, start: int, stop: int
 
 def _drop_chunk(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP VIEW IF EXISTS _score_returns")
-    for name in ("_score_returns_rows", "_score_activity", "_score_rows", NEXT_STATE_TABLE):
+    for name in ("_score_returns_rows", "_score_activity", "_score_rows"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -348,7 +348,6 @@ def score_increment(
             )
             # the next state goes straight to a table of its own, in wallet order bucket after bucket (no copy of it
             # through a temporary table, no sort); the commit makes it the state
-            con.execute(f"DROP TABLE IF EXISTS {NEXT_STATE_TABLE}")
             con.execute(create_table_sql(NEXT_STATE_TABLE, STATE_COLUMNS, key="wallet"))
             for b, bucket in enumerate(buckets):
                 t = time.perf_counter()
