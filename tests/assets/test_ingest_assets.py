@@ -190,6 +190,28 @@ def test_wallet_scope_reads_the_whale_universe(tmp_path):
     assert got == expected
 
 
+def test_the_simulated_leaderboard_pages_one_ranking_computed_once(monkeypatch):
+    """The simulator ranks the board once per world time and pages through it: the pages, joined, are the ranking
+    computed fresh, with no wallet twice or left out, for both orderings."""
+    import httpx
+
+    from assets.ingest.sim_api import DATA_HOST
+
+    world = PolymarketResource(sim_scale=0.03, sim_seed=7).world()
+    sim = SimPolymarket(world, dirty_share=0.0)
+    calls = []
+    frame = sim.leaderboard_frame
+    monkeypatch.setattr(sim, "leaderboard_frame", lambda *a: calls.append(a) or frame(*a))
+    for order_by, column in (("PNL", "pnl"), ("VOL", "vol")):
+        got = []
+        for offset in range(0, 150, 50):
+            url = f"https://{DATA_HOST}/v1/leaderboard?timePeriod=ALL&orderBy={order_by}&limit=50&offset={offset}"
+            got += [r["proxyWallet"] for r in sim.handle_request(httpx.Request("GET", url)).json()]
+        fresh = frame("ALL", "OVERALL").sort_values([column, "proxyWallet"], ascending=[False, True])
+        assert got == fresh["proxyWallet"].head(150).tolist()
+    assert calls == [("ALL", "OVERALL")]  # once, not once per page or ordering
+
+
 def test_the_live_source_uses_the_real_hosts_and_documented_limits():
     pm = PolymarketResource(source="live")
     with pm.open() as src:
