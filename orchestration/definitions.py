@@ -51,7 +51,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_live_tables(settings.live_root),
         ],
         asset_checks=[
-            *build_gates(settings.quarantine_max_share, settings.gx_batch_rows),
+            *build_gates(settings.quarantine_max_share, settings.gx_batch_rows, settings.gate_scope),
             whale_scores_integrity,
             *build_live_checks(settings.live_coverage_min, settings.live_latency_budget_ms),
         ],

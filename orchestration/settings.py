@@ -66,6 +66,13 @@ def _env_int(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in choices:
+        raise ValueError(f"environment variable {name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide settings. Defaults are the documented values (README, docs/warehouse.md)."""
@@ -93,7 +100,11 @@ class Settings:
     # gates and costs
     fee_rate: float = 0.02
     quarantine_max_share: float = 0.05
-    gx_batch_rows: int = 50_000  # the rows GX validates per gate (the exact SQL counts cover the whole table)
+    gx_batch_rows: int = (
+        50_000  # the rows GX validates per gate (the exact SQL counts cover every row in scope)
+    )
+    #: the rows a gate reads: "new" (written since its table last passed, quality/checks.py) or "all"
+    gate_scope: str = "new"
     # how long a run waits for another process's write lock on the warehouse before it fails
     lock_wait_s: float = 60.0
     # DuckDB's limits for the warehouse's connections and dbt's (none: DuckDB's defaults, 80% of the memory and
@@ -186,6 +197,7 @@ class Settings:
             fee_rate=_env_float("WHALECOPY_FEE_RATE", 0.02),
             quarantine_max_share=_env_float("WHALECOPY_QUARANTINE_MAX_SHARE", 0.05),
             gx_batch_rows=_env_int("WHALECOPY_GX_BATCH_ROWS", 50_000, minimum=1),
+            gate_scope=_env_choice("WHALECOPY_GATE_SCOPE", "new", ("new", "all")),
             lock_wait_s=_env_float("WHALECOPY_LOCK_WAIT_S", 60.0),
             **_duckdb_limits(),
             partition_start=_env("WHALECOPY_PARTITION_START", "2020-01-01"),

@@ -1,9 +1,16 @@
 """Blocking gates: Great Expectations 1.x suites (``quality.expectations``) as Dagster asset checks.
 
-Each gate validates its table's suite: exact violation counts over the full table in DuckDB, plus GX on a
-bounded batch (see ``quality.expectations``). A raw gate also fails when the share of its entity's rows that
-went to ``raw.quarantine`` exceeds the configured bound. A failing gate blocks everything downstream of its
-asset in the same run. The results are in the check's metadata.
+Each gate validates its table's suite: exact violation counts in DuckDB, plus GX on a bounded batch (see
+``quality.expectations``). A raw gate also fails when the share of its entity's rows that went to
+``raw.quarantine`` exceeds the configured bound. A failing gate blocks everything downstream of its asset in the
+same run. The results are in the check's metadata.
+
+What a gate reads (``scope``, default "new"): the rows written since its table last passed, where the table says
+which those are (:class:`Increment`), so that a day's run validates the day and not the history; the whole table
+otherwise, and always when the gate has not passed before (``quality.gate_state`` holds where each table last
+passed; a failure deletes its row, so the next run validates the whole table again). Uniqueness is still checked
+against every stored key and row counts over the table. ``scope="all"`` (``WHALECOPY_GATE_SCOPE=all``) validates
+every row every time.
 
 The gates on the tables one step writes run as one step of their own (a multi-asset check: the marts that dbt
 builds, the paper book's tables, the live tables, the walk-forward's tables), each still a check of its own table
@@ -17,7 +24,50 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from .expectations import GX_BATCH_ROWS, validate_connection
+from .expectations import GX_BATCH_ROWS, Scope, validate_connection
+
+SCOPES = ("new", "all")
+GATE_STATE = "quality.gate_state"
+GATE_STATE_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS quality;
+CREATE TABLE IF NOT EXISTS {GATE_STATE} (
+    table_name     VARCHAR PRIMARY KEY,  -- the gated table, "schema.table"
+    stamp          TIMESTAMPTZ,          -- a stamped table: the latest stamp it held when it passed
+    build_id       UUID,                 -- a dbt mart: the build (intermediate.int_sync_window) it passed after
+    last_day       DATE,                 -- a mart with a day column: its last day when it passed
+    rows_in_scope  BIGINT NOT NULL,      -- the rows that validation read
+    table_rows     BIGINT NOT NULL,
+    passed_at      TIMESTAMPTZ NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Increment:
+    """Which rows of a table were written since it last passed.
+
+    - ``stamp``: a column every write sets to the time of its transaction (``ingested_at``, ``scored_at``); rows
+      are never rewritten without it. The new rows: a stamp after the stored one.
+    - ``build``: a dbt mart (incremental, ``docs/warehouse.md#incremental-builds``): a SQL predicate naming every
+      row the build recomputed, from ``intermediate.int_changes`` (its positions, wallets and first changed
+      days), and with ``day``, the days after the stored last day too. It holds only when the stored build is
+      the one this build carried on from (``previous_build_id``): any build in between, a full refresh or a run
+      of dbt outside whalecopy, and the gate reads the whole table.
+    """
+
+    stamp: str | None = None
+    build: str | None = None
+    day: str | None = None
+
+
+CHANGES = "intermediate.int_changes"
+#: every row of the positions a build recomputed (their fills, themselves), of its wallets, and the days of
+#: wallet_daily_returns it replaced: each wallet's from its earliest changed day (a superset: every wallet's from
+#: the earliest), and every day after the last one held
+BY_POSITION_FILLS = Increment(build=f"(wallet, token_id) IN (SELECT wallet, token_id FROM {CHANGES})")
+BY_POSITION = Increment(build=f"position_id IN (SELECT position_id FROM {CHANGES})")
+BY_WALLET = Increment(build=f"wallet IN (SELECT wallet FROM {CHANGES})")
+BY_DAY = Increment(build=f"day >= (SELECT DATE '1970-01-01' + min(since_d) FROM {CHANGES})", day="day")
 
 
 @dataclass(frozen=True)
@@ -27,6 +77,8 @@ class Gate:
     entity: str | None = None  # raw.quarantine entity whose share is bounded (raw tables only)
     #: the step that writes several gated tables: their gates run as one step, "<step>_gates"
     step: str | None = None
+    #: how the gate finds the rows written since the table last passed (None: it reads every row)
+    increment: Increment | None = None
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -34,14 +86,21 @@ class Gate:
 
 
 GATES = [
-    Gate("raw_trades_gate", "raw.trades", "trades"),
+    Gate("raw_trades_gate", "raw.trades", "trades", increment=Increment(stamp="ingested_at")),
     Gate("raw_markets_gate", "raw.markets", "markets"),
-    Gate("raw_price_history_gate", "raw.price_history", "price_history"),
-    Gate("fct_fills_expectations", "marts.fct_fills", step="transform"),
-    Gate("fct_positions_expectations", "marts.fct_positions", step="transform"),
-    Gate("wallet_daily_returns_expectations", "marts.wallet_daily_returns", step="transform"),
-    Gate("wallet_features_expectations", "marts.wallet_features", step="transform"),
-    Gate("whale_scores_expectations", "analytics.whale_scores"),
+    Gate(
+        "raw_price_history_gate",
+        "raw.price_history",
+        "price_history",
+        increment=Increment(stamp="ingested_at"),
+    ),
+    Gate("fct_fills_expectations", "marts.fct_fills", step="transform", increment=BY_POSITION_FILLS),
+    Gate("fct_positions_expectations", "marts.fct_positions", step="transform", increment=BY_POSITION),
+    Gate(
+        "wallet_daily_returns_expectations", "marts.wallet_daily_returns", step="transform", increment=BY_DAY
+    ),
+    Gate("wallet_features_expectations", "marts.wallet_features", step="transform", increment=BY_WALLET),
+    Gate("whale_scores_expectations", "analytics.whale_scores", increment=Increment(stamp="scored_at")),
     Gate("whale_universe_expectations", "analytics.whale_universe"),
     Gate("score_ic_expectations", "evaluation.score_ic"),
     Gate("whale_quarantine_expectations", "analytics.whale_quarantine"),
@@ -59,18 +118,94 @@ GATES = [
 ]
 
 
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def _build_ids(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:
+    """(this build's id, the build it carried on from) of the last dbt build, None where there is none."""
+    if not _exists(con, "intermediate.int_sync_window"):
+        return None, None
+    row = con.execute(
+        "SELECT CAST(build_id AS VARCHAR), CAST(previous_build_id AS VARCHAR) FROM intermediate.int_sync_window"
+    ).fetchall()
+    return row[0] if len(row) == 1 else (None, None)
+
+
+def gate_scope(con: duckdb.DuckDBPyConnection, gate: Gate) -> Scope | None:
+    """The rows ``gate`` reads: those written since its table last passed (:class:`Increment`), or None for every
+    row (no increment, no stored pass, or a stored pass it cannot carry on from)."""
+    inc = gate.increment
+    if inc is None or not _exists(con, GATE_STATE):
+        return None
+    row = con.execute(
+        f"SELECT stamp, CAST(build_id AS VARCHAR), last_day FROM {GATE_STATE} WHERE table_name = ?",
+        [gate.table],
+    ).fetchall()
+    if not row:
+        return None
+    stamp, build_id, last_day = row[0]
+    if inc.stamp is not None:
+        if stamp is None:
+            return None
+        return Scope(f'"{inc.stamp}" > CAST(\'{stamp.isoformat()}\' AS TIMESTAMPTZ)',
+                     f"rows with {inc.stamp} after {stamp.isoformat()} (the last pass)")  # fmt: skip
+    _, previous = _build_ids(con)
+    if build_id is None or previous != build_id or not _exists(con, CHANGES):
+        return None
+    where, label = inc.build, f"the rows dbt build {previous[:8]}.. carried on to recomputed"
+    if inc.day is not None:
+        if last_day is None:
+            return None
+        where = f"({where}) OR \"{inc.day}\" > DATE '{last_day.isoformat()}'"
+        label += f", and the days after {last_day.isoformat()}"
+    return Scope(where, label)
+
+
+def record_gate(
+    con: duckdb.DuckDBPyConnection, gate: Gate, passed: bool, rows_in_scope: int, table_rows: int
+) -> None:
+    """Keep where ``gate``'s table passed (the next run reads only what is written after it), or forget it when
+    the gate failed (the next run reads every row again)."""
+    con.execute(GATE_STATE_DDL)
+    con.execute(f"DELETE FROM {GATE_STATE} WHERE table_name = ?", [gate.table])
+    inc = gate.increment
+    if not passed or inc is None:
+        return
+    stamp = build_id = last_day = None
+    if inc.stamp is not None:
+        (stamp,) = con.execute(f'SELECT max("{inc.stamp}") FROM {gate.table}').fetchone()
+    else:
+        build_id, _ = _build_ids(con)
+        if inc.day is not None:
+            (last_day,) = con.execute(f'SELECT max("{inc.day}") FROM {gate.table}').fetchone()
+    con.execute(
+        f"INSERT INTO {GATE_STATE} VALUES (?, ?, CAST(? AS UUID), ?, ?, ?, now())",
+        [gate.table, stamp, build_id, last_day, rows_in_scope, table_rows],
+    )
+
+
 def evaluate_gate(
     con: duckdb.DuckDBPyConnection,
     gate: Gate,
     max_quarantine_share: float,
     bounds: Mapping[str, float] | None = None,
     batch_rows: int = GX_BATCH_ROWS,
+    scope: Scope | None = None,
 ) -> tuple[bool, dict]:
-    """Validate one gate (``bounds``: the run's strategy bounds; ``batch_rows``: GX's batch bound). Returns
-    (passed, metadata)."""
-    result = validate_connection(con, gate.table, bounds=bounds, max_rows=batch_rows)
+    """Validate one gate (``bounds``: the run's strategy bounds; ``batch_rows``: GX's batch bound; ``scope``: the
+    rows to read, None for all). Returns (passed, metadata)."""
+    result = validate_connection(con, gate.table, bounds=bounds, max_rows=batch_rows, scope=scope)
     meta: dict = {
         "rows": int(result.statistics.get("table_rows", 0)),
+        "rows_in_scope": int(result.statistics.get("rows_in_scope", 0)),
+        "scope": result.statistics.get("scope", "every row"),
         "rows_checked_by_gx": result.rows_checked,
         "sampled": bool(result.statistics.get("sampled", False)),
         "expectations": result.evaluated,
@@ -107,10 +242,13 @@ def _description(gate: Gate, max_quarantine_share: float) -> str:
 
 
 def build_gates(
-    max_quarantine_share: float, batch_rows: int = GX_BATCH_ROWS
+    max_quarantine_share: float, batch_rows: int = GX_BATCH_ROWS, scope: str = "new"
 ) -> list[dg.AssetChecksDefinition]:
     """One blocking asset check per gate, on the asset named like its table; GX validates at most ``batch_rows``
-    rows of it (the SQL counts cover every row). The gates of one ``step`` run in one step (module docstring)."""
+    rows of it (the SQL counts cover every row in scope). ``scope``: "new" (the rows written since the table
+    last passed, where it says which) or "all" (module docstring). The gates of one ``step`` run in one step."""
+    if scope not in SCOPES:
+        raise ValueError(f"gate scope {scope!r}: expected one of {', '.join(SCOPES)}")
     steps: dict[str, list[Gate]] = {}
     for gate in GATES:
         steps.setdefault(gate.step or gate.name, []).append(gate)
@@ -127,9 +265,12 @@ def build_gates(
                 out = []
                 with context.resources.warehouse.get_connection() as con:
                     for key in wanted:
+                        gate = by_key[key]
+                        rows = gate_scope(con, gate) if scope == "new" else None
                         passed, meta = evaluate_gate(
-                            con, by_key[key], max_quarantine_share, bounds, batch_rows
+                            con, gate, max_quarantine_share, bounds, batch_rows, rows
                         )
+                        record_gate(con, gate, passed, meta["rows_in_scope"], meta["rows"])
                         out.append(dg.AssetCheckResult(
                             asset_key=key.asset_key, check_name=key.name, passed=passed,
                             severity=dg.AssetCheckSeverity.ERROR, metadata=meta,

@@ -25,6 +25,10 @@ How a suite runs (``validate_table``):
 An expectation passes only when GX passes it on the batch **and** its SQL count over the full table is 0.
 ``SuiteResult.statistics`` reports both.
 
+With a :class:`Scope` (the rows written since the table last passed, ``quality.checks``), both read the scope's
+rows instead of the table's, except where a new row can break a rule of the whole table: a uniqueness count reads
+every stored row that shares a key with a row in scope, and a row-count check reads the table.
+
 Semantics to know:
 
 - In pandas a DOUBLE NaN is a missing value. GX's ``ExpectColumnValuesToBeBetween`` skips it, so a NaN price
@@ -140,6 +144,10 @@ class Check:
     columns: tuple[str, ...]  # the columns the GX batch needs
     expectation: Callable[[Env], Expectation]
     violations_sql: Callable[[Env], str]
+    #: how a check reads a :class:`Scope` (the rows written since the last passing validation): "row" counts the
+    #: scope's rows; "key" (uniqueness of ``columns``) counts every row of the table that shares a key with a row
+    #: of the scope, so a new key that repeats an old one fails; "table" (row counts) counts the whole table
+    kind: str = "row"
 
 
 @dataclass(frozen=True)
@@ -294,6 +302,7 @@ def unique(column: str) -> Check:
         (column,),
         lambda env: _gxe().ExpectColumnValuesToBeUnique(column=column),
         lambda env: f"count({_q(column)}) - count(DISTINCT {_q(column)})",
+        kind="key",
     )
 
 
@@ -310,6 +319,7 @@ def compound_unique(*columns: str) -> Check:
             f"count(*) FILTER (WHERE {not_all_null}) "
             f"- count(DISTINCT ({quoted})) FILTER (WHERE {not_all_null})"
         ),
+        kind="key",
     )
 
 
@@ -320,6 +330,7 @@ def row_count_at_least(n: int) -> Check:
         (),
         lambda env: _gxe().ExpectTableRowCountToBeBetween(min_value=min(n, env.batch_limit)),
         lambda env: f"CASE WHEN count(*) >= {int(n)} THEN 0 ELSE 1 END",
+        kind="table",
     )
 
 
@@ -678,6 +689,17 @@ class SuiteResult:
     rows_checked: int  # rows the GX validation looked at (table size or sample size)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The rows of a table a validation reads when not all of them: ``where``, a SQL predicate over the table's
+    own columns (unqualified) that holds for every row written since the table's last passing validation (a
+    superset is fine); ``label`` says which rows, for the check's metadata. A table-level check still counts the
+    whole table and a uniqueness check every row that shares a key with the scope's rows (:class:`Check`)."""
+
+    where: str
+    label: str
+
+
 def _json_safe(value: Any) -> Any:
     """Plain JSON values only (numpy scalars unwrapped, non-finite floats as strings)."""
     if hasattr(value, "item") and not isinstance(value, list | dict | str):
@@ -711,11 +733,34 @@ def _fetch_expr(column: str, dtype: str) -> str:
     return c
 
 
+def _counts_select(
+    relation: str, table: str, checks: Sequence[Check], env: Env, scoped: bool
+) -> dict[str, str]:
+    """check name -> its SQL count over ``relation`` (scoped: the scope's rows; a "table" check over ``table``, a
+    "key" check over the rows of ``table`` sharing a key with the scope's rows)."""
+    out = {}
+    for c in checks:
+        expr = c.violations_sql(env)
+        if scoped and c.kind == "table":
+            expr = f"(SELECT {expr} FROM {table})"
+        elif scoped and c.kind == "key":
+            cols = ", ".join(_q(k) for k in c.columns)
+            on = " AND ".join(f"_t.{_q(k)} IS NOT DISTINCT FROM _k.{_q(k)}" for k in c.columns)
+            expr = f"(SELECT {expr} FROM {table} AS _t SEMI JOIN (SELECT DISTINCT {cols} FROM {relation}) AS _k ON {on})"
+        out[c.name] = expr
+    return out
+
+
 def _full_table_counts(
-    con: duckdb.DuckDBPyConnection, relation: str, checks: Sequence[Check], env: Env
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    checks: Sequence[Check],
+    env: Env,
+    table: str | None = None,
 ) -> tuple[int, dict[str, int | str]]:
-    """(row count, check name -> violations or an error message), in one scan when every expression binds."""
-    exprs = {c.name: c.violations_sql(env) for c in checks}
+    """(row count of ``relation``, check name -> violations or an error message), in one scan when every
+    expression binds. ``table``: the whole table when ``relation`` is a scope of it."""
+    exprs = _counts_select(relation, table or relation, checks, env, scoped=table is not None)
     select = ", ".join(["count(*)", *exprs.values()])
     try:
         row = con.execute(f"SELECT {select} FROM {relation}").fetchone()
@@ -816,14 +861,17 @@ def validate_connection(
     max_rows: int = GX_BATCH_ROWS,
     now: int | None = None,
     bounds: Mapping[str, float] | None = None,
+    scope: Scope | None = None,
 ) -> SuiteResult:
     """Run ``table``'s suite on an open DuckDB connection (see the module docstring for how). ``bounds``: the run's
-    strategy bounds (``StrategyConfig.gate_bounds()``), for the suites that check a strategy threshold."""
+    strategy bounds (``StrategyConfig.gate_bounds()``), for the suites that check a strategy threshold.
+    ``scope``: validate only the rows it names (:class:`Scope`): the SQL counts and GX's batch read those rows,
+    and the table-level and uniqueness checks still read the table as :class:`Check` says."""
     spec = _suite_spec(table)
     if max_rows < 1:
         raise ValueError("max_rows must be >= 1")
     schema, name = _split(table)
-    relation = f"{_q(schema)}.{_q(name)}"
+    whole = f"{_q(schema)}.{_q(name)}"
     kind = con.execute(
         "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [schema, name],
@@ -842,28 +890,52 @@ def validate_connection(
     }
     env = Env(int(time.time()) if now is None else int(now), types, max_rows, dict(bounds or {}))
 
-    rows, full = _full_table_counts(con, relation, spec.checks, env)
-    columns = [c for check in spec.checks for c in check.columns]
-    df = _batch(con, relation, columns, types, rows, max_rows, kind[0] == "BASE TABLE")
-    gx_results = _gx_validate(spec, env, df)
+    if scope is None:
+        rows, full = _full_table_counts(con, whole, spec.checks, env)
+        table_rows, relation, is_table = rows, whole, kind[0] == "BASE TABLE"
+    else:
+        relation = f"(SELECT * FROM {whole} WHERE {scope.where})"
+        rows, full = _full_table_counts(con, relation, spec.checks, env, table=whole)
+        (table_rows,) = con.execute(f"SELECT count(*) FROM {whole}").fetchone()
+        is_table = False
+    # GX checks the rows in scope; a table-level expectation is the SQL count's alone there (the batch is not the
+    # table), and no rows in scope leave GX nothing to check
+    gx_checks = tuple(c for c in spec.checks if scope is None or c.kind != "table")
+    gx_results = {}
+    df = None
+    if scope is None or rows > 0:
+        columns = [c for check in gx_checks for c in check.columns]
+        df = _batch(con, relation, columns, types, rows, max_rows, is_table)
+        gx_results = _gx_validate(TableSuite(spec.table, gx_checks), env, df)
 
     per_check: dict[str, dict[str, Any]] = {}
     failed: list[str] = []
+    checked = 0 if df is None else len(df)
     for check in spec.checks:
-        stats = _gx_stats(gx_results[check.name]) if check.name in gx_results else {"gx_success": False}
+        if check.name in gx_results:
+            stats = _gx_stats(gx_results[check.name])
+        elif check in gx_checks and df is not None:
+            stats = {"gx_success": False}
+        else:
+            stats = {
+                "gx_success": True,
+                "gx_skipped": "no rows in scope" if df is None else "table-level: SQL only",
+            }
         stats["full_table_unexpected"] = full[check.name]
         stats["success"] = bool(stats["gx_success"]) and full[check.name] == 0
         per_check[check.name] = stats
         if not stats["success"]:
-            failed.append(f"{check.name}: {_describe(stats, rows, len(df))}")
+            failed.append(f"{check.name}: {_describe(stats, rows, checked)}")
     statistics = {
-        "table_rows": rows,
-        "rows_checked": len(df),
+        "table_rows": int(table_rows),
+        "rows_in_scope": int(rows),
+        "scope": "every row" if scope is None else scope.label,
+        "rows_checked": checked,
         "sampled": rows > max_rows,
         "now": env.now,
         "expectations": per_check,
     }
-    return SuiteResult(table, not failed, len(spec.checks), failed, _json_safe(statistics), len(df))
+    return SuiteResult(table, not failed, len(spec.checks), failed, _json_safe(statistics), checked)
 
 
 def validate_table(

@@ -62,12 +62,51 @@ def test_whale_scores_are_clean(scored):
         assert all(-1 <= v <= 1 for *_, v in ic)
 
 
+def _gates(result) -> dict[str, dict]:
+    return {e.asset_check_key.name: {"passed": e.passed, **{k: v.value for k, v in e.metadata.items()}}
+            for e in result.get_asset_check_evaluations()}  # fmt: skip
+
+
 def test_a_second_run_appends_nothing_and_rewrites_nothing(scored, tmp_path):
     path = tmp_path / "again.duckdb"
     shutil.copy(scored.warehouse_path, path)
     before = content_hash(path, "analytics.whale_scores", "as_of, wallet")
-    assert run_sync(small_settings(path), out=io.StringIO()).success
+    result = run_sync(small_settings(path), out=io.StringIO())
+    assert result.success
     assert content_hash(path, "analytics.whale_scores", "as_of, wallet") == before
+    # its gates read what it wrote: nothing new in the raw fills and the scores, no position the build recomputed
+    gates = _gates(result)
+    for name in ("raw_trades_gate", "whale_scores_expectations", "fct_fills_expectations",
+                 "fct_positions_expectations", "wallet_features_expectations", "wallet_daily_returns_expectations"):  # fmt: skip
+        assert gates[name]["passed"] and gates[name]["scope"] != "every row", name
+        assert gates[name]["rows_in_scope"] == 0 < gates[name]["rows"], name
+    assert gates["raw_markets_gate"]["scope"] == "every row"  # no increment: read whole
+
+
+def test_a_bad_row_written_after_the_last_pass_fails_the_next_gate_and_then_every_row_is_read(
+    scored, tmp_path
+):
+    """A fill written after raw.trades last passed, with a price out of range, is in the next run's scope: its gate
+    fails and blocks what is downstream. Once it is gone, the run after reads the whole table again (a failure
+    forgets where the table last passed) and passes."""
+    path = tmp_path / "bad.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("""INSERT INTO raw.trades SELECT * REPLACE (fill_key + 1 AS fill_key, 1.5 AS price, now() AS ingested_at)
+                       FROM raw.trades ORDER BY fill_key DESC LIMIT 1""")  # fmt: skip
+    result = run_sync(small_settings(path), out=io.StringIO())
+    assert not result.success
+    gate = _gates(result)["raw_trades_gate"]
+    assert (
+        not gate["passed"]
+        and gate["rows_in_scope"] == 1
+        and "price between 0 and 1" in gate["failed_because"]
+    )
+    assert "transform" not in {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM raw.trades WHERE price > 1")
+    again = _gates(run_sync(small_settings(path), out=io.StringIO()))["raw_trades_gate"]
+    assert again["passed"] and again["scope"] == "every row" and again["rows_in_scope"] == again["rows"]
 
 
 def test_rewriting_fills_and_outcomes_after_as_of_leaves_the_stored_scores_at_as_of_unchanged(

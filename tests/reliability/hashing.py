@@ -5,7 +5,8 @@ written in does not matter and everything else does. Provenance is left out: the
 ingested, fetched, scored, computed or quarantined, or the report generated) and ``origin`` (the request URL or
 file a row came from, which names the query window), and the id of the dbt build that wrote a row (the
 incremental marts' bookkeeping: build ids and the ingestion times a build covered). They say when and how a row arrived, not what it is, and
-differ between runs by construction.
+differ between runs by construction. So does the gates' bookkeeping (the ``quality`` schema: where each table last
+passed its gate and how many rows that read), which is left out whole.
 """
 
 from pathlib import Path
@@ -66,9 +67,13 @@ def relation_digest(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int,
     ).fetchone()
 
 
+#: schemas that record what was checked when, not what the warehouse holds
+BOOKKEEPING_SCHEMAS = frozenset({"quality"})
+
+
 def warehouse_hashes(path: str | Path, *, schemas: tuple[str, ...] | None = None, fast: bool = False) -> dict:
-    """relation -> (rows, hash) for every table and view in the warehouse file (in ``schemas``, if given);
-    ``fast``: :func:`relation_digest` instead of :func:`relation_hash`."""
+    """relation -> (rows, hash) for every table and view in the warehouse file (in ``schemas``, if given; the
+    bookkeeping schemas left out otherwise); ``fast``: :func:`relation_digest` instead of :func:`relation_hash`."""
     digest = relation_digest if fast else relation_hash
     with duckdb.connect(str(path), read_only=True) as con:
         relations = [
@@ -76,7 +81,7 @@ def warehouse_hashes(path: str | Path, *, schemas: tuple[str, ...] | None = None
             for s, n in con.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
             ).fetchall()
-            if schemas is None or s in schemas
+            if (s not in BOOKKEEPING_SCHEMAS if schemas is None else s in schemas)
         ]
         return {rel: digest(con, rel) for rel in relations}
 
