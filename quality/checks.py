@@ -124,7 +124,7 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             [schema, name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -180,11 +180,11 @@ def record_gate(
         return
     stamp = build_id = last_day = None
     if inc.stamp is not None:
-        (stamp,) = con.execute(f'SELECT max("{inc.stamp}") FROM {gate.table}').fetchone()
+        (stamp,) = con.execute(f'SELECT max("{inc.stamp}") FROM {gate.table}').fetchall()[0]
     else:
         build_id, _ = _build_ids(con)
         if inc.day is not None:
-            (last_day,) = con.execute(f'SELECT max("{inc.day}") FROM {gate.table}').fetchone()
+            (last_day,) = con.execute(f'SELECT max("{inc.day}") FROM {gate.table}').fetchall()[0]
     con.execute(
         f"INSERT INTO {GATE_STATE} VALUES (?, ?, CAST(? AS UUID), ?, ?, ?, now())",
         [gate.table, stamp, build_id, last_day, rows_in_scope, table_rows],
@@ -216,7 +216,7 @@ def evaluate_gate(
     if gate.entity is not None:
         (quarantined,) = con.execute(
             "SELECT count(*) FROM raw.quarantine WHERE entity = ?", [gate.entity]
-        ).fetchone()
+        ).fetchall()[0]
         total = meta["rows"] + int(quarantined)
         share = quarantined / total if total else 0.0
         meta.update(

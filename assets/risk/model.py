@@ -93,13 +93,26 @@ STRIKE_WINDOW_DAYS = 90
 QUARANTINE_DAYS = 30
 
 
+class QuarantineCarry(NamedTuple):
+    """The three-strikes rule's running state per wallet after a date: all :func:`quarantine` needs to go on to
+    later dates without the earlier ones."""
+
+    recent: np.ndarray  # (wallets, strikes_needed): the latest strike days since the last release, newest last
+    until: np.ndarray  # (wallets,): the day the quarantine ends; -inf when not quarantined
+
+    @classmethod
+    def empty(cls, wallets: int, strikes_needed: int) -> QuarantineCarry:
+        return cls(np.full((wallets, strikes_needed), -np.inf), np.full(wallets, -np.inf))
+
+
 class QuarantineState(NamedTuple):
-    """Per (wallet, date) arrays, shape ``(wallets, dates)``."""
+    """Per (wallet, date) arrays, shape ``(wallets, dates)``, and the state after the last date (``carry``)."""
 
     strike: np.ndarray  # bool: this date's metrics earned a strike (never while quarantined)
     strikes: np.ndarray  # int: strikes counted at this date (within the window, since the last release)
     quarantined: np.ndarray  # bool: the whale may not be copied at this date
     released_day: np.ndarray  # float: the day number the quarantine ends (NaN when not quarantined)
+    carry: QuarantineCarry
 
 
 def _strike_bits(sharpe, drawdown, consistency, min_sharpe, max_drawdown, min_consistency) -> np.ndarray:
@@ -150,6 +163,7 @@ def quarantine(
     strikes_needed: int = STRIKES_TO_QUARANTINE,
     window_days: int = STRIKE_WINDOW_DAYS,
     quarantine_days: int = QUARANTINE_DAYS,
+    carry: QuarantineCarry | None = None,
 ) -> QuarantineState:
     """Run the three-strikes rule over evaluation dates.
 
@@ -158,12 +172,20 @@ def quarantine(
     (and since its last release) reach ``strikes_needed`` it is quarantined for ``quarantine_days`` from that
     date. Re-admission is automatic when the period ends: the strikes are cleared and the whale must pass the
     signal filter again like any other. A time recursion: one vectorised step per date across all wallets.
+    ``carry``: the state after the dates before these (the result's ``carry`` of a run over them), empty when
+    None: the dates in two runs give the same arrays, to the bit, as in one.
     """
     s = np.asarray(strike, dtype=bool)
     t = np.asarray(days, dtype=float)
     n_w, n_k = s.shape
-    recent = np.full((n_w, strikes_needed), -np.inf)  # the latest strike days, newest last
-    until = np.full(n_w, -np.inf)
+    start = QuarantineCarry.empty(n_w, strikes_needed) if carry is None else carry
+    if start.recent.shape != (n_w, strikes_needed) or start.until.shape != (n_w,):
+        raise ValueError(
+            f"carry is for {start.until.shape[0]} wallets and {start.recent.shape[-1]} strikes, not {n_w} and "
+            f"{strikes_needed}"
+        )
+    recent = np.array(start.recent, dtype=float)  # the latest strike days, newest last (a copy: carry is kept)
+    until = np.array(start.until, dtype=float)
     out_strike = np.zeros((n_w, n_k), dtype=bool)
     out_count = np.zeros((n_w, n_k), dtype=np.int64)
     out_q = np.zeros((n_w, n_k), dtype=bool)
@@ -183,7 +205,7 @@ def quarantine(
         out_count[:, k] = np.where(free, count, 0)
         out_q[:, k] = np.isfinite(until)
         out_until[:, k] = np.where(np.isfinite(until), until, np.nan)
-    return QuarantineState(out_strike, out_count, out_q, out_until)
+    return QuarantineState(out_strike, out_count, out_q, out_until, QuarantineCarry(recent, until))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -361,6 +361,59 @@ def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tm
         assert all(con.execute(f"SELECT count(*) FROM evaluation.{t}").fetchall()[0][0] == 0 for t in tables)
 
 
+def test_the_quarantine_carried_on_from_its_state_is_the_full_run(scored, tmp_path):
+    """``analytics.whale_quarantine`` run on a history cut short, then carried on from its stored state over the
+    dates after the cut, is the table the sync's full run wrote (every column of every row), with wallets that
+    first appear after the cut; a changed parameter or a rewritten score row before the cut is run in full."""
+    from dagster_duckdb import DuckDBResource
+
+    from assets.risk.assets import STATE_META, whale_quarantine
+    from assets.strategy import StrategyConfig
+
+    path = tmp_path / "quarantine.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    full = content_hash(path, "analytics.whale_quarantine", "as_of, wallet")
+
+    def run(**strategy) -> dict:
+        result = whale_quarantine(context=dg.build_asset_context(), strategy=StrategyConfig(**strategy),
+                                  warehouse=DuckDBResource(database=str(path)))  # fmt: skip
+        return {k: v.value if hasattr(v, "value") else v for k, v in result.metadata.items()}
+
+    with duckdb.connect(str(path)) as con:
+        dates = [
+            d
+            for (d,) in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores ORDER BY 1").fetchall()
+        ]
+        cut = dates[len(dates) // 2]
+        con.execute("CREATE TABLE main.later AS SELECT * FROM analytics.whale_scores WHERE as_of > ?", [cut])
+        (new_wallets,) = con.execute(
+            "SELECT count(DISTINCT wallet) FROM main.later WHERE wallet NOT IN "
+            "(SELECT wallet FROM analytics.whale_scores WHERE as_of <= ?)",
+            [cut],
+        ).fetchone()
+        con.execute("DELETE FROM analytics.whale_scores WHERE as_of > ?", [cut])
+    assert new_wallets > 0  # the carried run meets wallets the state does not hold
+    assert run()["plan"].startswith(
+        "full"
+    )  # the sync's run stored a state through the last date: not this one
+    with duckdb.connect(str(path)) as con:
+        con.execute("INSERT INTO analytics.whale_scores SELECT * FROM main.later")
+    carried = run()
+    assert carried["plan"] == f"carried on from {cut}" and 0 < carried["rows_written"] < carried["rows"]
+    assert content_hash(path, "analytics.whale_quarantine", "as_of, wallet") == full
+    assert run()["rows_written"] == 0  # nothing new
+
+    assert run(quarantine_days=31)["plan"] == "full: the rule's parameters changed"
+    assert run()["plan"] == "full: the rule's parameters changed"  # and back
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE analytics.whale_scores SET scored_at = scored_at + INTERVAL 1 SECOND "
+                    "WHERE as_of = ? AND wallet = (SELECT min(wallet) FROM analytics.whale_scores WHERE as_of = ?)",
+                    [dates[0], dates[0]])  # fmt: skip
+        (through,) = con.execute(f"SELECT through FROM {STATE_META}").fetchone()
+    assert run()["plan"] == f"full: the score history up to {through} changed"
+    assert content_hash(path, "analytics.whale_quarantine", "as_of, wallet") == full
+
+
 def test_signals_decide_again_only_what_changed_and_match_a_full_run(scored, tmp_path):
     """``analytics.signals`` carried on from the digests the last run stored is, after every kind of change to
     what the candidates read, the table a run from scratch writes (every column of every row), and a run decides

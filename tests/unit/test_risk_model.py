@@ -95,6 +95,32 @@ def test_three_strikes_quarantine_for_30_days_then_release_clears_them():
     assert not q.quarantined[2].any()
 
 
+def test_the_rule_carried_across_any_cut_gives_the_arrays_of_one_run():
+    """Two runs, the second from the first's ``carry``, are one run to the bit, whatever date they are cut at:
+    a cut on a quarantine's start, on the date it ends (day 51 + 5 = 56 is an evaluation date here), and between
+    a strike and the one exactly ``window_days`` later (which does not count it)."""
+    days = np.array([0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 90, 97, 104, 180, 187])
+    rng = np.random.default_rng(3)
+    s = rng.random((40, days.size)) < 0.35
+    s[0] = False
+    s[0, [1, 2, 3]] = True  # quarantined at 21 (until 51 + ... ), released at the first date >= its end
+    s[1] = False
+    s[1, [0, 11, 12]] = True  # day 0 and day 90: exactly the window apart, so day 0 no longer counts at 90
+    one = risk.quarantine(s, days, quarantine_days=35)  # ends at 56, an evaluation date
+    assert one.quarantined[0, 3] and not one.quarantined[0, 8] and one.released_day[0, 7] == 56
+    assert one.strikes[1, 12] == 2 and not one.quarantined[1].any()
+    for cut in range(days.size + 1):
+        a = risk.quarantine(s[:, :cut], days[:cut], quarantine_days=35)
+        b = risk.quarantine(s[:, cut:], days[cut:], quarantine_days=35, carry=a.carry)
+        for field in ("strike", "strikes", "quarantined", "released_day"):
+            joined = np.concatenate([getattr(a, field), getattr(b, field)], axis=1)
+            np.testing.assert_array_equal(joined, getattr(one, field), err_msg=f"{field}, cut {cut}")
+        np.testing.assert_array_equal(b.carry.recent, one.carry.recent)
+        np.testing.assert_array_equal(b.carry.until, one.carry.until)
+    with pytest.raises(ValueError, match="carry is for 40 wallets"):
+        risk.quarantine(s[:3], days, carry=one.carry)
+
+
 # ------------------------------------------------------------------------------------------- stops and exits
 
 
