@@ -97,7 +97,9 @@ class QuarantineCarry(NamedTuple):
     """The three-strikes rule's running state per wallet after a date: all :func:`quarantine` needs to go on to
     later dates without the earlier ones."""
 
-    recent: np.ndarray  # (wallets, strikes_needed): the latest strike days since the last release, newest last
+    recent: (
+        np.ndarray
+    )  # (wallets, strikes_needed): the latest strike days since the last release, newest last
     until: np.ndarray  # (wallets,): the day the quarantine ends; -inf when not quarantined
 
     @classmethod
@@ -184,7 +186,9 @@ def quarantine(
             f"carry is for {start.until.shape[0]} wallets and {start.recent.shape[-1]} strikes, not {n_w} and "
             f"{strikes_needed}"
         )
-    recent = np.array(start.recent, dtype=float)  # the latest strike days, newest last (a copy: carry is kept)
+    recent = np.array(
+        start.recent, dtype=float
+    )  # the latest strike days, newest last (a copy: carry is kept)
     until = np.array(start.until, dtype=float)
     out_strike = np.zeros((n_w, n_k), dtype=bool)
     out_count = np.zeros((n_w, n_k), dtype=np.int64)
