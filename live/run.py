@@ -55,8 +55,9 @@ def run_polymarket(settings: Settings, *, json_status: bool = False, out=sys.std
 
 
 def sim_world(settings: Settings):
+    cache = None if settings.sim_cache_dir is None else str(settings.sim_cache_dir)
     return cached_world(SimConfig.scaled(settings.sim_scale, seed=settings.sim_seed, start=settings.sim_start,
-                                         days=settings.sim_days))  # fmt: skip
+                                         days=settings.sim_days), cache)  # fmt: skip
 
 
 async def run_simulated(settings: Settings, *, days: float, speed: float, json_status: bool = False, out=sys.stdout,

@@ -71,6 +71,7 @@ def build_resources(settings: Settings) -> dict:
             sim_days=settings.sim_days,
             sim_dirty_share=settings.sim_dirty_share,
             sim_throttle_share=settings.sim_throttle_share,
+            sim_cache_dir=None if settings.sim_cache_dir is None else str(settings.sim_cache_dir),
             trades_path=settings.trades_path,
             markets_path=settings.markets_path,
             file_batch_rows=settings.file_batch_rows,

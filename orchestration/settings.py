@@ -86,6 +86,8 @@ class Settings:
     sim_days: int = 730
     sim_dirty_share: float = 0.001
     sim_throttle_share: float = 0.0
+    #: where generated simulated worlds are kept between processes (None: each process generates its own)
+    sim_cache_dir: Path | None = None
     # file source
     trades_path: str | None = None
     markets_path: str | None = None
@@ -179,6 +181,9 @@ class Settings:
             sim_days=_env_int("WHALECOPY_SIM_DAYS", 730),
             sim_dirty_share=_env_float("WHALECOPY_SIM_DIRTY_SHARE", 0.001),
             sim_throttle_share=_env_float("WHALECOPY_SIM_THROTTLE_SHARE", 0.0),
+            sim_cache_dir=None
+            if (cache := _env("WHALECOPY_SIM_CACHE_DIR", "data/sim_cache")) == "off"
+            else Path(cache),
             trades_path=os.environ.get("WHALECOPY_TRADES_PATH") or None,
             alert_webhook_url=os.environ.get("WHALECOPY_ALERT_WEBHOOK_URL") or None,
             report_path=Path(_env("WHALECOPY_REPORT_PATH", "data/report.html")),

@@ -26,6 +26,8 @@ class PolymarketResource(dg.ConfigurableResource):
     sim_dirty_share: float = 0.001
     # share of simulated requests answered 429 (half with Retry-After: 0.05 s)
     sim_throttle_share: float = 0.0
+    # where generated worlds are kept between processes (None: generated in each process)
+    sim_cache_dir: str | None = None
     trades_path: str | None = None
     markets_path: str | None = None
     file_batch_rows: int = FILE_BATCH_ROWS
@@ -39,7 +41,7 @@ class PolymarketResource(dg.ConfigurableResource):
         return SimConfig.scaled(self.sim_scale, seed=self.sim_seed, start=self.sim_start, days=self.sim_days)
 
     def world(self) -> SimWorld:
-        return cached_world(self.sim_config())
+        return cached_world(self.sim_config(), self.sim_cache_dir)
 
     def history(self) -> tuple[int, int] | None:
         """The span of history the source holds, when it is known (the sim's; a file's trades)."""

@@ -29,8 +29,13 @@ written to ``evaluation.sim_truth``; no scoring code may read it.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -408,10 +413,54 @@ def _yes(markets: Markets, grid: np.ndarray, market: np.ndarray, ts: np.ndarray)
     return grid[markets.grid_start[market] + k]
 
 
+#: the worlds a cache directory keeps (the most recently used; a demo-scale world is about 130 MB)
+CACHE_WORLDS = 4
+
+
+@functools.cache
+def _simulator_digest() -> str:
+    """The simulator's own source: a cached world is valid only for the code that generated it."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def world_cache_path(cfg: SimConfig, cache_dir: str | Path) -> Path:
+    """Where ``cache_dir`` keeps the world of ``cfg``: named by the config and the simulator's source."""
+    key = hashlib.sha256(f"{cfg!r}|{_simulator_digest()}".encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"world-{key}.pkl"
+
+
 @functools.lru_cache(maxsize=2)
-def cached_world(cfg: SimConfig) -> SimWorld:
-    """One world per config per process (the transport and the sim_truth asset share it)."""
-    return generate_world(cfg)
+def cached_world(cfg: SimConfig, cache_dir: str | None = None) -> SimWorld:
+    """One world per config per process (the transport and the sim_truth asset share it). With ``cache_dir``,
+    also one per config and simulator source on disk: a process after the first loads it (about 0.3 s for the
+    demo's world) instead of generating it again (about 3 s), as a real exchange is there without being built
+    for each run. A file that does not load is generated again; the directory keeps the :data:`CACHE_WORLDS`
+    most recently used."""
+    if cache_dir is None:
+        return generate_world(cfg)
+    path = world_cache_path(cfg, cache_dir)
+    try:
+        with path.open("rb") as f:
+            world = pickle.load(f)  # written by this function alone, into the run's own data directory
+        if isinstance(world, SimWorld) and world.config == cfg:
+            os.utime(path)
+            return world
+    except Exception:  # none yet, or a torn or foreign file: generate the world and write it
+        pass
+    world = generate_world(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".world-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(world, f, protocol=5)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    kept = sorted(path.parent.glob("world-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[CACHE_WORLDS:]:
+        old.unlink(missing_ok=True)
+    return world
 
 
 def tape_table(world: SimWorld, rows: np.ndarray | None = None):

@@ -108,6 +108,16 @@ def test_settings_reject_a_bad_source(monkeypatch):
     monkeypatch.setenv("WHALECOPY_GX_BATCH_ROWS", "0")
     with pytest.raises(ValueError, match="WHALECOPY_GX_BATCH_ROWS='0' must be at least 1"):
         Settings.from_env()
+    monkeypatch.delenv("WHALECOPY_GX_BATCH_ROWS")
+    assert Settings.from_env().gate_scope == "new" and Settings.from_env().sim_cache_dir == Path(
+        "data/sim_cache"
+    )
+    monkeypatch.setenv("WHALECOPY_GATE_SCOPE", "some")
+    with pytest.raises(ValueError, match="WHALECOPY_GATE_SCOPE='some': expected one of new, all"):
+        Settings.from_env()
+    monkeypatch.setenv("WHALECOPY_GATE_SCOPE", "all")
+    monkeypatch.setenv("WHALECOPY_SIM_CACHE_DIR", "off")
+    assert Settings.from_env().gate_scope == "all" and Settings.from_env().sim_cache_dir is None
 
 
 def test_the_run_range_is_the_source_history():

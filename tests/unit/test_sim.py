@@ -3,6 +3,7 @@
 import httpx
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
@@ -138,3 +139,48 @@ def test_dirty_rows_are_fixed_per_row(world):
     dirty = server.dirty_rows(rows)
     assert 0.005 < dirty.mean() < 0.015
     assert np.array_equal(dirty, server.dirty_rows(rows))
+
+
+def test_a_cached_world_is_the_generated_one_and_a_torn_file_is_generated_again(tmp_path, monkeypatch):
+    from assets.ingest import sim
+
+    cfg = sim.SimConfig.scaled(0.01, seed=11, days=60)
+    fresh = sim.generate_world(cfg)
+    sim.cached_world.cache_clear()
+    first = sim.cached_world(cfg, str(tmp_path))
+    path = sim.world_cache_path(cfg, tmp_path)
+    assert path.exists() and list(tmp_path.iterdir()) == [path]  # no temporary file left
+    sim.cached_world.cache_clear()
+    monkeypatch.setattr(sim, "generate_world", lambda c: pytest.fail("loaded, not generated"))
+    loaded = sim.cached_world(cfg, str(tmp_path))
+    for world in (first, loaded):
+        for name in ("wallet", "market", "side", "size", "price", "ts", "tx"):
+            np.testing.assert_array_equal(getattr(world.tape, name), getattr(fresh.tape, name))
+        np.testing.assert_array_equal(world.markets.condition_id, fresh.markets.condition_id)
+        np.testing.assert_array_equal(world.tx_hash, fresh.tx_hash)
+        pd.testing.assert_frame_equal(world.truth, fresh.truth)
+    # another config, or another version of the simulator, is another file
+    assert sim.world_cache_path(sim.SimConfig.scaled(0.01, seed=12, days=60), tmp_path) != path
+    monkeypatch.setattr(sim, "_simulator_digest", lambda: "another source")
+    assert sim.world_cache_path(cfg, tmp_path) != path
+    monkeypatch.undo()
+
+    path.write_bytes(path.read_bytes()[:1000])  # torn
+    sim.cached_world.cache_clear()
+    again = sim.cached_world(cfg, str(tmp_path))
+    np.testing.assert_array_equal(again.tape.ts, fresh.tape.ts)
+    assert path.stat().st_size > 1000  # written whole again
+    sim.cached_world.cache_clear()
+
+
+def test_the_world_cache_keeps_the_most_recently_used(tmp_path):
+    from assets.ingest import sim
+
+    sim.cached_world.cache_clear()
+    paths = []
+    for seed in range(sim.CACHE_WORLDS + 2):
+        cfg = sim.SimConfig.scaled(0.002, seed=seed, days=10)
+        sim.cached_world(cfg, str(tmp_path))
+        paths.append(sim.world_cache_path(cfg, tmp_path))
+    assert sorted(tmp_path.glob("world-*.pkl")) == sorted(paths[-sim.CACHE_WORLDS :])
+    sim.cached_world.cache_clear()
