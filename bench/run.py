@@ -634,7 +634,8 @@ def daily_section(rows: list[dict]) -> list[str]:
             f"The `daily` day: {_s(d['run_s'])} in the run, of which the steps themselves {_s(steps)} and Dagster between "
             f"them {_s(d['run_s'] - steps)} ({len(d['steps_s'])} steps, {len(gates)} of them gates); the process's "
             f"start (imports, definitions) {_s(d['wall_s'] - d['run_s'])}. The gates' own steps took {_s(gates_s)} "
-            f"(GX and exact SQL counts over whole tables), `transform` (dbt: the incremental models and their "
+            f"(GX and exact SQL counts over the rows written since each table last passed, and the whole of the "
+            f"tables that mark no such rows), `transform` (dbt: the incremental models and their "
             f"tests) {_s(d['steps_s'].get('transform', 0.0))}. "
             + (
                 "The target is met."

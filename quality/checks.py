@@ -8,9 +8,10 @@ same run. The results are in the check's metadata.
 What a gate reads (``scope``, default "new"): the rows written since its table last passed, where the table says
 which those are (:class:`Increment`), so that a day's run validates the day and not the history; the whole table
 otherwise, and always when the gate has not passed before (``quality.gate_state`` holds where each table last
-passed; a failure deletes its row, so the next run validates the whole table again). Uniqueness is still checked
-against every stored key and row counts over the table. ``scope="all"`` (``WHALECOPY_GATE_SCOPE=all``) validates
-every row every time.
+passed; a failure deletes its row, so the next run validates the whole table again), and once a week
+(:data:`WHOLE_EVERY_DAYS`): a row edited in place keeps its stamp, and only a whole read sees it. Uniqueness is
+still checked against every stored key and row counts over the table. ``scope="all"`` (``WHALECOPY_GATE_SCOPE=all``)
+validates every row every time.
 
 The gates on the tables one step writes run as one step of their own (a multi-asset check: the marts that dbt
 builds, the paper book's tables, the live tables, the walk-forward's tables), each still a check of its own table
@@ -37,9 +38,13 @@ CREATE TABLE IF NOT EXISTS {GATE_STATE} (
     last_day       DATE,                 -- a mart with a day column: its last day when it passed
     rows_in_scope  BIGINT NOT NULL,      -- the rows that validation read
     table_rows     BIGINT NOT NULL,
-    passed_at      TIMESTAMPTZ NOT NULL
+    passed_at      TIMESTAMPTZ NOT NULL,
+    whole_at       TIMESTAMPTZ NOT NULL  -- when a passing validation last read every row
 )
 """
+#: a gate reads every row again when its last whole read is older than this (an edit in place, which keeps its
+#: row's stamp, is then found within the week)
+WHOLE_EVERY_DAYS = 7.0
 
 
 @dataclass(frozen=True)
@@ -138,15 +143,19 @@ def _build_ids(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:
     return row[0] if len(row) == 1 else (None, None)
 
 
-def gate_scope(con: duckdb.DuckDBPyConnection, gate: Gate) -> Scope | None:
+def gate_scope(
+    con: duckdb.DuckDBPyConnection, gate: Gate, whole_every_days: float = WHOLE_EVERY_DAYS
+) -> Scope | None:
     """The rows ``gate`` reads: those written since its table last passed (:class:`Increment`), or None for every
-    row (no increment, no stored pass, or a stored pass it cannot carry on from)."""
+    row (no increment, no stored pass, a stored pass it cannot carry on from, or a last whole read more than
+    ``whole_every_days`` ago)."""
     inc = gate.increment
     if inc is None or not _exists(con, GATE_STATE):
         return None
     row = con.execute(
-        f"SELECT stamp, CAST(build_id AS VARCHAR), last_day FROM {GATE_STATE} WHERE table_name = ?",
-        [gate.table],
+        f"SELECT stamp, CAST(build_id AS VARCHAR), last_day FROM {GATE_STATE} WHERE table_name = ? "
+        "AND whole_at > now() - to_microseconds(CAST(? * 86400e6 AS BIGINT))",
+        [gate.table, whole_every_days],
     ).fetchall()
     if not row:
         return None
@@ -169,14 +178,17 @@ def gate_scope(con: duckdb.DuckDBPyConnection, gate: Gate) -> Scope | None:
 
 
 def record_gate(
-    con: duckdb.DuckDBPyConnection, gate: Gate, passed: bool, rows_in_scope: int, table_rows: int
+    con: duckdb.DuckDBPyConnection, gate: Gate, passed: bool, rows_in_scope: int, table_rows: int, whole: bool
 ) -> None:
-    """Keep where ``gate``'s table passed (the next run reads only what is written after it), or forget it when
-    the gate failed (the next run reads every row again)."""
+    """Keep where ``gate``'s table passed (the next run reads only what is written after it) and, ``whole``, that
+    this validation read every row; or forget it when the gate failed (the next run reads every row again)."""
     con.execute(GATE_STATE_DDL)
+    (whole_at,) = con.execute(
+        f"SELECT max(whole_at) FROM {GATE_STATE} WHERE table_name = ?", [gate.table]
+    ).fetchall()[0]
     con.execute(f"DELETE FROM {GATE_STATE} WHERE table_name = ?", [gate.table])
     inc = gate.increment
-    if not passed or inc is None:
+    if not passed or inc is None or (whole_at is None and not whole):
         return
     stamp = build_id = last_day = None
     if inc.stamp is not None:
@@ -186,8 +198,9 @@ def record_gate(
         if inc.day is not None:
             (last_day,) = con.execute(f'SELECT max("{inc.day}") FROM {gate.table}').fetchall()[0]
     con.execute(
-        f"INSERT INTO {GATE_STATE} VALUES (?, ?, CAST(? AS UUID), ?, ?, ?, now())",
-        [gate.table, stamp, build_id, last_day, rows_in_scope, table_rows],
+        f"INSERT INTO {GATE_STATE} VALUES (?, ?, CAST(? AS UUID), ?, ?, ?, now(), "
+        "CASE WHEN ? THEN now() ELSE CAST(? AS TIMESTAMPTZ) END)",
+        [gate.table, stamp, build_id, last_day, rows_in_scope, table_rows, whole, whole_at],
     )
 
 
@@ -270,7 +283,9 @@ def build_gates(
                         passed, meta = evaluate_gate(
                             con, gate, max_quarantine_share, bounds, batch_rows, rows
                         )
-                        record_gate(con, gate, passed, meta["rows_in_scope"], meta["rows"])
+                        record_gate(
+                            con, gate, passed, meta["rows_in_scope"], meta["rows"], whole=rows is None
+                        )
                         out.append(dg.AssetCheckResult(
                             asset_key=key.asset_key, check_name=key.name, passed=passed,
                             severity=dg.AssetCheckSeverity.ERROR, metadata=meta,

@@ -78,15 +78,26 @@ def test_a_gate_carries_on_from_its_last_pass_and_reads_everything_after_a_failu
     con = duckdb.connect()
     _prices(con, [(TOKEN, 1_764_000_000, 0.5, T0)])
     assert gate_scope(con, PRICES) is None  # never passed: every row
-    record_gate(con, PRICES, passed=True, rows_in_scope=1, table_rows=1)
+    record_gate(con, PRICES, passed=True, rows_in_scope=1, table_rows=1, whole=True)
     scope = gate_scope(con, PRICES)
     assert scope is not None and T0.isoformat() in scope.where
     assert con.execute(f"SELECT count(*) FROM raw.price_history WHERE {scope.where}").fetchone() == (0,)
-    record_gate(con, PRICES, passed=False, rows_in_scope=0, table_rows=1)
+    record_gate(con, PRICES, passed=False, rows_in_scope=0, table_rows=1, whole=False)
     assert gate_scope(con, PRICES) is None  # failed: the next run reads every row again
     assert con.execute(f"SELECT count(*) FROM {GATE_STATE}").fetchone() == (0,)
+    # once a week every row again: an edit in place keeps its row's stamp. A scoped pass keeps the last whole
+    # read's time; a whole read exactly the period ago is due
+    record_gate(con, PRICES, passed=True, rows_in_scope=1, table_rows=1, whole=True)
+    record_gate(con, PRICES, passed=True, rows_in_scope=0, table_rows=1, whole=False)
+    con.execute(f"UPDATE {GATE_STATE} SET whole_at = now() - INTERVAL 1 DAY")
+    assert gate_scope(con, PRICES, whole_every_days=1.001) is not None
+    assert gate_scope(con, PRICES, whole_every_days=1) is None
+    assert gate_scope(con, PRICES) is not None  # the default: a week
+    con.execute(f"UPDATE {GATE_STATE} SET whole_at = now() - INTERVAL 7 DAY")
+    assert gate_scope(con, PRICES) is None
+    record_gate(con, PRICES, passed=False, rows_in_scope=0, table_rows=1, whole=False)
     # a table with no increment is read whole every time and keeps no state
-    record_gate(con, Gate("raw_markets_gate", "raw.markets", "markets"), True, 5, 5)
+    record_gate(con, Gate("raw_markets_gate", "raw.markets", "markets"), True, 5, 5, whole=True)
     assert gate_scope(con, Gate("raw_markets_gate", "raw.markets", "markets")) is None
 
 
@@ -113,7 +124,7 @@ def test_a_mart_gate_carries_on_only_from_the_build_before_this_one():
     gate = Gate("fct_positions_expectations", "marts.fct_positions", step="transform", increment=BY_POSITION)
     _build(con, B1, None)
     assert gate_scope(con, gate) is None  # a first build
-    record_gate(con, gate, True, 1, 1)
+    record_gate(con, gate, True, 1, 1, whole=True)
     _build(con, B2, B1)
     scope = gate_scope(con, gate)
     assert scope is not None and scope.where == BY_POSITION.build
@@ -139,7 +150,7 @@ def test_the_daily_returns_gate_reads_the_changed_days_and_every_day_after_the_l
     )
     _build(con, B1, None)
     con.execute("DELETE FROM marts.wallet_daily_returns WHERE day >= DATE '2026-01-09'")
-    record_gate(con, gate, True, 16, 16)  # the last day then: 2026-01-08
+    record_gate(con, gate, True, 16, 16, whole=True)  # the last day then: 2026-01-08
     con.execute(
         "INSERT INTO marts.wallet_daily_returns SELECT w, DATE '2026-01-09' + d::INTEGER FROM (VALUES ('0xa'), ('0xb')) t(w), "
         "range(2) r(d)"
