@@ -58,6 +58,13 @@ def checked_table(table: str) -> str:
     return table
 
 
+def table_exists(con, table: str) -> bool:
+    """Whether ``table`` ("schema.name") is a table or view of the warehouse."""
+    schema, name = checked_table(table).split(".")
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    return bool(con.execute(sql, [schema, name]).fetchall()[0][0])
+
+
 def create_table_sql(table: str, columns: dict[str, str], key: str | None = None) -> str:
     checked_table(table)
     for name, kind in columns.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from assets.score.assets import whale_scores_integrity
+from assets.warehouse import table_exists
 from quality.checks import GATES
 
 from .settings import Settings
@@ -15,18 +16,9 @@ from .settings import Settings
 PYTHON_GATES = {g.name for g in GATES} | {next(iter(whale_scores_integrity.check_keys)).name}
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     lines: list[str] = []
-    if _table_exists(con, "raw", "markets"):
+    if table_exists(con, "raw.markets"):
         n, resolved, pending, open_ = con.execute(
             """SELECT count(*), count(*) FILTER (WHERE closed AND uma_resolution_status = 'resolved'),
                       count(*) FILTER (WHERE closed AND coalesce(uma_resolution_status, '') <> 'resolved'),
@@ -35,7 +27,7 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(
             f"  raw.markets          {n:>12,}  ({resolved:,} resolved, {pending:,} closed not resolved, {open_:,} open)"
         )
-    if _table_exists(con, "raw", "trades"):
+    if table_exists(con, "raw.trades"):
         n, wallets, markets, lo, hi, notional = con.execute(
             """SELECT count(*), count(DISTINCT proxy_wallet), count(DISTINCT condition_id), min(trade_date),
                       max(trade_date), sum(size * price) FROM raw.trades"""
@@ -44,20 +36,20 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"  raw.trades           {n:>12,}  fills, {wallets:,} wallets, {markets:,} markets, {lo} .. {hi}, "
             f"${(notional or 0) / 1e6:,.1f}M notional"
         )
-    if _table_exists(con, "raw", "price_history"):
+    if table_exists(con, "raw.price_history"):
         n, tokens = con.execute("SELECT count(*), count(DISTINCT token_id) FROM raw.price_history").fetchone()
         lines.append(f"  raw.price_history    {n:>12,}  points, {tokens:,} tokens")
-    if _table_exists(con, "raw", "leaderboard"):
+    if table_exists(con, "raw.leaderboard"):
         (n,) = con.execute("SELECT count(*) FROM raw.leaderboard").fetchone()
         lines.append(f"  raw.leaderboard      {n:>12,}  rows")
-    if _table_exists(con, "raw", "quarantine"):
+    if table_exists(con, "raw.quarantine"):
         (n,) = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()
         lines.append(f"  raw.quarantine       {n:>12,}  rows")
         for entity, reason, k in con.execute(
             "SELECT entity, reason_code, count(*) FROM raw.quarantine GROUP BY ALL ORDER BY 3 DESC, 1, 2"
         ).fetchall():
             lines.append(f"      {entity}/{reason}: {k:,}")
-    if _table_exists(con, "marts", "dim_markets"):
+    if table_exists(con, "marts.dim_markets"):
         n, resolved, anomalies = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE is_resolved), count(*) FILTER (WHERE is_resolution_anomaly) "
             "FROM marts.dim_markets"
@@ -65,7 +57,7 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(
             f"  marts.dim_markets    {n:>12,}  ({resolved:,} resolved, {anomalies:,} resolution anomalies)"
         )
-    if _table_exists(con, "marts", "fct_positions"):
+    if table_exists(con, "marts.fct_positions"):
         n, resolved, flagged, pnl = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE is_resolved), count(*) FILTER (WHERE NOT is_scorable), "
             "sum(pnl_net) FILTER (WHERE is_scorable) FROM marts.fct_positions"
@@ -75,19 +67,19 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"scorable net realised P&L ${(pnl or 0) / 1e6:,.2f}M)"
         )
     for table in ("fct_fills", "wallet_daily_returns", "wallet_features", "wallet_category_features"):
-        if _table_exists(con, "marts", table):
+        if table_exists(con, f"marts.{table}"):
             (n,) = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()  # constant table names
             lines.append(
                 f"  marts.{table:<15}{n:>12,}  rows" if len(table) <= 15 else f"  marts.{table} {n:,} rows"
             )
-    if _table_exists(con, "evaluation", "sim_truth"):
+    if table_exists(con, "evaluation.sim_truth"):
         rows = con.execute(
             "SELECT wallet_type, count(*) FROM evaluation.sim_truth GROUP BY 1 ORDER BY 2 DESC"
         ).fetchall()
         total = sum(k for _, k in rows)
         detail = ", ".join(f"{t} {k:,}" for t, k in rows) or "no ground truth (real source)"
         lines.append(f"  evaluation.sim_truth {total:>12,}  wallets ({detail})")
-    if _table_exists(con, "analytics", "whale_scores"):
+    if table_exists(con, "analytics.whale_scores"):
         n, dates, lo, hi = con.execute(
             "SELECT count(*), count(DISTINCT as_of), min(as_of), max(as_of) FROM analytics.whale_scores"
         ).fetchall()[0]
@@ -99,7 +91,7 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"  analytics.whale_scores {n:>10,}  rows, {dates:,} as-of dates {lo} .. {hi}; latest: {scored:,} scored, "
             f"{unscored:,} unscored (NULL with a reason)"
         )
-    if _table_exists(con, "analytics", "whale_universe"):
+    if table_exists(con, "analytics.whale_universe"):
         (n,) = con.execute("SELECT count(*) FROM analytics.whale_universe").fetchall()[0]
         lines.append(f"  analytics.whale_universe {n:>8,}  wallets")
     return lines
@@ -116,7 +108,7 @@ def root_cause(error) -> str:
 
 def top_wallets(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
     """The wallets with the highest net realised P&L (scorable positions, fees at the configured rate)."""
-    if not _table_exists(con, "marts", "wallet_features"):
+    if not table_exists(con, "marts.wallet_features"):
         return []
     rows = con.execute(
         """
@@ -142,7 +134,7 @@ def _interval(mean, lo, hi, digits: int = 2) -> str:
 
 def top_whales(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
     """The best-scored wallets as of the latest date, with their Bayesian win rate and price-calibrated edge."""
-    if not _table_exists(con, "analytics", "whale_universe"):
+    if not table_exists(con, "analytics.whale_universe"):
         return []
     rows = con.execute(
         """
@@ -169,7 +161,7 @@ def top_whales(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
 
 def ic_table(con: duckdb.DuckDBPyConnection) -> list[str]:
     """evaluation.score_ic as a table: does the score predict next-month returns, out of sample?"""
-    if not _table_exists(con, "evaluation", "score_ic"):
+    if not table_exists(con, "evaluation.score_ic"):
         return []
     rows = con.execute(
         """
@@ -201,7 +193,7 @@ def ic_table(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def signal_funnel(con: duckdb.DuckDBPyConnection) -> list[str]:
     """analytics.signals as a funnel: candidates entering and passing each stage, and the commonest reasons."""
-    if not _table_exists(con, "analytics", "signals"):
+    if not table_exists(con, "analytics.signals"):
         return []
     (total,) = con.execute("SELECT count(*) FROM analytics.signals").fetchall()[0]
     out = [
@@ -224,7 +216,7 @@ def signal_funnel(con: duckdb.DuckDBPyConnection) -> list[str]:
         for reason, n in reasons:
             out.append(f"      {n:>10,}  {reason}")
         entered = passed
-    if _table_exists(con, "analytics", "orders"):
+    if table_exists(con, "analytics.orders"):
         (copied,) = con.execute("SELECT count(*) FILTER (WHERE copied) FROM analytics.orders").fetchall()[0]
         rate = f"{copied / entered:.1%}" if entered else "-"
         out.append(f"  stage 3 portfolio  entered {entered:>10,}  copied {copied:>9,}  ({rate})")
@@ -241,7 +233,7 @@ def signal_funnel(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def paper_portfolio(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The paper portfolio now: NAV, positions, exposure, VaR and alerts."""
-    if not _table_exists(con, "analytics", "paper_nav"):
+    if not table_exists(con, "analytics.paper_nav"):
         return []
     rows = con.execute(
         "SELECT day, nav, cash, positions_value, open_positions, exposure_share, var, entries_blocked FROM "
@@ -282,7 +274,7 @@ def _num(x, fmt: str = ".2f") -> str:
 
 def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
     """evaluation.backtest_summary and evaluation.targets: the walk-forward strategies side by side."""
-    if not _table_exists(con, "evaluation", "backtest_summary"):
+    if not table_exists(con, "evaluation.backtest_summary"):
         return []
     rows = con.execute(
         """
@@ -307,7 +299,7 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"  {name:<24} {_pct(r[2]):>8} {_num(r[3]):>7} {ci:>16} {_num(r[6], '.1%'):>7} "
             f"{_pct(r[7]):>7} {_num(r[8], '.0%'):>6} {r[9]:>7,} {'$' + _num(r[10], ',.0f'):>12} {_num(r[11]):>5}"
         )
-    if _table_exists(con, "evaluation", "targets"):
+    if table_exists(con, "evaluation.targets"):
         out.append("  documented targets against the measured (evaluation.targets):")
         for t in con.execute(
             "SELECT target, documented, measured, ci_low, ci_high, met, kind FROM evaluation.targets"

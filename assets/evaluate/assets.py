@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 from assets.ingest.assets import SIM_TRUTH
 from assets.score.assets import WHALE_SCORES
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, exact_sum, replace_table
+from assets.warehouse import Transaction, exact_sum, replace_table, table_exists
 
 from . import model
 
@@ -123,12 +123,7 @@ WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores)
 def score_ic(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
         frame = forward_returns(con, strategy.ic_horizon_days, strategy.ic_min_forward_days)
-        has_truth = bool(
-            con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'evaluation' "
-                "AND table_name = 'sim_truth'"
-            ).fetchall()[0][0]
-        )
+        has_truth = table_exists(con, "evaluation.sim_truth")
         latest = con.sql(LATEST_SQL).df() if has_truth else pd.DataFrame()
         summaries, monthly = [], []
         for universe, condition in UNIVERSES.items():

@@ -12,7 +12,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.signal import model as signal
-from assets.warehouse import Transaction, replace_table
+from assets.warehouse import Transaction, replace_table, table_exists
 
 from . import report
 from .backtest_assets import (
@@ -53,23 +53,13 @@ GROUP BY ALL
 """
 
 
-def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchall()[0][0]
-    )
-
-
 def report_data(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     """Every frame the report draws; a table the warehouse does not hold gives an empty frame."""
     out = {}
     for name, sql in TABLES.items():
         table = sql.split(" FROM ")[1].split()[0]
-        out[name] = con.sql(sql).df() if _exists(con, table) else pd.DataFrame()
-    if _exists(con, "analytics.signals") and _exists(con, "analytics.orders"):
+        out[name] = con.sql(sql).df() if table_exists(con, table) else pd.DataFrame()
+    if table_exists(con, "analytics.signals") and table_exists(con, "analytics.orders"):
         counts = con.sql(STAGES_SQL).df()
         reached = counts["stage_reached"].repeat(counts["n"].to_numpy()).reset_index(drop=True)
         out["funnel"] = signal.funnel(reached)
@@ -129,7 +119,7 @@ def real_section(path: Path, name: str) -> dict | None:
         pnl = con.sql(REAL_PNL_SQL).df()
         paper = con.sql(
             "SELECT strategy, sharpe, max_drawdown, trades, final_nav FROM evaluation.backtest_summary"
-        ).df() if _exists(con, "evaluation.backtest_summary") else pd.DataFrame()  # fmt: skip
+        ).df() if table_exists(con, "evaluation.backtest_summary") else pd.DataFrame()  # fmt: skip
     resolved = int(facts.get("resolved_markets") or 0)
     note = (
         f"{resolved} resolved markets is thin: a wallet's score rests on a handful of positions, most wallets "

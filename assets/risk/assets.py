@@ -12,7 +12,14 @@ from dagster_duckdb import DuckDBResource
 
 from assets.score.assets import WHALE_SCORES
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, append_frame, create_table_sql, epoch_datetimes, replace_table
+from assets.warehouse import (
+    Transaction,
+    append_frame,
+    create_table_sql,
+    epoch_datetimes,
+    replace_table,
+    table_exists,
+)
 
 from . import model
 
@@ -44,17 +51,11 @@ def rule_params(strategy: StrategyConfig) -> dict:
                                               "strikes_to_quarantine", "strike_window_days", "quarantine_days")}  # fmt: skip
 
 
-def _exists(con, table: str) -> bool:
-    schema, name = table.split(".")
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return bool(con.execute(sql, [schema, name]).fetchall()[0][0])
-
-
 def stored_carry(con, params: dict) -> tuple[object, pd.Index, model.QuarantineCarry] | str:
     """(the last date, its wallets, the rule's state after it) when the stored state can be carried on, else why
     not: there is none, the parameters differ, the table no longer ends at it, or the score rows up to it changed
     (a rebuilt history: their count or latest ``scored_at`` differs)."""
-    if not all(_exists(con, t) for t in (STATE, STATE_META, "analytics.whale_quarantine")):
+    if not all(table_exists(con, t) for t in (STATE, STATE_META, "analytics.whale_quarantine")):
         return "no stored state"
     meta = con.execute(f"SELECT through, params, score_rows, scored_through FROM {STATE_META}").fetchall()
     if len(meta) != 1:

@@ -29,7 +29,7 @@ from assets.risk.assets import WHALE_QUARANTINE
 from assets.score.assets import WHALE_SCORES
 from assets.size import model as size
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, create_table_sql, exact_sum, replace_table
+from assets.warehouse import Transaction, create_table_sql, exact_sum, replace_table, table_exists
 
 from . import model
 
@@ -248,11 +248,8 @@ def read_digests(con, strategy: StrategyConfig) -> pd.DataFrame:
 
 def read_stored(con) -> pd.DataFrame | None:
     """The digests the last run stored, or None when it stored none (or its table is gone)."""
-    (n,) = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' "
-        "AND table_name IN ('signals', 'signals_state')"
-    ).fetchall()[0]
-    return con.sql(f"SELECT * FROM {STATE_TABLE}").df() if n == 2 else None
+    stored = table_exists(con, "analytics.signals") and table_exists(con, STATE_TABLE)
+    return con.sql(f"SELECT * FROM {STATE_TABLE}").df() if stored else None
 
 
 def decide(con, strategy: StrategyConfig, since_ts: int, markets: list[str]) -> pd.DataFrame:

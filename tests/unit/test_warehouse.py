@@ -51,3 +51,16 @@ def test_epoch_datetimes_turn_day_numbers_and_seconds_into_datetimes_and_nan_int
     assert np.isnat(many).sum() == 33_334 and (many[1] == np.datetime64("2024-10-04"))
     with pytest.raises(ValueError, match="unit 'h'"):
         epoch_datetimes([1.0], "h")
+
+
+def test_table_exists_names_tables_and_views_and_rejects_other_text():
+    from assets.warehouse import table_exists
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA analytics")
+    con.execute("CREATE TABLE analytics.t (x INTEGER)")
+    con.execute("CREATE VIEW analytics.v AS SELECT 1 AS x")
+    assert table_exists(con, "analytics.t") and table_exists(con, "analytics.v")
+    assert not table_exists(con, "analytics.missing") and not table_exists(con, "marts.t")
+    with pytest.raises(ValueError):
+        table_exists(con, "analytics.t; DROP TABLE analytics.t")
