@@ -314,6 +314,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> Non
 def _env(world, live: Path, **extra) -> dict[str, str]:
     return {**os.environ, "WAREHOUSE_PATH": str(world.warehouse_path), "WHALECOPY_LIVE_DIR": str(live),
             "WHALECOPY_SIM_SCALE": str(world.sim_scale), "WHALECOPY_SIM_SEED": str(world.sim_seed),
+            "WHALECOPY_SIM_CACHE_DIR": str(live / "sim_cache"),
             "WHALECOPY_SIM_DIRTY_SHARE": str(world.sim_dirty_share), "GX_ANALYTICS_ENABLED": "false",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "WHALECOPY_DASHBOARD_QUIET_S": "0", **extra}  # fmt: skip
 
