@@ -51,8 +51,8 @@ WHOLE_EVERY_DAYS = 7.0
 class Increment:
     """Which rows of a table were written since it last passed.
 
-    - ``stamp``: a column every write sets to the time of its transaction (``ingested_at``, ``scored_at``); rows
-      are never rewritten without it. The new rows: a stamp after the stored one.
+    - ``stamp``: a column every write sets to the time of its run (``ingested_at``, ``scored_at``,
+      ``computed_at``); rows are never rewritten without it. The new rows: a stamp after the stored one.
     - ``build``: a dbt mart (incremental, ``docs/warehouse.md#incremental-builds``): a SQL predicate naming every
       row the build recomputed, from ``intermediate.int_changes`` (its positions, wallets and first changed
       days), and with ``day``, the days after the stored last day too. It holds only when the stored build is
@@ -108,7 +108,11 @@ GATES = [
     Gate("whale_scores_expectations", "analytics.whale_scores", increment=Increment(stamp="scored_at")),
     Gate("whale_universe_expectations", "analytics.whale_universe"),
     Gate("score_ic_expectations", "evaluation.score_ic"),
-    Gate("whale_quarantine_expectations", "analytics.whale_quarantine"),
+    Gate(
+        "whale_quarantine_expectations",
+        "analytics.whale_quarantine",
+        increment=Increment(stamp="computed_at"),
+    ),
     Gate("signals_expectations", "analytics.signals"),
     Gate("orders_expectations", "analytics.orders", step="paper_portfolio"),
     Gate("paper_nav_expectations", "analytics.paper_nav", step="paper_portfolio"),

@@ -31,6 +31,7 @@ WHALE_QUARANTINE_COLUMNS = {
     "strikes": "INTEGER NOT NULL",
     "quarantined": "BOOLEAN NOT NULL",
     "released_on": "DATE",
+    "computed_at": "TIMESTAMPTZ NOT NULL",  # when the run that wrote the row ran (its gate reads the rows after)
 }
 
 
@@ -149,6 +150,7 @@ def whale_quarantine(context: dg.AssetExecutionContext, strategy: StrategyConfig
             }
         )
         out.loc[~out["quarantined"], "released_on"] = None
+        out["computed_at"] = pd.Timestamp.now(tz="UTC")
         through = dates.max().date() if len(dates) else (None if full else carried[0])
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")

@@ -74,10 +74,12 @@ def test_a_second_run_appends_nothing_and_rewrites_nothing(scored, tmp_path):
     result = run_sync(small_settings(path), out=io.StringIO())
     assert result.success
     assert content_hash(path, "analytics.whale_scores", "as_of, wallet") == before
-    # its gates read what it wrote: nothing new in the raw fills and the scores, no position the build recomputed
+    # its gates read what it wrote: nothing new in the raw fills, the scores and the quarantine, no position the
+    # build recomputed
     gates = _gates(result)
-    for name in ("raw_trades_gate", "whale_scores_expectations", "fct_fills_expectations",
-                 "fct_positions_expectations", "wallet_features_expectations", "wallet_daily_returns_expectations"):  # fmt: skip
+    for name in ("raw_trades_gate", "whale_scores_expectations", "whale_quarantine_expectations",
+                 "fct_fills_expectations", "fct_positions_expectations", "wallet_features_expectations",
+                 "wallet_daily_returns_expectations"):  # fmt: skip
         assert gates[name]["passed"] and gates[name]["scope"] != "every row", name
         assert gates[name]["rows_in_scope"] == 0 < gates[name]["rows"], name
     assert gates["raw_markets_gate"]["scope"] == "every row"  # no increment: read whole
@@ -363,6 +365,10 @@ def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tm
         assert all(con.execute(f"SELECT count(*) FROM evaluation.{t}").fetchall()[0][0] == 0 for t in tables)
 
 
+#: the quarantine's rows without the time each run wrote them
+QUARANTINE_ROWS = "(SELECT * EXCLUDE (computed_at) FROM analytics.whale_quarantine)"
+
+
 def test_the_quarantine_carried_on_from_its_state_is_the_full_run(scored, tmp_path):
     """``analytics.whale_quarantine`` run on a history cut short, then carried on from its stored state over the
     dates after the cut, is the table the sync's full run wrote (every column of every row), with wallets that
@@ -374,7 +380,7 @@ def test_the_quarantine_carried_on_from_its_state_is_the_full_run(scored, tmp_pa
 
     path = tmp_path / "quarantine.duckdb"
     shutil.copy(scored.warehouse_path, path)
-    full = content_hash(path, "analytics.whale_quarantine", "as_of, wallet")
+    full = content_hash(path, QUARANTINE_ROWS, "as_of, wallet")
 
     def run(**strategy) -> dict:
         result = whale_quarantine(context=dg.build_asset_context(), strategy=StrategyConfig(**strategy),
@@ -402,8 +408,14 @@ def test_the_quarantine_carried_on_from_its_state_is_the_full_run(scored, tmp_pa
         con.execute("INSERT INTO analytics.whale_scores SELECT * FROM main.later")
     carried = run()
     assert carried["plan"] == f"carried on from {cut}" and 0 < carried["rows_written"] < carried["rows"]
-    assert content_hash(path, "analytics.whale_quarantine", "as_of, wallet") == full
+    assert content_hash(path, QUARANTINE_ROWS, "as_of, wallet") == full
     assert run()["rows_written"] == 0  # nothing new
+    with duckdb.connect(
+        str(path)
+    ) as con:  # the rows of each run carry its time (the quarantine gate reads after it)
+        assert con.execute(
+            "SELECT count(DISTINCT computed_at) FROM analytics.whale_quarantine"
+        ).fetchall() == [(2,)]
 
     assert run(quarantine_days=31)["plan"] == "full: the rule's parameters changed"
     assert run()["plan"] == "full: the rule's parameters changed"  # and back
@@ -413,7 +425,7 @@ def test_the_quarantine_carried_on_from_its_state_is_the_full_run(scored, tmp_pa
                     [dates[0], dates[0]])  # fmt: skip
         (through,) = con.execute(f"SELECT through FROM {STATE_META}").fetchone()
     assert run()["plan"] == f"full: the score history up to {through} changed"
-    assert content_hash(path, "analytics.whale_quarantine", "as_of, wallet") == full
+    assert content_hash(path, QUARANTINE_ROWS, "as_of, wallet") == full
 
 
 def test_signals_decide_again_only_what_changed_and_match_a_full_run(scored, tmp_path):
