@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from .expectations import GX_BATCH_ROWS, Scope, validate_connection
+from .expectations import GX_BATCH_ROWS, Scope, table_type, validate_connection
 
 SCOPES = ("new", "all")
 GATE_STATE = "quality.gate_state"
@@ -128,13 +128,7 @@ GATES = [
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()[0][0]
-    )
+    return table_type(con, table) is not None
 
 
 def _build_ids(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:

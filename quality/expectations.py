@@ -854,6 +854,16 @@ def _describe(stats: Mapping[str, Any], rows: int, rows_checked: int) -> str:
     return "; ".join(why)
 
 
+def table_type(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """``table``'s type ("BASE TABLE", "VIEW", ...), None when the warehouse has no such relation."""
+    schema, name = _split(table)
+    row = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return row[0][0] if row else None
+
+
 def validate_connection(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -872,10 +882,7 @@ def validate_connection(
         raise ValueError("max_rows must be >= 1")
     schema, name = _split(table)
     whole = f"{_q(schema)}.{_q(name)}"
-    kind = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()
+    kind = table_type(con, table)
     if kind is None:
         return SuiteResult(
             table, False, 0, [f"{table} does not exist"], {"table_rows": 0, "missing_table": True}, 0
@@ -892,7 +899,7 @@ def validate_connection(
 
     if scope is None:
         rows, full = _full_table_counts(con, whole, spec.checks, env)
-        table_rows, relation, is_table = rows, whole, kind[0] == "BASE TABLE"
+        table_rows, relation, is_table = rows, whole, kind == "BASE TABLE"
     else:
         relation = f"(SELECT * FROM {whole} WHERE {scope.where})"
         rows, full = _full_table_counts(con, relation, spec.checks, env, table=whole)

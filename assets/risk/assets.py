@@ -52,6 +52,12 @@ def rule_params(strategy: StrategyConfig) -> dict:
                                               "strikes_to_quarantine", "strike_window_days", "quarantine_days")}  # fmt: skip
 
 
+def _score_marker(con, through) -> tuple:
+    """The count and latest ``scored_at`` of the score rows up to ``through``: what the state was computed from."""
+    sql = "SELECT count(*), max(scored_at) FROM analytics.whale_scores WHERE as_of <= ?"
+    return tuple(con.execute(sql, [through]).fetchall()[0])
+
+
 def stored_carry(con, params: dict) -> tuple[object, pd.Index, model.QuarantineCarry] | str:
     """(the last date, its wallets, the rule's state after it) when the stored state can be carried on, else why
     not: there is none, the parameters differ, the table no longer ends at it, or the score rows up to it changed
@@ -67,9 +73,7 @@ def stored_carry(con, params: dict) -> tuple[object, pd.Index, model.QuarantineC
     (end,) = con.execute("SELECT max(as_of) FROM analytics.whale_quarantine").fetchall()[0]
     if end != through:
         return f"analytics.whale_quarantine ends at {end}, its state at {through}"
-    if con.execute(
-        "SELECT count(*), max(scored_at) FROM analytics.whale_scores WHERE as_of <= ?", [through]
-    ).fetchall()[0] != (rows, scored):
+    if _score_marker(con, through) != (rows, scored):
         return f"the score history up to {through} changed"
     t = con.sql(f"SELECT * FROM {STATE}").arrow().read_all()
     n, k = t.num_rows, int(params["strikes_to_quarantine"])
@@ -173,11 +177,8 @@ def whale_quarantine(context: dg.AssetExecutionContext, strategy: StrategyConfig
             con.execute(f"DROP TABLE IF EXISTS {STATE_META}")
             con.execute(create_table_sql(STATE_META, STATE_META_COLUMNS))
             if through is not None:
-                score_rows, scored = con.execute(
-                    "SELECT count(*), max(scored_at) FROM analytics.whale_scores WHERE as_of <= ?", [through]
-                ).fetchall()[0]
                 con.execute(f"INSERT INTO {STATE_META} VALUES (?, ?, ?, ?)",
-                            [through, json.dumps(params, sort_keys=True), score_rows, scored])  # fmt: skip
+                            [through, json.dumps(params, sort_keys=True), *_score_marker(con, through)])  # fmt: skip
         (total,) = con.execute("SELECT count(*) FROM analytics.whale_quarantine").fetchall()[0]
         latest = out[out["as_of"] == out["as_of"].max()] if len(out) else out
     n_q = int(latest["quarantined"].sum()) if len(latest) else 0
