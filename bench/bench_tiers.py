@@ -271,26 +271,33 @@ def st_marts_inprocess(a: argparse.Namespace) -> dict:
 
 
 def st_marts_sync(a: argparse.Namespace) -> dict:
-    """``dbt run`` in this process through the pipeline's runner (``assets/transform/runner.py:run_dbt``), as the
-    ``transform`` asset runs it: dbt's modules imported first and timed apart (a Dagster run has them loaded with its
-    definitions), the target the warehouse's last build left (its partial parse)."""
+    """``dbt build`` in this process through the pipeline's runner (``assets/transform/runner.py:run_dbt``), as the
+    ``transform`` asset runs it on a day's sync: the models and their data tests, the tests reading the rows the
+    build wrote (``WHALECOPY_DBT_TEST_SCOPE=increment``, the unit tests left out: macros/test_scope.sql); with
+    ``--command test`` only the data tests, reading ``--test-scope`` (to time what a whole read costs). dbt's modules
+    are imported first and timed apart (a Dagster run has them loaded with its definitions), on the target the
+    warehouse's last build left (its partial parse)."""
     t0 = time.perf_counter()
     from dbt.cli.main import dbtRunner  # noqa: F401 - imported before the clock starts
 
     from assets.transform.runner import run_dbt
 
     import_s = time.perf_counter() - t0
-    os.environ.update({"WHALECOPY_DBT_DATABASE": a.db, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    os.environ.update({"WHALECOPY_DBT_DATABASE": a.db, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                       "WHALECOPY_DBT_TEST_SCOPE": a.test_scope})  # fmt: skip
     t0 = time.perf_counter()
     outcome = run_dbt(
-        ["run", "--quiet"], project_dir=ROOT / "dbt_project", profiles_dir=a.profiles, target_path=a.target
-    )
+        [a.command, "--quiet", "--exclude-resource-type", "unit_test"],
+        project_dir=ROOT / "dbt_project", profiles_dir=a.profiles, target_path=a.target,
+    )  # fmt: skip
     seconds = time.perf_counter() - t0
     if not outcome.success:
-        raise SystemExit(f"dbt run failed: {outcome.exception or outcome.failures}")
-    models = sorted(((name, round(t, 2)) for name, t in outcome.timings.items()), key=lambda x: -x[1])
+        raise SystemExit(f"dbt {a.command} failed: {outcome.exception or outcome.failures}")
+    timed = sorted(((name, round(t, 2)) for name, t in outcome.timings.items()), key=lambda x: -x[1])
     return {"seconds": round(seconds, 2), "import_s": round(import_s, 2), "peak_rss_mb": peak_mb(),
-            "models_s": dict(models)}  # fmt: skip
+            "models_s": {n: t for n, t in timed if n not in outcome.tests},
+            "tests_s": round(sum(outcome.timings[n] for n in outcome.tests), 2), "tests": len(outcome.tests),
+            "slowest_tests_s": dict([(n, t) for n, t in timed if n in outcome.tests][:4])}  # fmt: skip
 
 
 FLOOR_MARTS_SQL = """
@@ -1180,6 +1187,8 @@ def main() -> None:
     for name in ("db", "target", "profiles", "out", "dir"):
         p.add_argument(f"--{name}", help=argparse.SUPPRESS)
     p.add_argument("--chunk", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--command", default="build", help=argparse.SUPPRESS)
+    p.add_argument("--test-scope", default="increment", help=argparse.SUPPRESS)
     p.add_argument("--fills", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--markets", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -1331,11 +1340,21 @@ def main() -> None:
                 "runs_s": [round(x, 2) for x in totals],
                 "peak_rss_mb": max(s["peak_rss_mb"] for s in steps),
                 "slowest_models_s": dict(list(s_marts["models_s"].items())[:4]), "models_s": s_marts["models_s"],
+                "tests_s": s_marts.get("tests_s"), "tests": s_marts.get("tests"),
+                "slowest_tests_s": s_marts.get("slowest_tests_s"),
                 "warehouse": same, "scores": scores,
                 "histories": compare_histories(full, inc) if "failed" not in history else None,
                 "same_as_full_rebuild": same["same_up_to_float_order"] and scores["unmatched"] == 0
                 and scores["wqs_nan_mismatch"] == 0,
             })  # fmt: skip
+            # the sync's data tests again on the synced warehouse, reading the build's rows and then every row (what
+            # they cost before macros/test_scope.sql)
+            tests = {scope: run_stage("marts_sync", db=inc, target=target_inc, profiles=profiles, command="test",
+                                      test_scope=scope) for scope in ("increment", "all")}  # fmt: skip
+            if not any("failed" in t for t in tests.values()):
+                sync["tests_alone"] = {scope: {"seconds": t["seconds"], "tests_s": t["tests_s"],
+                                               "slowest_tests_s": t["slowest_tests_s"]}
+                                       for scope, t in tests.items()}  # fmt: skip
             # what dbt costs when nothing changed: a fresh `dbt run` process against runs in one long-lived process
             noop = run_stage("marts", db=inc, target=target_inc, profiles=profiles)
             inproc = run_stage(

@@ -258,8 +258,14 @@ def tier_lines(t: dict) -> list[str]:
         else f"scores: max Δ WQS {_e(sy['scores']['max_abs_diff_wqs'])}"
     )
     lines.append(
-        f"| **daily incremental sync**: one more day ({sy['day_fills']:,} fills): load + `dbt run` + scores | "
-        f"**{_s(sy['seconds'])}** (load {_s(sy['load_s'])}, dbt {_s(sy['marts_s'])}, scores {_s(_sync_score_s(sy))})"
+        f"| **daily incremental sync**: one more day ({sy['day_fills']:,} fills): load + `dbt build` + scores | "
+        f"**{_s(sy['seconds'])}** (load {_s(sy['load_s'])}, dbt {_s(sy['marts_s'])}"
+        + (
+            f" of which its {sy['tests']} data tests {_s(sy['tests_s'])}"
+            if sy.get("tests_s") is not None
+            else ""
+        )
+        + f", scores {_s(_sync_score_s(sy))})"
         + (
             f"; the median of {len(sy['runs_s'])} runs: {', '.join(_s(x) for x in sy['runs_s'])}"
             if len(sy.get("runs_s") or []) > 1
@@ -336,7 +342,9 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         "",
         "The **daily incremental sync**: a second warehouse is built from every day but the last (not timed); then "
         "the last day is synced and timed: its fills loaded (natural-key dedupe against the stored rows), the "
-        "markets reloaded (an upsert by content hash: nothing changes), `dbt run`, and the pipeline's scores for "
+        "markets reloaded (an upsert by content hash: nothing changes), `dbt build` as the `transform` asset runs it on "
+        "a day's sync (the models and their data tests, the tests reading the rows the build wrote: "
+        "docs/warehouse.md#what-the-tests-read), and the pipeline's scores for "
         "the new date, carried on from the state the run of the day before stored. It is timed three times "
         "(`--sync-repeats`), each from a copy of the same warehouse, and the median run is reported with every "
         "run's total beside it (a row with one figure was timed once): on this shared machine one run varies by a "
@@ -428,11 +436,20 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             if t["tier"] == "M" and t["build"]["floor_s"] and t["build"]["floor_s"] > tg["build_s"]
         ],
         *[
-            f"- The sync's `dbt run` is incremental (docs/warehouse.md#incremental-builds): at tier {t['tier']} it "
-            f"took {_s(t['sync']['marts_s'])} against the full build's {_s(_stage(t, 'marts')['seconds'])} in the "
-            f"same run; its models' own SQL {_s(round(sum(t['sync']['models_s'].values()), 2))} of it (slowest: "
+            f"- The sync's `dbt build` is incremental (docs/warehouse.md#incremental-builds): at tier {t['tier']} it "
+            f"took {_s(t['sync']['marts_s'])} against the full build's `dbt run` "
+            f"{_s(_stage(t, 'marts')['seconds'])} in the same run; its models' own SQL "
+            f"{_s(round(sum(t['sync']['models_s'].values()), 2))} of it (slowest: "
             + ", ".join(f"`{k}` {v} s" for k, v in list(t["sync"]["models_s"].items())[:3])
-            + "), the rest dbt's start-up, parse check and connections"
+            + ")"
+            + (
+                f", its data tests' {_s(t['sync']['tests_s'])} (slowest: "
+                + ", ".join(f"`{k}` {v} s" for k, v in (t["sync"].get("slowest_tests_s") or {}).items())
+                + ")"
+                if t["sync"].get("tests_s") is not None
+                else ""
+            )
+            + ", the rest dbt's start-up, parse check and connections"
             + (
                 f"; it ran in process, as the `transform` asset does (dbt's imports, {_s(t['sync']['marts_import_s'])}, "
                 "apart, as a run has them loaded)."
@@ -441,6 +458,17 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
             )
             for t in tiers
             if t["sync"].get("marts_s") and t["sync"].get("models_s") and _stage(t, "marts")["seconds"]
+        ],
+        *[
+            f"- The sync's data tests at tier {t['tier']}, run again alone on the synced warehouse (`dbt test`): "
+            f"{_s(t['sync']['tests_alone']['increment']['seconds'])} reading the rows the build wrote "
+            f"({_s(t['sync']['tests_alone']['increment']['tests_s'])} of it the tests' SQL), against "
+            f"{_s(t['sync']['tests_alone']['all']['seconds'])} reading every row "
+            f"({_s(t['sync']['tests_alone']['all']['tests_s'])}; slowest: "
+            + ", ".join(f"`{k}` {v} s" for k, v in t["sync"]["tests_alone"]["all"]["slowest_tests_s"].items())
+            + "), what every day's build paid before the tests read only the build's rows."
+            for t in tiers
+            if t["sync"].get("tests_alone")
         ],
         *[
             f"- dbt in process, at tier {t['tier']}: with nothing new to apply, a fresh `dbt run` process took "

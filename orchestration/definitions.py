@@ -32,7 +32,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             raw_leaderboard,
             *build_ingest_assets(daily),
             sim_truth,
-            build_dbt_assets(settings.fee_rate),
+            build_dbt_assets(settings.fee_rate, settings.gate_scope),
             whale_scores,
             whale_universe,
             score_ic,

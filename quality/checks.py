@@ -127,6 +127,10 @@ GATES = [
 ]
 
 
+#: the marts dbt builds that the gates check (their whole reads set the dbt tests' too)
+TRANSFORM_TABLES = [g.table for g in GATES if g.step == "transform"]
+
+
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return table_type(con, table) is not None
 
@@ -173,6 +177,29 @@ def gate_scope(
         where = f"({where}) OR \"{inc.day}\" > DATE '{last_day.isoformat()}'"
         label += f", and the days after {last_day.isoformat()}"
     return Scope(where, label)
+
+
+def whole_read_due(
+    con: duckdb.DuckDBPyConnection, tables: list[str], whole_every_days: float = WHOLE_EVERY_DAYS
+) -> str | None:
+    """Why the gates of ``tables`` read every row this run (one has not passed yet, or failed last time, or last
+    read every row more than ``whole_every_days`` ago), None when each may read only its new rows. The dbt tests
+    follow it (assets/transform/model.py:data_test_scope)."""
+    if not _exists(con, GATE_STATE):
+        return "no gate has passed yet"
+    rows = dict(
+        con.execute(
+            f"SELECT table_name, whole_at > now() - to_microseconds(CAST(? * 86400e6 AS BIGINT)) FROM {GATE_STATE} "
+            "WHERE table_name IN (SELECT unnest(?))",
+            [whole_every_days, tables],
+        ).fetchall()
+    )
+    for table in tables:
+        if table not in rows:
+            return f"the gate of {table} has not passed since its last failure or first run"
+        if not rows[table]:
+            return f"the weekly whole read of {table}"
+    return None
 
 
 def record_gate(

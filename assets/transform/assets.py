@@ -10,7 +10,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from .model import sync_mode
+from quality.checks import TRANSFORM_TABLES, whole_read_due
+
+from .model import data_test_scope, sync_mode
 from .project import dbt_project, prepare_manifest, read_sync_state
 from .runner import DbtRunnerResource
 
@@ -41,16 +43,21 @@ class TransformConfig(dg.Config):
     full_refresh: bool = False  # rebuild the incremental marts from scratch (`whalecopy run --full-refresh`)
 
 
-def build_args(fee_rate: float, full_refresh: bool) -> list[str]:
-    """The transform's dbt command: every model and test, with the run's fee rate."""
-    return ["build", "--vars", json.dumps({"fee_rate": fee_rate})] + (
-        ["--full-refresh"] if full_refresh else []
+def build_args(fee_rate: float, full_refresh: bool, unit_tests: bool = True) -> list[str]:
+    """The transform's dbt command: every model and test, with the run's fee rate (``unit_tests``: the dbt unit
+    tests too; they read fixed inputs, not the data, so an incremental build whose tests read only its new rows
+    leaves them out)."""
+    return (
+        ["build", "--vars", json.dumps({"fee_rate": fee_rate})]
+        + (["--full-refresh"] if full_refresh else [])
+        + ([] if unit_tests else ["--exclude-resource-type", "unit_test"])
     )
 
 
-def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
+def build_dbt_assets(fee_rate: float, gate_scope: str = "new") -> dg.AssetsDefinition:
     """All dbt models, built with ``dbt build`` (models and their tests in DAG order; a failing error-severity
-    test stops the models and Python assets downstream of it)."""
+    test stops the models and Python assets downstream of it). ``gate_scope``: the gates' (``all``: the tests too
+    read every row every time)."""
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -66,8 +73,13 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
     ):
         # The incremental marts apply only what changed since the last complete build (model.py:sync_mode).
         with warehouse.get_connection() as con:
-            full_refresh, why = sync_mode(read_sync_state(con), full_refresh=config.full_refresh)
-        context.log.info(f"dbt build: {why}")
+            state = read_sync_state(con)
+            full_refresh, why = sync_mode(state, full_refresh=config.full_refresh)
+            whole, reads = data_test_scope(
+                full_refresh=full_refresh, first_build=not state.marts_built, gate_scope=gate_scope,
+                whole_due=whole_read_due(con, TRANSFORM_TABLES),
+            )  # fmt: skip
+        context.log.info(f"dbt build: {why}; the tests read {reads}")
         # dbt runs in this process (runner.py) on the same DuckDB file (profiles.yml reads this variable); no other
         # connection is open meanwhile, so dbt is the one writer.
         database = Path(warehouse.database).resolve()
@@ -79,7 +91,9 @@ def build_dbt_assets(fee_rate: float) -> dg.AssetsDefinition:
                 os.environ.pop(f"WHALECOPY_DBT_{setting.upper()}", None)
             else:
                 os.environ[f"WHALECOPY_DBT_{setting.upper()}"] = str(value)
-        args = build_args(fee_rate, full_refresh)
+        # what the data tests read (macros/test_scope.sql reads it as each test runs: no parse of its own)
+        os.environ["WHALECOPY_DBT_TEST_SCOPE"] = "all" if whole else "increment"
+        args = build_args(fee_rate, full_refresh, unit_tests=whole)
         yield from dbt.build(context, args, TRANSLATOR, database)
 
     return transform

@@ -34,3 +34,20 @@ def sync_mode(state: SyncState, *, full_refresh: bool = False) -> tuple[bool, st
     if state.window_build != state.state_build:
         return True, "the last build stopped before every incremental model had applied its changes"
     return False, "incremental: only the positions and days new data touched are rebuilt"
+
+
+def data_test_scope(
+    *, full_refresh: bool, first_build: bool, gate_scope: str, whole_due: str | None
+) -> tuple[bool, str]:
+    """``(whole, why)``: whether the build's dbt tests read every row of their models, or only the rows the build
+    wrote (``macros/test_scope.sql``; the dbt unit tests, which read fixed inputs, run only with a whole read).
+
+    ``whole_due``: why the marts' gates read every row this run (``quality.checks.whole_read_due``: their first
+    run, after a failure, once a week), None when they read the new rows: the tests follow the same cadence."""
+    if full_refresh or first_build:
+        return True, "every row (a build from scratch)"
+    if gate_scope == "all":
+        return True, "every row (WHALECOPY_GATE_SCOPE=all)"
+    if whole_due is not None:
+        return True, f"every row ({whole_due})"
+    return False, "the rows this build wrote"

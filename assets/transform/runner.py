@@ -74,6 +74,8 @@ class DbtOutcome:
     failures: list[str] = field(default_factory=list)
     #: node name -> seconds dbt spent on it
     timings: dict[str, float] = field(default_factory=dict)
+    #: the names of the data and unit tests among them
+    tests: set[str] = field(default_factory=set)
     exception: BaseException | None = None
 
     def summary(self) -> str:
@@ -111,6 +113,8 @@ def run_dbt(
         status = str(r.status)
         outcome.statuses[status] += 1
         outcome.timings[r.node.name] = float(r.execution_time or 0.0)
+        if str(getattr(r.node, "resource_type", "")) in ("test", "unit_test"):
+            outcome.tests.add(r.node.name)
         if status in ("error", "fail", "runtime error"):
             outcome.failures.append(f"{r.node.name}: {r.message}")
     return outcome

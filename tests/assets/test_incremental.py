@@ -8,6 +8,8 @@ step the incremental build is compared with a full build of a copy of its raw ta
 (the bookkeeping of the sync itself apart), every row, every column.
 """
 
+from datetime import timedelta
+
 import duckdb
 import pytest
 
@@ -193,3 +195,85 @@ def test_a_build_that_stopped_half_way_is_followed_by_a_full_rebuild(world, tmp_
         assert sync_mode(read_sync_state(con))[0] is False
     full = _full_build_of_raw(path, tmp_path, "after a stop")
     assert not differences(_dbt_hashes(full), _dbt_hashes(path))
+
+
+def _dbt_test(path, select: str, scope: str | None = None) -> dict[str, int]:
+    """``dbt test --select`` on ``path`` in this process: failing rows per test (0 for a pass). ``scope``: what
+    the transform would set (WHALECOPY_DBT_TEST_SCOPE), None to leave it unset."""
+    import json
+    import os
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from assets.transform.project import DBT_PROJECT_DIR
+    from assets.transform.runner import run_dbt
+
+    os.environ["WHALECOPY_DBT_DATABASE"] = str(path)
+    if scope is None:
+        os.environ.pop("WHALECOPY_DBT_TEST_SCOPE", None)
+    else:
+        os.environ["WHALECOPY_DBT_TEST_SCOPE"] = scope
+    try:
+        outcome = run_dbt(
+            ["test", "--quiet", "--select", select, "--vars", json.dumps({"fee_rate": stages.FEE_RATE})],
+            project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR,
+            target_path=Path(tempfile.gettempdir()) / f"whalecopy-dbt-{os.getpid()}",
+        )  # fmt: skip
+    finally:
+        os.environ.pop("WHALECOPY_DBT_TEST_SCOPE", None)
+    assert outcome.timings, outcome.exception
+    failed = {f.split(":", 1)[0]: int(re.search(r"Got (\d+) result", f).group(1)) for f in outcome.failures}
+    return {name: failed.get(name, 0) for name in outcome.timings}
+
+
+def test_an_incremental_builds_tests_read_the_rows_it_wrote(world, tmp_path):
+    """dbt's data tests in an incremental build read what the build wrote (macros/test_scope.sql): a bad row in a
+    position the build recomputed fails them, one in a position it left alone does not (the build before tested
+    it), and with the whole read (a first build, WHALECOPY_DBT_TEST_SCOPE=all) both do. A key test sees every
+    stored row of a new key: a new fill repeating an old fill's key fails, two old rows sharing one do not."""
+    import shutil
+
+    path = tmp_path / "scoped.duckdb"
+    shutil.copy(world[0], path)
+    with duckdb.connect(str(path)) as con:
+        changed, untouched = con.execute(
+            """SELECT wallet, token_id FROM marts.fct_positions WHERE is_resolved AND NOT has_negative_shares
+               ORDER BY n_fills DESC, position_id LIMIT 2"""
+        ).fetchall()
+        (ts,) = con.execute(
+            "SELECT max(ts) FROM raw.trades WHERE proxy_wallet = ? AND asset = ?", list(changed)
+        ).fetchone()
+        insert_late_fill(con, *changed, ts, tx="0xscoped")
+    stages.dbt_models(path)
+    assert [c[:2] for c in _changes(path)] == [changed]
+
+    finite = "all_finite_fct_positions_shares_bought__shares_sold__net_shares__cost__proceeds__avg_cost_open__realised_at_sells__realised_at_resolution__pnl_gross__fees__pnl_net__open_basis"
+    assert set(_dbt_test(path, "fct_positions,test_type:data").values()) == {0}
+    with duckdb.connect(str(path)) as con:
+        for position in (changed, untouched):
+            con.execute(
+                "UPDATE marts.fct_positions SET cost = 'inf' WHERE wallet = ? AND token_id = ?",
+                list(position),
+            )
+    assert _dbt_test(path, finite)[finite] == 1  # the recomputed position's row
+    assert _dbt_test(path, finite, scope="all")[finite] == 2  # and the other
+    with duckdb.connect(str(path)) as con:  # as after a first build: nothing before it to carry on from
+        con.execute("UPDATE intermediate.int_sync_window SET previous_build_id = NULL")
+        assert _dbt_test(path, finite)[finite] == 2
+        con.execute("UPDATE intermediate.int_sync_window SET previous_build_id = uuid()")
+
+    # raw.trades: fills are new when ingested after the build's `trades_ingested_from`; exactly at it, they are not
+    unique = "source_unique_raw_trades_fill_key"
+    with duckdb.connect(str(path)) as con:
+        (since,) = con.execute("SELECT trades_ingested_from FROM intermediate.int_sync_window").fetchone()
+        old_key, new_key = con.execute(
+            "SELECT fill_key FROM raw.trades WHERE ingested_at < ? ORDER BY fill_key LIMIT 2", [since]
+        ).fetchall()
+        copy = "INSERT INTO raw.trades SELECT * REPLACE (CAST(? AS TIMESTAMPTZ) AS ingested_at) FROM raw.trades WHERE fill_key = ?"
+        con.execute(copy, [since, old_key[0]])  # two rows of one key, neither new
+    assert _dbt_test(path, unique)[unique] == 0
+    assert _dbt_test(path, unique, scope="all")[unique] == 1
+    with duckdb.connect(str(path)) as con:
+        con.execute(copy, [since + timedelta(microseconds=1), new_key[0]])  # a new row repeating a stored key
+    assert _dbt_test(path, unique)[unique] == 1

@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from quality.checks import BY_DAY, BY_POSITION, GATE_STATE, Gate, Increment, gate_scope, record_gate
+from quality.checks import (
+    BY_DAY,
+    BY_POSITION,
+    GATE_STATE,
+    Gate,
+    Increment,
+    gate_scope,
+    record_gate,
+    whole_read_due,
+)
 from quality.expectations import Scope, validate_connection
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -174,3 +183,20 @@ def test_the_scope_setting_is_checked():
 
     with pytest.raises(ValueError, match="gate scope 'some'"):
         build_gates(0.01, scope="some")
+
+
+def test_the_dbt_tests_read_every_row_when_a_mart_gate_does():
+    """``whole_read_due``: the marts' dbt tests follow their gates' cadence (assets/transform/model.py:data_test_scope):
+    every row until each gate has passed, after one fails, and once a week, exactly at the period."""
+    con = duckdb.connect()
+    marts = ["marts.fct_positions", "raw.price_history"]
+    assert whole_read_due(con, marts) == "no gate has passed yet"
+    _prices(con, [(TOKEN, 1_764_000_000, 0.5, T0)])
+    record_gate(con, PRICES, passed=True, rows_in_scope=1, table_rows=1, whole=True)
+    assert "marts.fct_positions has not passed" in whole_read_due(con, marts)
+    assert whole_read_due(con, ["raw.price_history"]) is None
+    con.execute(f"UPDATE {GATE_STATE} SET whole_at = now() - INTERVAL 1 DAY")
+    assert whole_read_due(con, ["raw.price_history"], whole_every_days=1.001) is None
+    assert "weekly" in whole_read_due(con, ["raw.price_history"], whole_every_days=1)
+    record_gate(con, PRICES, passed=False, rows_in_scope=0, table_rows=1, whole=False)
+    assert "has not passed" in whole_read_due(con, ["raw.price_history"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assets.transform.model import SyncState, sync_mode
+from assets.transform.model import SyncState, data_test_scope, sync_mode
 
 
 @pytest.mark.parametrize(
@@ -22,4 +22,22 @@ from assets.transform.model import SyncState, sync_mode
 def test_sync_mode(state, asked, full, why):
     got_full, got_why = sync_mode(state, full_refresh=asked)
     assert got_full is full
+    assert why in got_why
+
+
+@pytest.mark.parametrize(
+    ("full_refresh", "first_build", "gate_scope", "whole_due", "whole", "why"),
+    [
+        (False, False, "new", None, False, "the rows this build wrote"),
+        (True, False, "new", None, True, "from scratch"),
+        (False, True, "new", None, True, "from scratch"),
+        (False, False, "all", None, True, "WHALECOPY_GATE_SCOPE=all"),
+        (False, False, "new", "the weekly whole read of marts.fct_fills", True, "weekly"),
+    ],
+)
+def test_data_test_scope(full_refresh, first_build, gate_scope, whole_due, whole, why):
+    got_whole, got_why = data_test_scope(
+        full_refresh=full_refresh, first_build=first_build, gate_scope=gate_scope, whole_due=whole_due
+    )
+    assert got_whole is whole
     assert why in got_why
