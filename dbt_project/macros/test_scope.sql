@@ -1,17 +1,17 @@
 {#-
-    What a data test reads (docs/warehouse.md#what-the-tests-read). In an incremental build a test reads the rows
-    this build wrote (the model's `meta.test_scope`), not the whole table: a sync's tests then cost what its new data
-    costs, as its models do. dbt's own `where` hook: every data test is configured `where: "__increment__"`
+    What a data test reads (docs/warehouse.md#what-the-tests-read). In an incremental build a key test reads the
+    keys this build wrote (the model's `meta.test_scope`), not every key of the table: a sync's key tests then cost
+    about what its new data costs, as its models do. dbt's own `where` hook: every data test is configured `where: "__increment__"`
     (dbt_project.yml) and this override of dbt's `get_where_subquery` turns that into the tested model's predicate.
 
-    A model's `meta.test_scope` names the rows a build rewrote, a superset of them: a key test (`unique`) must see
-    every row that could share a key with a written one (the key's whole position, wallet or fill key). In it
-    `{changes}` stands for `intermediate.int_changes`, `{window}` for `intermediate.int_sync_window` and
-    `{raw_trades}` for `raw.trades`.
+    A model's `meta.test_scope` names a superset of the keys a build wrote, with every stored row of each (the
+    key's whole position, wallet or fill key), so that a written key repeating a stored one fails. In it
+    `{changes}` stands for `intermediate.int_changes`, `{state}` for `intermediate.int_sync_state` (the last
+    complete build, until this one completes) and `{raw_trades}` for `raw.trades`.
 
     The whole table is read:
-    - where the model declares no `test_scope` (the small tables: markets, the sync state, the day digests);
-    - in a build with no build before it (`previous_build_id` is null: a first build) and with `--full-refresh`;
+    - by a row test (below), and where the model declares no `test_scope` (markets, the sync's bookkeeping);
+    - in a first build (no `int_sync_state` yet) and with `--full-refresh`;
     - when the transform asks for it (WHALECOPY_DBT_TEST_SCOPE=all): when the marts' gates read every row (their
       first run, after a failure, once a week: quality/checks.py:whole_read_due) and with WHALECOPY_GATE_SCOPE=all.
     The env var is read only when the test runs, so a change of it costs dbt no parse.
@@ -30,12 +30,16 @@
     {%- do return(relation) -%}
 {%- endmacro %}
 
-{#- The predicate for the rows the tested model's last build wrote (`true`: every row). -#}
+{#- The predicate for the rows the tested model's build wrote (`true`: every row). Only a key test (`unique`) is
+    narrowed: it groups every key of the table, where a row test (finiteness, an identity, accepted values) is one
+    pass over a few columns that costs about what evaluating the scope's own predicate costs. -#}
 {% macro test_increment() -%}
-    {%- if not execute or flags.FULL_REFRESH or env_var('WHALECOPY_DBT_TEST_SCOPE', 'increment') == 'all' -%}
+    {%- if not execute or flags.FULL_REFRESH or env_var('WHALECOPY_DBT_TEST_SCOPE', 'increment') == 'all'
+          or (model.test_metadata or {}).get('name') != 'unique' -%}
         {{- return('true') -}}
     {%- endif -%}
-    {%- set window = sync_relation('int_sync_window') -%}
+    {#- the last complete build: none before a first build's end, when every row is new -#}
+    {%- set state = sync_relation('int_sync_state') -%}
     {%- set changes = sync_relation('int_changes') -%}
     {%- set scopes = [] -%}
     {%- for id in model.depends_on.nodes -%}
@@ -45,12 +49,10 @@
             {%- do scopes.append(meta['test_scope']) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if scopes | length != 1 or window is none or changes is none -%}
+    {%- if scopes | length != 1 or state is none or changes is none -%}
         {{- return('true') -}}
     {%- endif -%}
-    {%- set scope = scopes[0] -%}
     {%- set raw_trades = adapter.get_relation(database=this.database, schema='raw', identifier='trades') -%}
-    {%- set predicate = scope | replace('{changes}', changes | string) | replace('{window}', window | string)
-                              | replace('{raw_trades}', raw_trades | string) -%}
-    {{- return('((select previous_build_id from ' ~ window ~ ') is null or (' ~ predicate ~ '))') -}}
+    {{- return(scopes[0] | replace('{changes}', changes | string) | replace('{state}', state | string)
+                         | replace('{raw_trades}', raw_trades | string)) -}}
 {%- endmacro %}

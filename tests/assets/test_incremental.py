@@ -227,11 +227,12 @@ def _dbt_test(path, select: str, scope: str | None = None) -> dict[str, int]:
     return {name: failed.get(name, 0) for name in outcome.timings}
 
 
-def test_an_incremental_builds_tests_read_the_rows_it_wrote(world, tmp_path):
-    """dbt's data tests in an incremental build read what the build wrote (macros/test_scope.sql): a bad row in a
-    position the build recomputed fails them, one in a position it left alone does not (the build before tested
-    it), and with the whole read (a first build, WHALECOPY_DBT_TEST_SCOPE=all) both do. A key test sees every
-    stored row of a new key: a new fill repeating an old fill's key fails, two old rows sharing one do not."""
+def test_an_incremental_builds_key_tests_read_the_keys_it_wrote(world, tmp_path):
+    """dbt's key tests (``unique``) in an incremental build read the keys the build wrote (macros/test_scope.sql):
+    a key repeated in a position the build recomputed fails them, one in a position it left alone does not (the
+    build before tested it), and with the whole read (a first build, WHALECOPY_DBT_TEST_SCOPE=all) both do. A row
+    test reads every row whatever the build. A new fill repeating an old fill's key fails, two old rows sharing one
+    do not."""
     import shutil
 
     path = tmp_path / "scoped.duckdb"
@@ -248,25 +249,32 @@ def test_an_incremental_builds_tests_read_the_rows_it_wrote(world, tmp_path):
     stages.dbt_models(path)
     assert [c[:2] for c in _changes(path)] == [changed]
 
+    unique = "unique_fct_positions_position_id"
     finite = "all_finite_fct_positions_shares_bought__shares_sold__net_shares__cost__proceeds__avg_cost_open__realised_at_sells__realised_at_resolution__pnl_gross__fees__pnl_net__open_basis"
     assert set(_dbt_test(path, "fct_positions,test_type:data").values()) == {0}
     with duckdb.connect(str(path)) as con:
         for position in (changed, untouched):
             con.execute(
-                "UPDATE marts.fct_positions SET cost = 'inf' WHERE wallet = ? AND token_id = ?",
+                "INSERT INTO marts.fct_positions SELECT * FROM marts.fct_positions WHERE wallet = ? AND token_id = ?",
                 list(position),
             )
-    assert _dbt_test(path, finite)[finite] == 1  # the recomputed position's row
-    assert _dbt_test(path, finite, scope="all")[finite] == 2  # and the other
-    with duckdb.connect(str(path)) as con:  # as after a first build: nothing before it to carry on from
-        con.execute("UPDATE intermediate.int_sync_window SET previous_build_id = NULL")
-        assert _dbt_test(path, finite)[finite] == 2
-        con.execute("UPDATE intermediate.int_sync_window SET previous_build_id = uuid()")
+        con.execute(
+            "UPDATE marts.fct_positions SET cost = 'inf' WHERE wallet = ? AND token_id = ?", list(untouched)
+        )
+    assert _dbt_test(path, unique)[unique] == 1  # the recomputed position's key
+    assert _dbt_test(path, unique, scope="all")[unique] == 2  # and the other
+    assert _dbt_test(path, finite)[finite] == 2  # a row test: every row (the untouched position's two copies)
+    with duckdb.connect(str(path)) as con:  # as in a first build: no complete build before it
+        con.execute("ALTER TABLE intermediate.int_sync_state RENAME TO int_sync_state_away")
+    assert _dbt_test(path, unique)[unique] == 2
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE intermediate.int_sync_state_away RENAME TO int_sync_state")
 
-    # raw.trades: fills are new when ingested after the build's `trades_ingested_from`; exactly at it, they are not
+    # raw.trades: a fill is new when ingested after the last complete build's `trades_ingested_to`; exactly at it,
+    # it is not (here the build above is the last complete one)
     unique = "source_unique_raw_trades_fill_key"
     with duckdb.connect(str(path)) as con:
-        (since,) = con.execute("SELECT trades_ingested_from FROM intermediate.int_sync_window").fetchone()
+        (since,) = con.execute("SELECT trades_ingested_to FROM intermediate.int_sync_state").fetchone()
         old_key, new_key = con.execute(
             "SELECT fill_key FROM raw.trades WHERE ingested_at < ? ORDER BY fill_key LIMIT 2", [since]
         ).fetchall()

@@ -1,22 +1,13 @@
 -- One row: what this build brings the marts up to, and where the last complete build left them
 -- (docs/warehouse.md#incremental-builds). Fills are new when ingested after `trades_ingested_from`.
--- `returns_through`: the last day `wallet_daily_returns` held before this build (the days after it are new for every
--- wallet; the tests read them: macros/test_scope.sql).
 {% set state = sync_relation('int_sync_state') if execute else none %}
-{% set returns = adapter.get_relation(database=this.database, schema='marts', identifier='wallet_daily_returns')
-   if execute else none %}
 select
     uuid() as build_id,
     (select max(ingested_at) from {{ source('raw', 'trades') }}) as trades_ingested_to,
     {% if state is not none %}
     (select trades_ingested_to from {{ state }}) as trades_ingested_from,
-    (select build_id from {{ state }}) as previous_build_id,
+    (select build_id from {{ state }}) as previous_build_id
     {% else %}
     cast(null as TIMESTAMPTZ) as trades_ingested_from,
-    cast(null as UUID) as previous_build_id,
-    {% endif %}
-    {% if returns is not none %}
-    (select max(day) from {{ returns }}) as returns_through
-    {% else %}
-    cast(null as DATE) as returns_through
+    cast(null as UUID) as previous_build_id
     {% endif %}
