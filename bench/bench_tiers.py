@@ -272,7 +272,7 @@ def st_marts_inprocess(a: argparse.Namespace) -> dict:
 
 def st_marts_sync(a: argparse.Namespace) -> dict:
     """``dbt build`` in this process through the pipeline's runner (``assets/transform/runner.py:run_dbt``), as the
-    ``transform`` asset runs it on a day's sync: the models and their data tests, the tests reading the rows the
+    ``transform`` asset runs it on a day's sync: the models and their data tests, the key tests reading the keys the
     build wrote (``WHALECOPY_DBT_TEST_SCOPE=increment``, the unit tests left out: macros/test_scope.sql); with
     ``--command test`` only the data tests, reading ``--test-scope`` (to time what a whole read costs). dbt's modules
     are imported first and timed apart (a Dagster run has them loaded with its definitions), on the target the
@@ -1347,8 +1347,8 @@ def main() -> None:
                 "same_as_full_rebuild": same["same_up_to_float_order"] and scores["unmatched"] == 0
                 and scores["wqs_nan_mismatch"] == 0,
             })  # fmt: skip
-            # the sync's data tests again on the synced warehouse, reading the build's rows and then every row (what
-            # they cost before macros/test_scope.sql)
+            # the sync's data tests again on the synced warehouse, the key tests reading the build's keys and then
+            # every key (what they cost before macros/test_scope.sql)
             tests = {scope: run_stage("marts_sync", db=inc, target=target_inc, profiles=profiles, command="test",
                                       test_scope=scope) for scope in ("increment", "all")}  # fmt: skip
             if not any("failed" in t for t in tests.values()):

@@ -343,7 +343,7 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         "The **daily incremental sync**: a second warehouse is built from every day but the last (not timed); then "
         "the last day is synced and timed: its fills loaded (natural-key dedupe against the stored rows), the "
         "markets reloaded (an upsert by content hash: nothing changes), `dbt build` as the `transform` asset runs it on "
-        "a day's sync (the models and their data tests, the tests reading the rows the build wrote: "
+        "a day's sync (the models and their data tests, the key tests reading the keys the build wrote: "
         "docs/warehouse.md#what-the-tests-read), and the pipeline's scores for "
         "the new date, carried on from the state the run of the day before stored. It is timed three times "
         "(`--sync-repeats`), each from a copy of the same warehouse, and the median run is reported with every "
@@ -461,12 +461,12 @@ def tiers_section(tiers: list[dict], tier_l: dict | None = None) -> list[str]:
         ],
         *[
             f"- The sync's data tests at tier {t['tier']}, run again alone on the synced warehouse (`dbt test`): "
-            f"{_s(t['sync']['tests_alone']['increment']['seconds'])} reading the rows the build wrote "
+            f"{_s(t['sync']['tests_alone']['increment']['seconds'])} with the key tests reading the keys the build wrote "
             f"({_s(t['sync']['tests_alone']['increment']['tests_s'])} of it the tests' SQL), against "
-            f"{_s(t['sync']['tests_alone']['all']['seconds'])} reading every row "
+            f"{_s(t['sync']['tests_alone']['all']['seconds'])} reading every key "
             f"({_s(t['sync']['tests_alone']['all']['tests_s'])}; slowest: "
             + ", ".join(f"`{k}` {v} s" for k, v in t["sync"]["tests_alone"]["all"]["slowest_tests_s"].items())
-            + "), what every day's build paid before the tests read only the build's rows."
+            + "), what every day's build paid before the key tests read only the build's keys."
             for t in tiers
             if t["sync"].get("tests_alone")
         ],

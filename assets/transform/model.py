@@ -39,8 +39,9 @@ def sync_mode(state: SyncState, *, full_refresh: bool = False) -> tuple[bool, st
 def data_test_scope(
     *, full_refresh: bool, first_build: bool, gate_scope: str, whole_due: str | None
 ) -> tuple[bool, str]:
-    """``(whole, why)``: whether the build's dbt tests read every row of their models, or only the rows the build
-    wrote (``macros/test_scope.sql``; the dbt unit tests, which read fixed inputs, run only with a whole read).
+    """``(whole, why)``: whether the build's dbt key tests read every key of their models, or only the keys the
+    build wrote (``macros/test_scope.sql``; row tests read every row either way; the dbt unit tests, which read
+    fixed inputs, run only with a whole read).
 
     ``whole_due``: why the marts' gates read every row this run (``quality.checks.whole_read_due``: their first
     run, after a failure, once a week), None when they read the new rows: the tests follow the same cadence."""
@@ -50,4 +51,4 @@ def data_test_scope(
         return True, "every row (WHALECOPY_GATE_SCOPE=all)"
     if whole_due is not None:
         return True, f"every row ({whole_due})"
-    return False, "the rows this build wrote"
+    return False, "the keys this build wrote (key tests; row tests: every row)"

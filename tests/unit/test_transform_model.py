@@ -28,7 +28,7 @@ def test_sync_mode(state, asked, full, why):
 @pytest.mark.parametrize(
     ("full_refresh", "first_build", "gate_scope", "whole_due", "whole", "why"),
     [
-        (False, False, "new", None, False, "the rows this build wrote"),
+        (False, False, "new", None, False, "the keys this build wrote"),
         (True, False, "new", None, True, "from scratch"),
         (False, True, "new", None, True, "from scratch"),
         (False, False, "all", None, True, "WHALECOPY_GATE_SCOPE=all"),
