@@ -1,8 +1,9 @@
 {#-
     What a data test reads (docs/warehouse.md#what-the-tests-read). In an incremental build a key test reads the
     keys this build wrote (the model's `meta.test_scope`), not every key of the table: a sync's key tests then cost
-    about what its new data costs, as its models do. dbt's own `where` hook: every data test is configured `where: "__increment__"`
-    (dbt_project.yml) and this override of dbt's `get_where_subquery` turns that into the tested model's predicate.
+    about what its new data costs, as its models do. dbt's own `where` hook: every data test is configured
+    `where: "__increment__"` (dbt_project.yml) and this override of dbt's `get_where_subquery` turns that into the
+    tested model's predicate for a key test, and into every row for the others.
 
     A model's `meta.test_scope` names a superset of the keys a build wrote, with every stored row of each (the
     key's whole position, wallet or fill key), so that a written key repeating a stored one fails. In it
