@@ -58,11 +58,24 @@ def checked_table(table: str) -> str:
     return table
 
 
+def table_type(con, table: str) -> str | None:
+    """``table``'s ("schema.name", any schema of plain identifiers, else a ValueError) type, "BASE TABLE" or
+    "VIEW", None when the warehouse has no such relation."""
+    schema, _, name = table.partition(".")
+    if not (_IDENT.fullmatch(schema) and _IDENT.fullmatch(name)):
+        raise ValueError(
+            f"table {table!r} is not <schema>.<name> of lower-case letters, digits and underscores"
+        )
+    row = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return row[0][0] if row else None
+
+
 def table_exists(con, table: str) -> bool:
     """Whether ``table`` ("schema.name") is a table or view of the warehouse."""
-    schema, name = checked_table(table).split(".")
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return bool(con.execute(sql, [schema, name]).fetchall()[0][0])
+    return table_type(con, table) is not None
 
 
 def create_table_sql(table: str, columns: dict[str, str], key: str | None = None) -> str:

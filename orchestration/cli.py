@@ -285,14 +285,13 @@ def export_intents(args: argparse.Namespace, settings: Settings, out=sys.stdout)
     import duckdb
 
     from assets.paper.intents import INTENTS_SQL, intents_frame, write_intents
+    from assets.warehouse import table_exists
 
     if not Path(settings.warehouse_path).exists():
         raise UsageError(f"no warehouse at {settings.warehouse_path} (run `make demo` first)")
     since = datetime.combine(args.since, datetime.min.time(), UTC).timestamp() if args.since else 0.0
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        if not con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' AND table_name = 'paper_fills'"
-        ).fetchall()[0][0]:
+        if not table_exists(con, "analytics.paper_fills"):
             raise UsageError("the warehouse has no paper portfolio yet (run `whalecopy run` first)")
         intents = intents_frame(con.execute(INTENTS_SQL, [since]).df())
     text = write_intents(intents, Path(args.out) if args.out else None, args.format)

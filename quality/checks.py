@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from .expectations import GX_BATCH_ROWS, Scope, table_type, validate_connection
+from assets.warehouse import table_exists
+
+from .expectations import GX_BATCH_ROWS, Scope, validate_connection
 
 SCOPES = ("new", "all")
 GATE_STATE = "quality.gate_state"
@@ -45,6 +47,8 @@ CREATE TABLE IF NOT EXISTS {GATE_STATE} (
 #: a gate reads every row again when its last whole read is older than this (an edit in place, which keeps its
 #: row's stamp, is then found within the week)
 WHOLE_EVERY_DAYS = 7.0
+#: a stored pass's last whole read is recent enough (its one parameter: the period in days)
+WHOLE_FRESH = "whole_at > now() - to_microseconds(CAST(? * 86400e6 AS BIGINT))"
 
 
 @dataclass(frozen=True)
@@ -131,13 +135,9 @@ GATES = [
 TRANSFORM_TABLES = [g.table for g in GATES if g.step == "transform"]
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return table_type(con, table) is not None
-
-
 def _build_ids(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:
     """(this build's id, the build it carried on from) of the last dbt build, None where there is none."""
-    if not _exists(con, "intermediate.int_sync_window"):
+    if not table_exists(con, "intermediate.int_sync_window"):
         return None, None
     row = con.execute(
         "SELECT CAST(build_id AS VARCHAR), CAST(previous_build_id AS VARCHAR) FROM intermediate.int_sync_window"
@@ -152,11 +152,10 @@ def gate_scope(
     row (no increment, no stored pass, a stored pass it cannot carry on from, or a last whole read more than
     ``whole_every_days`` ago)."""
     inc = gate.increment
-    if inc is None or not _exists(con, GATE_STATE):
+    if inc is None or not table_exists(con, GATE_STATE):
         return None
     row = con.execute(
-        f"SELECT stamp, CAST(build_id AS VARCHAR), last_day FROM {GATE_STATE} WHERE table_name = ? "
-        "AND whole_at > now() - to_microseconds(CAST(? * 86400e6 AS BIGINT))",
+        f"SELECT stamp, CAST(build_id AS VARCHAR), last_day FROM {GATE_STATE} WHERE table_name = ? AND {WHOLE_FRESH}",
         [gate.table, whole_every_days],
     ).fetchall()
     if not row:
@@ -168,7 +167,7 @@ def gate_scope(
         return Scope(f'"{inc.stamp}" > CAST(\'{stamp.isoformat()}\' AS TIMESTAMPTZ)',
                      f"rows with {inc.stamp} after {stamp.isoformat()} (the last pass)")  # fmt: skip
     _, previous = _build_ids(con)
-    if build_id is None or previous != build_id or not _exists(con, CHANGES):
+    if build_id is None or previous != build_id or not table_exists(con, CHANGES):
         return None
     where, label = inc.build, f"the rows dbt build {previous[:8]}.. carried on to recomputed"
     if inc.day is not None:
@@ -185,12 +184,11 @@ def whole_read_due(
     """Why the gates of ``tables`` read every row this run (one has not passed yet, or failed last time, or last
     read every row more than ``whole_every_days`` ago), None when each may read only its new rows. The dbt tests
     follow it (assets/transform/model.py:data_test_scope)."""
-    if not _exists(con, GATE_STATE):
+    if not table_exists(con, GATE_STATE):
         return "no gate has passed yet"
     rows = dict(
         con.execute(
-            f"SELECT table_name, whole_at > now() - to_microseconds(CAST(? * 86400e6 AS BIGINT)) FROM {GATE_STATE} "
-            "WHERE table_name IN (SELECT unnest(?))",
+            f"SELECT table_name, {WHOLE_FRESH} FROM {GATE_STATE} WHERE table_name IN (SELECT unnest(?))",
             [whole_every_days, tables],
         ).fetchall()
     )

@@ -70,6 +70,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from assets.warehouse import table_type
+
 if TYPE_CHECKING:
     import great_expectations as gx
     import pandas as pd
@@ -852,16 +854,6 @@ def _describe(stats: Mapping[str, Any], rows: int, rows_checked: int) -> str:
         else:
             why.append("GX failed")
     return "; ".join(why)
-
-
-def table_type(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
-    """``table``'s type ("BASE TABLE", "VIEW", ...), None when the warehouse has no such relation."""
-    schema, name = _split(table)
-    row = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchall()
-    return row[0][0] if row else None
 
 
 def validate_connection(
