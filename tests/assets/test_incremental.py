@@ -200,26 +200,15 @@ def test_a_build_that_stopped_half_way_is_followed_by_a_full_rebuild(world, tmp_
 def _dbt_test(path, select: str, scope: str | None = None) -> dict[str, int]:
     """``dbt test --select`` on ``path`` in this process: failing rows per test (0 for a pass). ``scope``: what
     the transform would set (WHALECOPY_DBT_TEST_SCOPE), None to leave it unset."""
-    import json
     import os
     import re
-    import tempfile
-    from pathlib import Path
 
-    from assets.transform.project import DBT_PROJECT_DIR
-    from assets.transform.runner import run_dbt
-
-    os.environ["WHALECOPY_DBT_DATABASE"] = str(path)
     if scope is None:
         os.environ.pop("WHALECOPY_DBT_TEST_SCOPE", None)
     else:
         os.environ["WHALECOPY_DBT_TEST_SCOPE"] = scope
     try:
-        outcome = run_dbt(
-            ["test", "--quiet", "--select", select, "--vars", json.dumps({"fee_rate": stages.FEE_RATE})],
-            project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR,
-            target_path=Path(tempfile.gettempdir()) / f"whalecopy-dbt-{os.getpid()}",
-        )  # fmt: skip
+        outcome = stages.dbt_command(path, ["test", "--select", select])
     finally:
         os.environ.pop("WHALECOPY_DBT_TEST_SCOPE", None)
     assert outcome.timings, outcome.exception

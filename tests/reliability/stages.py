@@ -39,21 +39,28 @@ def dbt_models(warehouse: str | Path, *, full_refresh: bool = False) -> None:
     import duckdb
 
     from assets.transform.model import sync_mode
-    from assets.transform.project import DBT_PROJECT_DIR, read_sync_state
-    from assets.transform.runner import run_dbt
+    from assets.transform.project import read_sync_state
 
     with duckdb.connect(str(warehouse)) as con:
         full_refresh, _ = sync_mode(read_sync_state(con), full_refresh=full_refresh)
+    outcome = dbt_command(warehouse, ["run"] + (["--full-refresh"] if full_refresh else []))
+    if not outcome.success:
+        raise RuntimeError(f"dbt run failed: {outcome.exception or chr(10).join(outcome.failures)}")
+
+
+def dbt_command(warehouse: str | Path, args: list[str]):
+    """``dbt <args> --quiet`` with the tests' fee rate on ``warehouse``, in this process; its ``DbtOutcome``."""
+    from assets.transform.project import DBT_PROJECT_DIR
+    from assets.transform.runner import run_dbt
+
     os.environ["WHALECOPY_DBT_DATABASE"] = str(warehouse)
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     # this process's own target directory: the project's target/manifest.json is what other test processes read
-    outcome = run_dbt(
-        ["run", "--quiet", "--vars", json.dumps({"fee_rate": FEE_RATE})] + (["--full-refresh"] if full_refresh else []),
+    return run_dbt(
+        [*args, "--quiet", "--vars", json.dumps({"fee_rate": FEE_RATE})],
         project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR,
         target_path=Path(tempfile.gettempdir()) / f"whalecopy-dbt-{os.getpid()}",
     )  # fmt: skip
-    if not outcome.success:
-        raise RuntimeError(f"dbt run failed: {outcome.exception or chr(10).join(outcome.failures)}")
 
 
 def score(warehouse: str | Path) -> None:
