@@ -58,14 +58,19 @@ def checked_table(table: str) -> str:
     return table
 
 
-def table_type(con, table: str) -> str | None:
-    """``table``'s ("schema.name", any schema of plain identifiers, else a ValueError) type, "BASE TABLE" or
-    "VIEW", None when the warehouse has no such relation."""
+def _relation(table: str) -> tuple[str, str]:
     schema, _, name = table.partition(".")
     if not (_IDENT.fullmatch(schema) and _IDENT.fullmatch(name)):
         raise ValueError(
             f"table {table!r} is not <schema>.<name> of lower-case letters, digits and underscores"
         )
+    return schema, name
+
+
+def table_type(con, table: str) -> str | None:
+    """``table``'s ("schema.name", any schema of plain identifiers, else a ValueError) type, "BASE TABLE" or
+    "VIEW", None when the warehouse has no such relation."""
+    schema, name = _relation(table)
     row = con.execute(
         "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [schema, name],
@@ -76,6 +81,18 @@ def table_type(con, table: str) -> str | None:
 def table_exists(con, table: str) -> bool:
     """Whether ``table`` ("schema.name") is a table or view of the warehouse."""
     return table_type(con, table) is not None
+
+
+def table_columns(con, table: str) -> dict[str, str]:
+    """``table``'s ("schema.name") columns in their order, name -> DuckDB type (upper case); empty when the
+    warehouse has no such relation."""
+    schema, name = _relation(table)
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return {c: t.upper() for c, t in rows}
 
 
 def create_table_sql(table: str, columns: dict[str, str], key: str | None = None) -> str:

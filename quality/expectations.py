@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from assets.warehouse import table_type
+from assets.warehouse import table_columns, table_type
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -879,14 +879,7 @@ def validate_connection(
         return SuiteResult(
             table, False, 0, [f"{table} does not exist"], {"table_rows": 0, "missing_table": True}, 0
         )
-    types = {
-        c: t.upper()
-        for c, t in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    }
+    types = table_columns(con, table)
     env = Env(int(time.time()) if now is None else int(now), types, max_rows, dict(bounds or {}))
 
     if scope is None:

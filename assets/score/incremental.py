@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from assets.warehouse import Transaction, append_frame, create_table_sql
+from assets.warehouse import Transaction, append_frame, create_table_sql, table_columns
 
 from . import model
 from .inputs import DAILY_RETURNS_SQL, activity_sql, position_spans_sql
@@ -152,21 +152,9 @@ def add_digests(a: Sequence[int], b: Sequence[int]) -> tuple[int, int, int, int]
     return (a[0] + b[0], a[1] ^ b[1], a[2] + b[2], a[3] ^ b[3])
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    schema, name = table.split(".")
-    return [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    ]
-
-
 def read_stored(con: duckdb.DuckDBPyConnection) -> tuple[model.StoredState | None, bool]:
     """The stored state's meta row (None if there is none) and whether this version can read the state."""
-    meta_cols, state_cols = _columns(con, STATE_META_TABLE), _columns(con, STATE_TABLE)
+    meta_cols, state_cols = list(table_columns(con, STATE_META_TABLE)), list(table_columns(con, STATE_TABLE))
     if not meta_cols:
         return None, True
     compatible = meta_cols == list(STATE_META_COLUMNS) and state_cols == list(STATE_COLUMNS)
