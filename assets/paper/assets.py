@@ -2,8 +2,10 @@
 sizing, fills, exits and daily NAV (``model.run_paper``), and six tables come out.
 
 The portfolio is replayed from the first day on every run: deterministic, so a rerun books exactly the same
-fills, never a fill twice, and the tables are replaced in one transaction. whalecopy holds no keys and places no
-orders (exporting them as intents for a user's own executor is not built yet).
+fills, never a fill twice, and the tables are replaced in one transaction. Its alerts are found anew by every run
+too; ``analytics.alerts`` carries what became of each at the webhook, so each is posted once
+(``assets/risk/model.py:alert_deliveries``). whalecopy holds no keys and places no orders (``whalecopy
+export-intents`` writes the orders for a user's own executor).
 """
 
 import dagster as dg
@@ -11,11 +13,12 @@ import pandas as pd
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
+from assets.risk import model as risk_model
 from assets.risk.alerts import AlertsResource
 from assets.risk.assets import WHALE_QUARANTINE
 from assets.signal.assets import ORDERS_SQL, SIGNALS, TOKEN_DAYS_SQL
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, create_table_sql, replace_table
+from assets.warehouse import Transaction, create_table_sql, replace_table, table_columns, table_exists
 
 from . import model
 
@@ -149,9 +152,24 @@ POSITION_TYPES = {"key": INT, "wallet": V, "token_id": V, "category": V, "entry_
                   "realised_pnl": D, "mark": D, "stop_level": D, "time_exit_day": INT}  # fmt: skip
 NAV_TYPES = {"day": INT, "cash": D, "positions_value": D, "nav": D, "exposure_share": D, "max_category_share": D,
              "open_positions": INT, "drawdown": D, "daily_return": D, "var": D, "entries_blocked": B}  # fmt: skip
-ALERT_TYPES = {"day": INT, "kind": V, "message": V}
+TS = "TIMESTAMPTZ"
+LOGGED_ALERTS = 20  # the run log lists at most this many of a run's new alerts
+ALERT_TYPES = {"day": INT, "kind": V, "message": V, "found_at": TS, "delivery": V, "posted_at": TS}
 RISK_TYPES = {k: NAV_TYPES[k] for k in ("day", "nav", "var", "entries_blocked", "exposure_share",
                                         "max_category_share", "drawdown")} | {"var_limit": D}  # fmt: skip
+
+
+def stored_alerts(con) -> pd.DataFrame | None:
+    """The alerts the last run stored, with what became of each at the webhook, in their order; None before the
+    first run. A table from before delivery was recorded: its alerts count as ``history`` (never posted again)."""
+    if not table_exists(con, "analytics.alerts"):
+        return None
+    if set(risk_model.DELIVERY_COLUMNS) <= set(table_columns(con, "analytics.alerts")):
+        return con.sql(
+            "SELECT day, kind, message, found_at, delivery, posted_at FROM analytics.alerts ORDER BY rowid"
+        ).df()
+    old = con.sql("SELECT day, kind, message FROM analytics.alerts ORDER BY rowid").df()
+    return old.assign(found_at=pd.NaT, delivery=risk_model.HISTORY, posted_at=pd.NaT)
 
 
 def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
@@ -192,7 +210,12 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
             ).fetchall()[0]
             result, cands = paper_run(con, strategy, fee_rate, first_day, last_day)
             result = result._replace(alerts=_with_quarantine_alerts(con, result))
+            now = pd.Timestamp.now(tz="UTC")
             with Transaction(con):
+                found = risk_model.alert_deliveries(
+                    result.alerts, stored_alerts(con), now, -1 if last_day is None else int(last_day),
+                    webhook=bool(alerts.webhook_url),
+                )  # fmt: skip
                 con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
                 con.execute("DROP TABLE IF EXISTS analytics.orders")
                 con.execute(
@@ -215,8 +238,17 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                 replace_table(con, "analytics.paper_nav", NAV_TYPES, result.nav)
                 risk_daily = result.nav.assign(var_limit=-params.var_limit_nav)
                 replace_table(con, "analytics.risk_daily", RISK_TYPES, risk_daily)
-                replace_table(con, "analytics.alerts", ALERT_TYPES, result.alerts)
+                replace_table(con, "analytics.alerts", ALERT_TYPES, found)
             con.execute("DROP TABLE IF EXISTS _paper_candidates")
+            # posted after the commit (an alert of a run that stops is never posted), marked once the webhook took it
+            pending = found[found["delivery"] == risk_model.PENDING]
+            sent = alerts.send(pending[risk_model.ALERT_KEY].to_dict("records"), context.log)
+            if sent:
+                with Transaction(con):
+                    con.execute(
+                        "UPDATE analytics.alerts SET delivery = ?, posted_at = ? WHERE delivery = ?",
+                        [risk_model.POSTED, now.to_pydatetime(), risk_model.PENDING],
+                    )
         nav = result.nav
         copied = int(result.decisions["copied"].sum()) if len(result.decisions) else 0
         summary = {
@@ -226,11 +258,15 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
             "final_nav": round(float(nav["nav"].iloc[-1]), 2) if len(nav) else None,
             "var_breach_days": int(nav["entries_blocked"].sum()) if len(nav) else 0,
             "alerts": len(result.alerts),
+            "new_alerts": int((found["found_at"] == now).sum()),
+            "alerts_pending": len(pending) - sent,
         }
         context.log.info(f"paper portfolio: {summary}")
-        for a in result.alerts.tail(20).to_dict("records"):
-            context.log.warning(f"alert [{a['kind']}] day {a['day']}: {a['message']}")
-        sent = alerts.send(result.alerts.to_dict("records"), context.log)
+        new = found[found["found_at"] == now]
+        for a in new.tail(LOGGED_ALERTS).to_dict("records"):  # the alerts no run found before this one
+            context.log.warning(f"alert [{a['kind']}] day {a['day']}: {a['message']} ({a['delivery']})")
+        if len(new) > LOGGED_ALERTS:
+            context.log.warning(f"... and {len(new) - LOGGED_ALERTS} more new alerts (analytics.alerts)")
         meta = {k: v for k, v in summary.items() if v is not None} | {"alerts_posted": sent}
         for key in (ORDERS, PAPER_FILLS, PAPER_POSITIONS, PAPER_NAV, RISK_DAILY, ALERTS):
             yield dg.MaterializeResult(asset_key=key, metadata=meta)

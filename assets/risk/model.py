@@ -1,5 +1,5 @@
-"""Pure risk kernels: value at risk, EWMA volatility, whale quarantine strikes, trailing stops. No Dagster, no
-DuckDB.
+"""Pure risk kernels: value at risk, EWMA volatility, whale quarantine strikes, trailing stops, what becomes of an
+alert. No Dagster, no DuckDB.
 
 Value at risk is reported as a **return** (negative = a loss), the PerformanceAnalytics convention: ``VaR95 =
 -0.03`` means a 5% chance of losing more than 3% in a period. Moments are population moments (divide by n),
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 # the standard normal quantile (scipy.stats.norm.ppf is this, and slow to import)
 from scipy.special import ndtri
@@ -338,3 +339,47 @@ def time_exit_due(
     now, end = np.broadcast_arrays(np.asarray(now_ts, dtype=float), np.asarray(resolution_ts, dtype=float))
     with np.errstate(invalid="ignore"):
         return now >= end - hours * 3600.0
+
+
+# ------------------------------------------------------------------------------------------------- alerts
+
+#: what became of a portfolio alert at the webhook (``analytics.alerts.delivery``)
+POSTED, PENDING, NO_WEBHOOK, HISTORY = "posted", "pending", "no webhook", "history"
+ALERT_KEY = ["day", "kind", "message"]
+DELIVERY_COLUMNS = ["found_at", "delivery", "posted_at"]
+
+
+def alert_deliveries(
+    found: pd.DataFrame, stored: pd.DataFrame | None, found_at: pd.Timestamp, last_day: int, webhook: bool
+) -> pd.DataFrame:
+    """The book's alerts (``found``: ``day, kind, message``, in the book's order) with what became of each at the
+    webhook (``found_at, delivery, posted_at``), so that an alert is posted once however many runs find it again:
+    each run's book starts empty on the first day and finds every alert of the history anew.
+
+    An alert is a stored one when its day, kind and message are the same (of several alike, the n-th is the n-th
+    stored); it keeps what the stored row says (``pending``: found while the webhook failed, so posted again). A
+    new one (``found_at`` now, ``posted_at`` empty) is:
+
+    - ``pending``, to post, when a webhook is configured (``posted`` once the webhook took it);
+    - ``no webhook`` without one (a webhook configured later posts the alerts found after it, not these);
+    - ``history`` on a first run (``stored`` is None: no alerts stored before), when its day is before
+      ``last_day``, the book's last: the history's alerts are recorded, and only the last day's are posted.
+    """
+    out = found[ALERT_KEY].reset_index(drop=True)
+    nth = out.groupby(ALERT_KEY, sort=False).cumcount().rename("_nth")
+    out = out.join(nth)
+    if stored is not None and len(stored):
+        old = stored[ALERT_KEY + DELIVERY_COLUMNS].reset_index(drop=True)
+        old = old.join(old.groupby(ALERT_KEY, sort=False).cumcount().rename("_nth"))
+        out = out.merge(old, on=[*ALERT_KEY, "_nth"], how="left", validate="one_to_one")
+        new = out["delivery"].isna().to_numpy()
+    else:
+        out = out.assign(found_at=pd.NaT, delivery=None, posted_at=pd.NaT)
+        new = np.ones(len(out), dtype=bool)
+    status = np.full(len(out), PENDING if webhook else NO_WEBHOOK, dtype=object)
+    if stored is None:
+        status[out["day"].to_numpy() < last_day] = HISTORY
+    out["delivery"] = out["delivery"].astype(object).where(~new, status)
+    out["found_at"] = pd.to_datetime(out["found_at"], utc=True).where(~new, pd.Timestamp(found_at))
+    out["posted_at"] = pd.to_datetime(out["posted_at"], utc=True)
+    return out.drop(columns="_nth")

@@ -294,6 +294,83 @@ def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replay
     assert len(intents) == orders_needed > 0 and len({i["intent_id"] for i in intents}) == len(intents)
 
 
+class _Webhook:
+    """A Slack-style webhook on loopback: records each POST's JSON, answers ``status``."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hook = self
+        self.bodies, self.status = [], 200
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                hook.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(hook.status)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def lines(self) -> list[str]:
+        return [line for b in self.bodies for line in b["text"].splitlines() if line.startswith("[")]
+
+
+def test_the_daily_run_posts_each_portfolio_alert_once(scored, tmp_path):
+    """Every run's book finds the history's alerts again; the webhook gets each once: on the first run the last
+    day's, then only those no run found before, and those a failing webhook did not take on the next run."""
+    from assets.paper.assets import build_paper_portfolio
+    from assets.risk.assets import whale_quarantine
+    from assets.signal.assets import signals
+
+    path = tmp_path / "alerts.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    hook = _Webhook()
+    settings = small_settings(path, alert_webhook_url=hook.url)
+    assets = [whale_quarantine, signals, build_paper_portfolio(settings.fee_rate)]
+
+    def run():
+        result = dg.materialize(assets, resources=build_resources(settings), instance=dg.DagsterInstance.ephemeral(),
+                                run_config={"resources": {"strategy": {"config": LOOSE}}})  # fmt: skip
+        assert result.success
+        with duckdb.connect(str(path), read_only=True) as con:
+            return con.execute("SELECT day, kind, message, delivery, posted_at IS NOT NULL FROM analytics.alerts "
+                               "ORDER BY rowid").fetchall()  # fmt: skip
+
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE IF EXISTS analytics.alerts")  # the first run of the book
+    first = run()
+    last_day = max(r[0] for r in first)
+    assert len(first) > 10 and {r[3] for r in first} <= {"history", "posted"}
+    assert [r[:3] for r in first if r[3] == "posted"] == [r[:3] for r in first if r[0] == last_day]
+    assert all(r[4] == (r[3] == "posted") for r in first)
+    assert len(hook.lines()) == min(sum(r[0] == last_day for r in first), 20)
+    posts = len(hook.bodies)
+
+    assert run() == first and len(hook.bodies) == posts  # found again: nothing posted
+
+    # alerts no run found before (here: forgotten by the warehouse), while the webhook fails: kept to post
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM analytics.alerts WHERE rowid IN (0, 2)")
+    hook.status = 503
+    failed = run()
+    assert [r[3] for r in failed[:3]] == ["pending", first[1][3], "pending"] and failed[3:] == first[3:]
+    hook.status = 200
+    posted = run()
+    assert [r[3] for r in posted[:3]] == ["posted", first[1][3], "posted"] and posted[3:] == first[3:]
+    text = hook.bodies[-1]["text"]
+    assert len(hook.bodies) == posts + 2 and len(text.splitlines()) == 3  # the header and the two alerts
+    assert all(f"day {r[0]}: {r[2]}" in text for r in (first[0], first[2]))
+    run()
+    assert len(hook.bodies) == posts + 2  # posted once
+    hook.server.shutdown()
+
+
 def test_the_terminal_summary_shows_every_stage(scored):
     from orchestration.summary import summary_lines
 

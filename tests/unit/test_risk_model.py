@@ -207,3 +207,40 @@ def test_alerts_post_one_slack_style_message_and_survive_a_failing_webhook():
     down = httpx.MockTransport(lambda r: httpx.Response(503))
     assert res.send(alerts, log, transport=down) == 0 and "hooks.test" in log.warnings[0]
     assert AlertsResource().send(alerts, Log()) == 0  # no webhook configured: nothing sent
+
+
+def test_an_alert_is_posted_once_however_many_runs_find_it():
+    """Each run's book finds every alert of the history again: what became of each at the webhook is carried by
+    its day, kind and message (the n-th of several alike by the n-th), and only an alert no run found before is
+    posted; a first run posts its last day's alerts only."""
+    import pandas as pd
+
+    now = pd.Timestamp("2026-12-07 10:00", tz="UTC")
+    found = pd.DataFrame({"day": [10, 11, 11, 12], "kind": ["time_exit", "trailing_stop", "trailing_stop", "var_breach"],
+                          "message": ["a", "b", "b", "c"]})  # fmt: skip
+
+    first = risk.alert_deliveries(found, None, now, last_day=12, webhook=True)
+    assert first["delivery"].tolist() == [risk.HISTORY] * 3 + [risk.PENDING]  # the last day's alone (day 12)
+    assert (first["found_at"] == now).all() and first["posted_at"].isna().all()
+    assert (
+        risk.alert_deliveries(found, None, now, last_day=13, webhook=True)["delivery"].eq(risk.HISTORY).all()
+    )
+    no_hook = risk.alert_deliveries(found, None, now, last_day=12, webhook=False)
+    assert no_hook["delivery"].tolist() == [risk.HISTORY] * 3 + [risk.NO_WEBHOOK]
+
+    stored = first.copy()
+    stored.loc[3, ["delivery", "posted_at"]] = [risk.POSTED, now]
+    later = now + pd.Timedelta(days=1)
+    # the next run finds them again, a third alike one on day 11 and a late alert dated day 10
+    again = pd.concat([found.iloc[:1], pd.DataFrame({"day": [10], "kind": ["time_exit"], "message": ["d"]}),
+                       found.iloc[1:3], found.iloc[1:2], found.iloc[3:]], ignore_index=True)  # fmt: skip
+    out = risk.alert_deliveries(again, stored, later, last_day=13, webhook=True)
+    assert out["message"].tolist() == ["a", "d", "b", "b", "b", "c"]
+    assert out["delivery"].tolist() == [risk.HISTORY, risk.PENDING, risk.HISTORY, risk.HISTORY, risk.PENDING,
+                                        risk.POSTED]  # fmt: skip
+    assert out["found_at"].tolist() == [now, later, now, now, later, now]
+    assert out["posted_at"].notna().tolist() == [False] * 5 + [True]
+    # a pending one (the webhook failed) stays pending until a run posts it; none found again is new
+    retry = risk.alert_deliveries(again, out, later + pd.Timedelta(days=1), last_day=13, webhook=True)
+    assert retry.equals(out)
+    assert risk.alert_deliveries(found.iloc[:0], None, now, 12, True).empty
