@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from assets.risk import model as risk_model
 from assets.risk.alerts import AlertsResource
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.signal.assets import ORDERS_SQL, SIGNALS, TOKEN_DAYS_SQL
+from assets.signal.assets import ORDERS_SQL, SIGNALS, token_days_sql
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction, create_table_sql, replace_table, table_columns, table_exists
 
@@ -48,7 +48,9 @@ history AS (
     SELECT token_id, CAST(floor(ts / 86400) AS BIGINT) AS day, arg_max(price, ts) AS price
     FROM raw.price_history SEMI JOIN toks USING (token_id) GROUP BY ALL
 ),
-trades AS (SELECT token_id, day, last_price AS price FROM ({TOKEN_DAYS_SQL}) SEMI JOIN toks USING (token_id))
+trades AS (
+    SELECT token_id, day, last_price AS price FROM ({token_days_sql("token_id IN (SELECT token_id FROM toks)")})
+)
 SELECT token_id, day, coalesce(h.price, t.price) AS price FROM history h FULL JOIN trades t USING (token_id, day)
 """
 

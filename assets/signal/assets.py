@@ -61,12 +61,20 @@ def orders_sql(where: str = "true") -> str:
 #: every fill's order
 ORDERS_SQL = orders_sql()
 
-#: per token and UTC day, the day's last print (the highest price of the day's last traded second): a mark
-TOKEN_DAYS_SQL = f"""
+
+def token_days_sql(where: str = "true") -> str:
+    """Per token and UTC day, the day's last print (the highest price of the day's last traded second): a mark; of
+    the fills matching ``where`` (a filter on the tokens belongs here: DuckDB does not push a semi join below the
+    GROUP BY, and the paper book's marks read 2.5 times faster on the demo warehouse with it inside)."""
+    return f"""
     SELECT token_id, CAST(ts // 86400 AS BIGINT) AS day, arg_max(price, (ts, price)) AS last_price
     FROM {FILLS}
+    WHERE {where}
     GROUP BY ALL
 """
+
+
+TOKEN_DAYS_SQL = token_days_sql()
 
 FLOW_HOURS = 168  # the flow looks back over the 7 x 24 whole hours before the order's hour
 
