@@ -1,9 +1,11 @@
 """The paper-trading portfolio as one multi-asset: the candidates that passed stages 1 and 2 go through stage 3,
 sizing, fills, exits and daily NAV (``model.run_paper``), and six tables come out.
 
-The portfolio is replayed from the first day on every run: deterministic, so a rerun books exactly the same
-fills, never a fill twice, and the tables are replaced in one transaction. Its alerts are found anew by every run
-too; ``analytics.alerts`` carries what became of each at the webhook, so each is posted once
+Every run's tables are those of one replay of the history from its first day: deterministic, so a rerun books
+exactly the same fills, never a fill twice, and the tables are replaced in one transaction. A run goes on from the
+book the last one kept (``analytics.paper_state``, ``model.run_paper_carried``) where nothing it had read changed,
+so a daily run replays its last days, not the history. Its alerts are found anew by every run too;
+``analytics.alerts`` carries what became of each at the webhook, so each is posted once
 (``assets/risk/model.py:alert_deliveries``). whalecopy holds no keys and places no orders (``whalecopy
 export-intents`` writes the orders for a user's own executor).
 """
@@ -161,6 +163,24 @@ RISK_TYPES = {k: NAV_TYPES[k] for k in ("day", "nav", "var", "entries_blocked", 
                                         "max_category_share", "drawdown")} | {"var_limit": D}  # fmt: skip
 
 
+#: the book a run keeps for the next to go on from (model.run_paper_carried): one row, a cache (deleting it makes
+#: the next run replay the history, with the same tables)
+PAPER_STATE = "analytics.paper_state"
+STATE_TYPES = {"first_day": INT, "through_day": INT, "digest": V, "book": "BLOB", "kept_at": TS}
+
+
+def stored_book(con) -> model.PaperState | None:
+    """The book the last run kept, or None."""
+    if not table_exists(con, PAPER_STATE):
+        return None
+    rows = con.execute(f"SELECT first_day, through_day, digest, book FROM {PAPER_STATE}").fetchall()
+    return (
+        model.PaperState(int(rows[0][0]), int(rows[0][1]), rows[0][2], bytes(rows[0][3]))
+        if len(rows) == 1
+        else None
+    )
+
+
 def stored_alerts(con) -> pd.DataFrame | None:
     """The alerts the last run stored, with what became of each at the webhook, in their order; None before the
     first run. A table from before delivery was recorded: its alerts count as ``history`` (never posted again)."""
@@ -210,7 +230,15 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                 "SELECT CAST(floor(epoch(min(day)) / 86400) AS BIGINT), CAST(floor(epoch(max(day)) / 86400) AS BIGINT) "
                 "FROM marts.wallet_daily_returns"
             ).fetchall()[0]
-            result, cands = paper_run(con, strategy, fee_rate, first_day, last_day)
+            if first_day is None:
+                result, cands = paper_run(con, strategy, fee_rate, first_day, last_day)
+                kept, how = None, "no days to run"
+            else:  # the book the last run kept goes on where what it read is unchanged
+                cands, marks, sells, markets = paper_inputs(con, strategy)
+                result, kept, how = model.run_paper_carried(
+                    cands, marks, sells, markets, int(first_day), int(last_day), params, stored_book(con)
+                )
+            context.log.info(f"paper portfolio: {how}")
             result = result._replace(alerts=_with_quarantine_alerts(con, result))
             now = pd.Timestamp.now(tz="UTC")
             with Transaction(con):
@@ -241,6 +269,11 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                 risk_daily = result.nav.assign(var_limit=-params.var_limit_nav)
                 replace_table(con, "analytics.risk_daily", RISK_TYPES, risk_daily)
                 replace_table(con, "analytics.alerts", ALERT_TYPES, found)
+                state = None
+                if kept is not None:
+                    state = pd.DataFrame([{"first_day": kept.first_day, "through_day": kept.through,
+                                           "digest": kept.digest, "book": kept.book, "kept_at": now}])  # fmt: skip
+                replace_table(con, PAPER_STATE, STATE_TYPES, state)
             con.execute("DROP TABLE IF EXISTS _paper_candidates")
             # posted after the commit (an alert of a run that stops is never posted), marked once the webhook took it
             pending = found[found["delivery"] == risk_model.PENDING]

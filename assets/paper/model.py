@@ -16,7 +16,13 @@ the square-root impact model of :mod:`assets.signal.model`.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import pickle
+import sys
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -442,6 +448,54 @@ def _market_infos(markets: pd.DataFrame) -> dict[str, MarketInfo]:
     }
 
 
+def _events_by_day(
+    candidates: pd.DataFrame, whale_sells: pd.DataFrame, first_day: int, last_day: int
+) -> dict:
+    """Day -> that day's events (entries and whale sells, in time order, an entry before a sell at the same time)."""
+    events = []
+    for kind, frame in (("entry", candidates), ("whale_sell", whale_sells)):
+        if len(frame):
+            f = frame.assign(
+                event_kind=kind, event_day=(frame["ts"].to_numpy(dtype=float) // 86_400).astype(np.int64)
+            )
+            events.append(f)
+    ev = (
+        pd.concat(events, ignore_index=True)
+        if events
+        else pd.DataFrame(columns=["event_kind", "event_day", "ts"])
+    )
+    ev = ev[(ev["event_day"] >= first_day) & (ev["event_day"] <= last_day)]
+    ev = ev.sort_values(["ts", "event_kind"], kind="stable")
+    by_day: dict[int, list] = {}
+    for e in ev.itertuples(index=False):  # one pass: a frame per day would cost more than the day's work
+        by_day.setdefault(int(e.event_day), []).append(e)
+    return by_day
+
+
+def _advance(book: Book, by_day: dict, first_day: int, last_day: int, on_day_end=None) -> None:
+    """Run the book over days ``first_day .. last_day``: each day's events, then its end."""
+    for d in range(first_day, last_day + 1):
+        for e in by_day.get(d, ()):  # the day's events, in time order
+            if e.event_kind == "whale_sell":
+                book.on_whale_sell(
+                    e.wallet, str(e.token_id), float(e.ts), float(e.price), float(e.fraction), d
+                )
+            else:
+                book.on_fill(e, d)
+        book.on_day_end(d)
+        if on_day_end is not None:
+            on_day_end(d)
+
+
+def _mark_book(marks: pd.DataFrame, origin: int) -> MarkBook:
+    book = MarkBook(origin)
+    if len(marks):
+        book.set_many(
+            marks["token_id"].astype(str).to_numpy(), marks["day"].to_numpy(), marks["price"].to_numpy()
+        )
+    return book
+
+
 def run_paper(
     candidates: pd.DataFrame,
     marks: pd.DataFrame,
@@ -465,36 +519,174 @@ def run_paper(
     origin = first_day - params.correlation_days - 1 if mark_origin is None else mark_origin
     book = Book(params, mark_origin=origin)
     book.markets = _market_infos(markets)
-    if len(marks):
-        book.on_marks(
-            marks["token_id"].astype(str).to_numpy(), marks["day"].to_numpy(), marks["price"].to_numpy()
-        )
-
-    events = []
-    for kind, frame in (("entry", candidates), ("whale_sell", whale_sells)):
-        if len(frame):
-            f = frame.assign(
-                event_kind=kind, event_day=(frame["ts"].to_numpy(dtype=float) // 86_400).astype(np.int64)
-            )
-            events.append(f)
-    ev = (
-        pd.concat(events, ignore_index=True)
-        if events
-        else pd.DataFrame(columns=["event_kind", "event_day", "ts"])
-    )
-    ev = ev[(ev["event_day"] >= first_day) & (ev["event_day"] <= last_day)]
-    ev = ev.sort_values(["ts", "event_kind"], kind="stable")
-    by_day: dict[int, list] = {}
-    for e in ev.itertuples(index=False):  # one pass: a frame per day would cost more than the day's work
-        by_day.setdefault(int(e.event_day), []).append(e)
-
-    for d in range(first_day, last_day + 1):
-        for e in by_day.get(d, ()):  # the day's events, in time order
-            if e.event_kind == "whale_sell":
-                book.on_whale_sell(
-                    e.wallet, str(e.token_id), float(e.ts), float(e.price), float(e.fraction), d
-                )
-            else:
-                book.on_fill(e, d)
-        book.on_day_end(d)
+    book.marks = _mark_book(marks, origin)
+    _advance(book, _events_by_day(candidates, whale_sells, first_day, last_day), first_day, last_day)
     return book.result()
+
+
+# --------------------------------------------------------------------------------- the book from run to run
+
+#: a run keeps its book as it was this many days before its last day, so that fills, prices and resolutions that
+#: arrive that late find the kept book still valid (the scores keep their state the same way)
+STATE_LAG_DAYS = 3
+_LATER = -2  # in the digest: a time exit or a resolution after the day the book is kept at
+
+
+class PaperState(NamedTuple):
+    """A run's book as it was at the end of day ``through``, for the next run to go on from."""
+
+    first_day: int  # the first day of the run that started the book
+    through: int
+    digest: str  # of everything the book had read by then (:func:`inputs_digest`)
+    book: bytes  # the book, pickled without its marks, markets and parameters (rebuilt from the run's inputs)
+
+
+def inputs_digest(
+    candidates: pd.DataFrame,
+    marks: pd.DataFrame,
+    whale_sells: pd.DataFrame,
+    markets: pd.DataFrame,
+    first_day: int,
+    through: int,
+    params: PaperParams,
+) -> str:
+    """A hash of everything the book's state at the end of day ``through`` depends on (the engine is causal: a
+    decision at t reads nothing after t, tests/unit/test_paper_model.py): the parameters and first day; the
+    candidates of the days up to ``through``, in their order; the whale sells of those days on the (wallet, token)
+    pairs of those candidates; those tokens' marks from the book's origin to ``through``; and, for those tokens,
+    the scheduled end as a time-exit day and the resolution day and payout where they fall by ``through`` (a later
+    one, or none, is the same to the book then). Anything else a run reads cannot have moved the book by then."""
+    day = lambda f: f["ts"].to_numpy(dtype=float) // 86_400  # noqa: E731
+    origin = first_day - params.correlation_days - 1
+    cands = candidates[day(candidates) <= through] if len(candidates) else candidates
+    tokens = pd.Index(cands["token_id"].astype(str).unique()) if len(cands) else pd.Index([], dtype=object)
+    pairs = (
+        pd.MultiIndex.from_arrays([cands["wallet"].astype(str), cands["token_id"].astype(str)])
+        if len(cands)
+        else None
+    )
+    sells = whale_sells.iloc[:0]
+    if len(whale_sells) and pairs is not None:
+        on_pairs = pd.MultiIndex.from_arrays(
+            [whale_sells["wallet"].astype(str), whale_sells["token_id"].astype(str)]
+        )
+        sells = whale_sells[(day(whale_sells) <= through) & on_pairs.isin(pairs)]
+    m = marks[
+        marks["token_id"].astype(str).isin(tokens) & (marks["day"] >= origin) & (marks["day"] <= through)
+    ]
+    m = m.assign(token_id=m["token_id"].astype(str)).sort_values(["token_id", "day"], kind="stable")
+    infos = _market_infos(markets)
+    hours = params.time_exit_hours * 3600
+    acts = []
+    for t in tokens:
+        info = infos.get(t, UNKNOWN_MARKET)
+        exit_day = int((info.end_ts - hours) // 86_400) if np.isfinite(info.end_ts) else -1
+        resolved = int(info.resolved_ts // 86_400) if np.isfinite(info.resolved_ts) else -1
+        acts.append((t, exit_day if -1 < exit_day <= through else _LATER,
+                     resolved if -1 < resolved <= through else _LATER,
+                     info.payout if -1 < resolved <= through else np.nan))  # fmt: skip
+    h = hashlib.sha256(repr((engine_version(), params, int(first_day), int(through))).encode())
+    for frame in (cands, sells, m[["token_id", "day", "price"]],
+                  pd.DataFrame(acts, columns=["token_id", "exit_day", "resolved_day", "payout"])):  # fmt: skip
+        h.update(str(list(frame.columns)).encode())
+        h.update(pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+@cache
+def engine_version() -> str:
+    """A hash of the engine's code (this module and the risk, signal and sizing kernels it calls): a kept book is
+    gone on from only by the code that kept it, which is the code whose state it holds."""
+    h = hashlib.sha256()
+    for module in (sys.modules[__name__], risk, signal, size):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+#: what a kept book may be made of: the engine's own classes, numpy's arrays and scalars, and plain values
+_BOOK_CLASSES = {("assets.paper.model", "Book"), ("assets.paper.model", "_Position"),
+                 ("assets.risk.model", "TrailingStop"), ("numpy", "dtype"), ("numpy", "ndarray"),
+                 ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                 ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                 ("copyreg", "_reconstructor"), ("builtins", "object")}  # fmt: skip
+
+
+class _BookUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _BOOK_CLASSES:
+            raise pickle.UnpicklingError(f"a kept paper book holds no {module}.{name}: not read")
+        return super().find_class(module, name)
+
+
+def freeze_book(book: Book) -> bytes:
+    """The book as bytes, without its marks, markets and parameters (a run gives it its own)."""
+    held = book.marks, book.markets, book.p
+    book.marks, book.markets, book.p = None, None, None
+    try:
+        return pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        book.marks, book.markets, book.p = held
+
+
+def thaw_book(blob: bytes, params: PaperParams, marks: MarkBook, markets: dict[str, MarketInfo]) -> Book:
+    """A kept book with this run's parameters, marks and markets (its open positions re-pointed to their marks)."""
+    book = _BookUnpickler(io.BytesIO(blob)).load()
+    if not isinstance(book, Book):
+        raise pickle.UnpicklingError(f"a kept paper book is a Book, not {type(book).__name__}")
+    book.p, book.marks, book.markets = params, marks, markets
+    for pos in book.open.values():
+        pos.row = marks.row(pos.token)
+    return book
+
+
+def run_paper_carried(
+    candidates: pd.DataFrame,
+    marks: pd.DataFrame,
+    whale_sells: pd.DataFrame,
+    markets: pd.DataFrame,
+    first_day: int,
+    last_day: int,
+    params: PaperParams,
+    kept: PaperState | None,
+    keep_lag: int = STATE_LAG_DAYS,
+) -> tuple[PaperResult, PaperState | None, str]:
+    """:func:`run_paper` from ``first_day`` to ``last_day``, going on from the ``kept`` book where everything it
+    had read is unchanged (:func:`inputs_digest`), so that a daily run replays its last few days, not the
+    history; the same result, to the bit, as :func:`run_paper` over the whole history
+    (tests/unit/test_paper_model.py). Returns the result, the book to keep (as it was ``keep_lag`` days before
+    ``last_day``; None when the run has fewer days) and what the run did."""
+    origin = first_day - params.correlation_days - 1
+    infos, mark_book = _market_infos(markets), _mark_book(marks, origin)
+    start, book = first_day, None
+    if kept is None:
+        how = "no book kept"
+    elif kept.first_day != first_day:
+        how = f"the history starts on day {first_day}, the kept book on day {kept.first_day}"
+    elif kept.through > last_day:
+        how = f"the kept book is of day {kept.through}, after the last day {last_day}"
+    elif kept.digest != inputs_digest(
+        candidates, marks, whale_sells, markets, first_day, kept.through, params
+    ):
+        how = f"inputs up to day {kept.through}, where the kept book stands, changed"
+    else:
+        try:
+            book, start = thaw_book(kept.book, params, mark_book, infos), kept.through + 1
+            how = f"went on from the book kept at day {kept.through}"
+        except (pickle.UnpicklingError, AttributeError, EOFError, TypeError, ValueError) as exc:
+            how = f"the kept book could not be read ({type(exc).__name__}: {exc})"
+    if book is None:
+        book = Book(params, mark_origin=origin)
+        book.marks, book.markets = mark_book, infos
+        how = f"replayed from day {first_day}: {how}"
+    keep_day = last_day - keep_lag
+    # the kept book stays when this run passes no day to keep (a rerun of the same day)
+    state = kept if start > first_day else None
+    saved: list[PaperState] = []
+
+    def keep(d: int) -> None:
+        if d == keep_day:
+            digest = inputs_digest(candidates, marks, whale_sells, markets, first_day, d, params)
+            saved.append(PaperState(first_day, d, digest, freeze_book(book)))
+
+    _advance(book, _events_by_day(candidates, whale_sells, start, last_day), start, last_day, keep)
+    return book.result(), saved[0] if saved else state, how

@@ -279,7 +279,15 @@ def test_paper_portfolio_on_loosened_thresholds_books_each_order_once_and_replay
     with duckdb.connect(str(path), read_only=True) as con:
         kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM analytics.alerts").fetchall()}
     assert kinds <= {"var_breach", "trailing_stop", "time_exit", "whale_quarantined"}
-    assert run() == first  # a rerun replays the same books: nothing booked twice
+    with duckdb.connect(str(path), read_only=True) as con:
+        through, last = con.execute(
+            "SELECT (SELECT through_day FROM analytics.paper_state), (SELECT max(day) FROM analytics.paper_nav)"
+        ).fetchall()[0]
+    assert through == last - 3  # the book as it was three days before the last day
+    assert run() == first  # a rerun goes on from the kept book to the same books: nothing booked twice
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE analytics.paper_state")
+    assert run() == first  # and a replay of the whole history too
 
     # the orders as intents for a user's own executor: every fill but settlements, each id unique
     from orchestration.cli import main

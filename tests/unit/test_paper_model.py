@@ -201,3 +201,115 @@ def test_baseline_switches_fixed_size_no_stage_3_no_risk_rules_and_the_cash_chec
     # holdings: each open position's value per day sums with the cash to the NAV
     h = res.holdings.groupby("day")["value"].sum().reindex(res.nav["day"], fill_value=0.0)
     np.testing.assert_allclose(res.nav["cash"].to_numpy() + h.to_numpy(), res.nav["nav"].to_numpy())
+
+
+def _history(seed=5, days=30):
+    rng = np.random.default_rng(seed)
+    toks = [f"T{i}" for i in range(6)]
+    cands = pd.DataFrame([_candidate(k, toks[k % 6], D0 + int(rng.integers(0, days)), price=float(rng.uniform(0.2, 0.8)),
+                                     edge=float(rng.uniform(0.0, 0.3)), category=["P", "S"][k % 2], wallet=f"w{k % 3}")
+                          for k in range(60)]).sort_values("ts", kind="stable").reset_index(drop=True)  # fmt: skip
+    cands["key"] = np.arange(len(cands))
+    marks = pd.concat(
+        [_marks(t, np.clip(0.5 + np.cumsum(rng.normal(0, 0.04, days)), 0.02, 0.98)) for t in toks]
+    )
+    markets = pd.DataFrame([_market(t, end_day=D0 + 12 + 3 * i, resolved_day=D0 + 14 + 3 * i, payout=float(i % 2))
+                            for i, t in enumerate(toks)])  # fmt: skip
+    sells = pd.DataFrame({"wallet": ["w0", "w1", "w2", "w0"], "token_id": ["T0", "T1", "T2", "T3"],
+                          "ts": [(D0 + d) * 86_400.0 + 7200 for d in (5, 9, 17, 22)], "price": 0.6, "fraction": 0.5})  # fmt: skip
+    return cands, marks, sells, markets
+
+
+def _as_known_on(day, cands, marks, sells, markets):
+    """The inputs as a run at the end of ``day`` has them: nothing later, no resolution yet after it."""
+    later = markets["resolved_ts"] >= (day + 1) * 86_400
+    known = markets.assign(
+        resolved_ts=markets["resolved_ts"].where(~later), payout=markets["payout"].where(~later)
+    )
+    return (cands[cands["ts"] < (day + 1) * 86_400], marks[marks["day"] <= day],
+            sells[sells["ts"] < (day + 1) * 86_400], known)  # fmt: skip
+
+
+def _same(a: paper.PaperResult, b: paper.PaperResult) -> None:
+    for x, y in zip(a, b, strict=True):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+
+def test_a_run_goes_on_from_the_book_it_kept_and_gets_the_replays_result_to_the_bit():
+    """The daily run keeps its book as it was STATE_LAG_DAYS before its last day; the next run goes on from it
+    when nothing the book had read changed, and replays the history when something did (a candidate exactly on
+    the kept day), each time with the result of one run over the whole history."""
+    cands, marks, sells, markets = _history()
+    full = paper.run_paper(cands, marks, sells, markets, D0, D0 + 29)
+
+    res, kept, how = paper.run_paper_carried(*_as_known_on(D0 + 19, cands, marks, sells, markets), D0, D0 + 19,
+                                             paper.PaperParams(), None)  # fmt: skip
+    assert how.startswith("replayed from day") and kept.through == D0 + 19 - paper.STATE_LAG_DAYS == D0 + 16
+    _same(res, paper.run_paper(*_as_known_on(D0 + 19, cands, marks, sells, markets), D0, D0 + 19))
+    assert len(kept.book) > 0 and kept.first_day == D0
+
+    res, nxt, how = paper.run_paper_carried(
+        cands, marks, sells, markets, D0, D0 + 29, paper.PaperParams(), kept
+    )
+    assert how == f"went on from the book kept at day {D0 + 16}" and nxt.through == D0 + 26
+    _same(res, full)
+    assert len(res.decisions) == len(cands) and res.fills["kind"].nunique() >= 3  # entries, sells, exits
+    # the same day again: the kept book stays, and the result with it
+    again, same, how = paper.run_paper_carried(
+        cands, marks, sells, markets, D0, D0 + 29, paper.PaperParams(), nxt
+    )
+    assert same == nxt and how.startswith("went on") and _same(again, full) is None
+
+    # a late candidate on the kept day: the book is replayed; one a day after it: the kept book is still good
+    for late_day, replayed in ((D0 + 16, True), (D0 + 17, False)):
+        late = pd.concat([cands, pd.DataFrame([_candidate(99, "T5", late_day, price=0.3, edge=0.25)])])
+        late = late.sort_values("ts", kind="stable").reset_index(drop=True)
+        late = late.assign(key=np.arange(len(late)))
+        res, _, how = paper.run_paper_carried(
+            late, marks, sells, markets, D0, D0 + 29, paper.PaperParams(), kept
+        )
+        assert how.startswith("replayed") == replayed, how
+        _same(res, paper.run_paper(late, marks, sells, markets, D0, D0 + 29))
+    # a resolution that arrives late for a day the kept book covers: replayed
+    moved = markets.assign(resolved_ts=markets["resolved_ts"] - 3 * 86_400)
+    res, _, how = paper.run_paper_carried(cands, marks, sells, moved, D0, D0 + 29, paper.PaperParams(), kept)
+    assert how == f"replayed from day {D0}: inputs up to day {D0 + 16}, where the kept book stands, changed"
+    _same(res, paper.run_paper(cands, marks, sells, moved, D0, D0 + 29))
+    # a late whale sell, or a mark that changed, on the kept day: replayed
+    held = res.positions.loc[res.positions["entry_day"] <= D0 + 10].iloc[0]
+    late_sell = pd.concat([sells, pd.DataFrame({"wallet": [held["wallet"]], "token_id": [held["token_id"]],
+                                                "ts": [(D0 + 16) * 86_400.0 + 60], "price": [0.7], "fraction": [1.0]})])  # fmt: skip
+    late_sell = late_sell.sort_values("ts", kind="stable").reset_index(drop=True)
+    remarked = marks.assign(price=np.where(marks["day"] == D0 + 16, 0.97, marks["price"]))
+    for c, m, s_ in ((cands, marks, late_sell), (cands, remarked, sells)):
+        res, _, how = paper.run_paper_carried(c, m, s_, markets, D0, D0 + 29, paper.PaperParams(), kept)
+        assert how.startswith("replayed"), how
+        _same(res, paper.run_paper(c, m, s_, markets, D0, D0 + 29))
+    # the marks in another order (a token's row in the mark book moves): the kept positions follow their tokens
+    shuffled = marks.iloc[::-1].reset_index(drop=True)
+    res, _, how = paper.run_paper_carried(
+        cands, shuffled, sells, markets, D0, D0 + 29, paper.PaperParams(), kept
+    )
+    assert (
+        how.startswith("went on")
+        and paper.thaw_book(kept.book, paper.PaperParams(), paper.MarkBook(0), {}).open
+    )
+    _same(res, full)
+    # a kept book that cannot be read (here: cut short): replayed
+    res, _, how = paper.run_paper_carried(cands, marks, sells, markets, D0, D0 + 29, paper.PaperParams(),
+                                          kept._replace(book=kept.book[:-9]))  # fmt: skip
+    assert how.startswith(f"replayed from day {D0}: the kept book could not be read"), how
+    _same(res, full)
+    # other parameters: replayed
+    other = paper.PaperParams(var_limit_nav=0.05)
+    res, _, how = paper.run_paper_carried(cands, marks, sells, markets, D0, D0 + 29, other, kept)
+    assert how.startswith("replayed")
+    _same(res, paper.run_paper(cands, marks, sells, markets, D0, D0 + 29, other))
+
+
+def test_a_kept_book_is_read_only_as_a_book():
+    import collections
+    import pickle
+
+    with pytest.raises(pickle.UnpicklingError, match="collections.OrderedDict"):
+        paper.thaw_book(pickle.dumps(collections.OrderedDict()), paper.PaperParams(), paper.MarkBook(0), {})
