@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 from assets.risk import model as risk_model
 from assets.risk.alerts import AlertsResource
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.signal.assets import ORDERS_SQL, SIGNALS, token_days_sql
+from assets.signal.assets import SIGNALS, orders_sql, token_days_sql
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction, create_table_sql, replace_table, table_columns, table_exists
 
@@ -61,8 +61,7 @@ SELECT token_id, day, coalesce(h.price, t.price) AS price FROM history h FULL JO
 #: the share of its position the whale sold (an order's legs together, against the position before the first)
 WHALE_SELLS_SQL = f"""
     SELECT wallet, token_id, ts + $latency_seconds AS ts, price, size / shares_before AS fraction
-    FROM ({ORDERS_SQL}) o
-    SEMI JOIN (SELECT DISTINCT wallet, token_id FROM _paper_candidates) c USING (wallet, token_id)
+    FROM ({orders_sql("(wallet, token_id) IN (SELECT DISTINCT wallet, token_id FROM _paper_candidates)")}) o
     WHERE side = 'SELL' AND shares_before > 1e-9
     ORDER BY ts, fill_key
     """

@@ -44,7 +44,8 @@ FILLS = "intermediate.int_position_fills"
 def orders_sql(where: str = "true") -> str:
     """Every order of the fills matching ``where``: the legs of one (wallet, transaction, token, side) are one
     order. A single leg keeps its own price and notional; several legs add their sizes and notionals exactly, at
-    their volume-weighted price."""
+    their volume-weighted price. A filter on the wallets or tokens belongs in ``where``: DuckDB does not push a
+    semi join below the GROUP BY (the paper book's whale sells read 4 times faster at scale 10 with it inside)."""
     return f"""
     SELECT min(fill_key) AS fill_key, wallet, condition_id, token_id, side, min(ts) AS ts, count(*) AS legs,
            CASE WHEN count(*) = 1 THEN min(size) ELSE {exact_sum("size")} END AS size,
@@ -56,10 +57,6 @@ def orders_sql(where: str = "true") -> str:
     WHERE {where}
     GROUP BY wallet, condition_id, token_id, side, coalesce(transaction_hash, CAST(fill_key AS VARCHAR))
 """
-
-
-#: every fill's order
-ORDERS_SQL = orders_sql()
 
 
 def token_days_sql(where: str = "true") -> str:
