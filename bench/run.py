@@ -7,7 +7,8 @@ bench_backtest.py: the walk-forward backtest on the demo's world and on the 10x 
 loop's latency and CPU at 50 and 1,000 frames a second on the simulated market. bench_dashboard.py: the
 dashboard's page loads in chromium on the demo's and the 10x world. bench_dbt_runner.py: the transform asset with
 dbt in the run's process against dbt as a process. bench_daily.py: a day's run against the history's.
-bench_tiers.py: the full
+bench_paper.py: the paper book's daily run from the
+book the last run kept against a replay of the history. bench_tiers.py: the full
 build from Parquet (load, dbt marts, scoring) at tiers S (1M fills) and M (10M), each stage beside its floor and a
 plain pandas version, and the daily incremental sync against a full rebuild (tier L is run by hand). Timings are wall
 clock on this machine, peak memory is the process's maximum resident set.
@@ -18,6 +19,7 @@ clock on this machine, peak memory is the process's maximum resident set.
     python bench/run.py --dashboard-only                  only run the dashboard cases and rewrite their section
     python bench/run.py --dbt-runner-only                 only run the in-process dbt case and rewrite its section
     python bench/run.py --daily-only                      only run the daily-run case and rewrite its section
+    python bench/run.py --paper-only                      only run the paper book's cases and rewrite their section
 """
 
 import argparse
@@ -47,6 +49,9 @@ DASHBOARD_CASES = [
 DBT_RUNNER_CASES = [("bench_dbt_runner.py", None, ["--scale", "1", "--repeats", "3"])]
 #: a user's daily run on the demo's world against the run that built the days before it
 DAILY_CASES = [("bench_daily.py", None, ["--scale", "1"])]
+#: the paper book's daily run from the book the last run kept, against a replay of the history, on the demo's world
+#: and the 10x one (each built once)
+PAPER_CASES = [("bench_paper.py", None, ["--scale", "1"]), ("bench_paper.py", None, ["--scale", "10"])]
 CASES = [
     ("bench_ingest.py", "sim_bulk", ["--scale", "10"]),
     ("bench_ingest.py", "http", ["--scale", "1"]),
@@ -60,6 +65,7 @@ CASES = [
     ("bench_backtest.py", None, ["--scale", "10"]),
     *DBT_RUNNER_CASES,
     *DAILY_CASES,
+    *PAPER_CASES,
     ("bench_tiers.py", None, ["--tier", "S"]),
     ("bench_tiers.py", None, ["--tier", "M"]),
     *LIVE_CASES,
@@ -70,6 +76,7 @@ TIERS_HEADING = "## Tiers: the full build from Parquet"
 TIER_TARGETS = {"build_s": 120.0, "build_x_floor": 2.5, "sync_s": 10.0, "sync_goal_s": 5.0, "sync_s_S": 3.0}
 DBT_RUNNER_HEADING = "## dbt in the run's process"
 DAILY_HEADING = "## A day's run"
+PAPER_HEADING = "## The paper book from run to run"
 LIVE_HEADING = "## The live loop"
 DASHBOARD_HEADING = "## The dashboard"
 
@@ -696,6 +703,37 @@ def rewrite_section(rows: list[dict], heading: str, section: list[str], prefix: 
     print(f"wrote the section {heading[3:]!r} of {ROOT / 'docs' / 'benchmarks.md'}")
 
 
+def paper_section(rows: list[dict]) -> list[str]:
+    """The paper book's daily run from the book the last run kept, against a replay (bench_paper.py)."""
+    lines = [
+        PAPER_HEADING,
+        "",
+        "`bench/bench_paper.py`: what the `paper_portfolio` asset computes, in one process, on a built warehouse with "
+        "the default strategy (writing its tables, milliseconds, left out): its inputs read as the asset reads them; "
+        "`run_paper` over the whole history (what every run did before a run kept its book); a first run "
+        "(`run_paper_carried` with no kept book: the same replay, keeping the book 4 days before the last day); and a "
+        "daily run going on from that book (the last 4 days replayed, its digest check and the next book's digest "
+        "and pickle included). The daily run's tables are checked equal to the replay's, every column to the bit. "
+        "Medians of 3 runs.",
+        "",
+        "| world | fills | days | candidates | read the inputs | replay the history | first run (keeps a book) "
+        "| **daily run from the kept book** | the book kept |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {Path(r['warehouse']).name} | {r['fills']:,} | {r['days']:,} | {r['candidates']:,} | {_s(r['read_s'])} | "
+            f"{_s(r['replay_s'])} | {_s(r['first_run_s'])} | **{_s(r['daily_s'])}** | "
+            f"{r['book_bytes'] / 1e6:,.1f} MB |"
+        )
+    lines += [
+        "",
+        "The inputs are still read whole each run (candidates, marks, whale sells and markets: the digest that decides "
+        "whether the kept book is still good reads them up to its day); the replay is what the kept book saves.",
+    ]
+    return lines
+
+
 #: ``--<flag>-only``: (cases, heading, section renderer, raw-result prefix, what the cases are)
 ONLY_SECTIONS = {
     "live": (LIVE_CASES, LIVE_HEADING, live_section, "live_", "the live loop's cases"),
@@ -714,6 +752,7 @@ ONLY_SECTIONS = {
         "the in-process dbt case",
     ),
     "daily": (DAILY_CASES, DAILY_HEADING, daily_section, "daily_run", "the daily-run case"),
+    "paper": (PAPER_CASES, PAPER_HEADING, paper_section, "paper_", "the paper book's cases"),
 }
 
 
@@ -872,6 +911,8 @@ def main() -> None:
         *dbt_runner_section([r for r in results if r.get("case") == "dbt_runner"]),
         "",
         *daily_section([r for r in results if r.get("case") == "daily_run"]),
+        "",
+        *paper_section([r for r in results if str(r.get("case", "")).startswith("paper_")]),
         "",
         *([*tiers_section(tiers), ""] if tiers else []),
         *live_section([r for r in results if str(r.get("case", "")).startswith("live_")]),
