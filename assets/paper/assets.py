@@ -7,7 +7,7 @@ book the last one kept (``analytics.paper_state``, ``model.run_paper_carried``) 
 so a daily run replays its last days, not the history. Its alerts are found anew by every run too;
 ``analytics.alerts`` carries what became of each at the webhook, so each is posted once
 (``assets/risk/model.py:alert_deliveries``). whalecopy holds no keys and places no orders (``whalecopy
-export-intents`` writes the orders for a user's own executor).
+intents`` writes them for a user's own executor).
 """
 
 import dagster as dg
