@@ -231,11 +231,12 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
             ).fetchall()[0]
             if first_day is None:
                 result, cands = paper_run(con, strategy, fee_rate, first_day, last_day)
-                kept, how = None, "no days to run"
+                stored, kept, how = None, None, "no days to run"
             else:  # the book the last run kept goes on where what it read is unchanged
                 cands, marks, sells, markets = paper_inputs(con, strategy)
+                stored = stored_book(con)
                 result, kept, how = model.run_paper_carried(
-                    cands, marks, sells, markets, int(first_day), int(last_day), params, stored_book(con)
+                    cands, marks, sells, markets, int(first_day), int(last_day), params, stored
                 )
             context.log.info(f"paper portfolio: {how}")
             result = result._replace(alerts=_with_quarantine_alerts(con, result))
@@ -268,11 +269,12 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                 risk_daily = result.nav.assign(var_limit=-params.var_limit_nav)
                 replace_table(con, "analytics.risk_daily", RISK_TYPES, risk_daily)
                 replace_table(con, "analytics.alerts", ALERT_TYPES, found)
-                state = None
-                if kept is not None:
-                    state = pd.DataFrame([{"first_day": kept.first_day, "through_day": kept.through,
-                                           "digest": kept.digest, "book": kept.book, "kept_at": now}])  # fmt: skip
-                replace_table(con, PAPER_STATE, STATE_TYPES, state)
+                if kept != stored or not table_exists(con, PAPER_STATE):  # the same book kept stays as it was
+                    state = None
+                    if kept is not None:
+                        state = pd.DataFrame([{"first_day": kept.first_day, "through_day": kept.through,
+                                               "digest": kept.digest, "book": kept.book, "kept_at": now}])  # fmt: skip
+                    replace_table(con, PAPER_STATE, STATE_TYPES, state)
             con.execute("DROP TABLE IF EXISTS _paper_candidates")
             # posted after the commit (an alert of a run that stops is never posted), marked once the webhook took it
             pending = found[found["delivery"] == risk_model.PENDING]

@@ -2,7 +2,8 @@
 
 Every table and view is hashed: each row cast to text, the rows sorted, the text hashed, so the order rows were
 written in does not matter and everything else does. Provenance is left out: the run-time stamps (when a row was
-ingested, fetched, scored, computed or quarantined, or the report generated) and ``origin`` (the request URL or
+ingested, fetched, scored, computed or quarantined, the report generated, an alert found or posted, the paper
+book kept) and ``origin`` (the request URL or
 file a row came from, which names the query window), and the id of the dbt build that wrote a row (the
 incremental marts' bookkeeping: build ids and the ingestion times a build covered). They say when and how a row arrived, not what it is, and
 differ between runs by construction. So does the gates' bookkeeping (the ``quality`` schema: where each table last
@@ -23,6 +24,9 @@ PROVENANCE_COLUMNS = frozenset(
         "quarantined_at",
         "computed_at",
         "generated_at",
+        "found_at",
+        "posted_at",
+        "kept_at",
         "origin",
         "build_id",
         "previous_build_id",
