@@ -183,9 +183,10 @@ def stored_book(con) -> model.PaperState | None:
 def stored_alerts(con) -> pd.DataFrame | None:
     """The alerts the last run stored, with what became of each at the webhook, in their order; None before the
     first run. A table from before delivery was recorded: its alerts count as ``history`` (never posted again)."""
-    if not table_exists(con, "analytics.alerts"):
+    columns = table_columns(con, "analytics.alerts")
+    if not columns:
         return None
-    if set(risk_model.DELIVERY_COLUMNS) <= set(table_columns(con, "analytics.alerts")):
+    if set(risk_model.DELIVERY_COLUMNS) <= set(columns):
         return con.sql(
             "SELECT day, kind, message, found_at, delivery, posted_at FROM analytics.alerts ORDER BY rowid"
         ).df()
@@ -269,7 +270,7 @@ def build_paper_portfolio(fee_rate: float) -> dg.AssetsDefinition:
                 risk_daily = result.nav.assign(var_limit=-params.var_limit_nav)
                 replace_table(con, "analytics.risk_daily", RISK_TYPES, risk_daily)
                 replace_table(con, "analytics.alerts", ALERT_TYPES, found)
-                if kept != stored or not table_exists(con, PAPER_STATE):  # the same book kept stays as it was
+                if kept != stored or stored is None:  # the same book kept stays as it was
                     state = None
                     if kept is not None:
                         state = pd.DataFrame([{"first_day": kept.first_day, "through_day": kept.through,

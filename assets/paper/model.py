@@ -496,6 +496,13 @@ def _mark_book(marks: pd.DataFrame, origin: int) -> MarkBook:
     return book
 
 
+def _fresh_book(params: PaperParams, origin: int, marks: MarkBook, infos: dict[str, MarketInfo]) -> Book:
+    """An empty book on the run's marks and markets."""
+    book = Book(params, mark_origin=origin)
+    book.marks, book.markets = marks, infos
+    return book
+
+
 def run_paper(
     candidates: pd.DataFrame,
     marks: pd.DataFrame,
@@ -517,9 +524,7 @@ def run_paper(
     # marks from before the first day count too (a correlation on day one looks back over known marks), as they
     # do for the live loop, which starts with the batch's marks of the days before it
     origin = first_day - params.correlation_days - 1 if mark_origin is None else mark_origin
-    book = Book(params, mark_origin=origin)
-    book.markets = _market_infos(markets)
-    book.marks = _mark_book(marks, origin)
+    book = _fresh_book(params, origin, _mark_book(marks, origin), _market_infos(markets))
     _advance(book, _events_by_day(candidates, whale_sells, first_day, last_day), first_day, last_day)
     return book.result()
 
@@ -575,19 +580,20 @@ def inputs_digest(
         marks["token_id"].astype(str).isin(tokens) & (marks["day"] >= origin) & (marks["day"] <= through)
     ]
     m = m.assign(token_id=m["token_id"].astype(str)).sort_values(["token_id", "day"], kind="stable")
-    infos = _market_infos(markets)
-    hours = params.time_exit_hours * 3600
-    acts = []
-    for t in tokens:
-        info = infos.get(t, UNKNOWN_MARKET)
-        exit_day = int((info.end_ts - hours) // 86_400) if np.isfinite(info.end_ts) else -1
-        resolved = int(info.resolved_ts // 86_400) if np.isfinite(info.resolved_ts) else -1
-        acts.append((t, exit_day if -1 < exit_day <= through else _LATER,
-                     resolved if -1 < resolved <= through else _LATER,
-                     info.payout if -1 < resolved <= through else np.nan))  # fmt: skip
+    # each token's market as _market_infos reads it (its first row; NaN where unknown), vectorised
+    mk = markets.drop_duplicates("token_id")
+    mk = mk.set_index(mk["token_id"].astype(str)).reindex(tokens)
+    end, res, pay = (pd.to_numeric(mk[c], errors="coerce").to_numpy(dtype=float)
+                     for c in ("end_ts", "resolved_ts", "payout"))  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        exit_day = np.where(np.isfinite(end), (end - params.time_exit_hours * 3600) // 86_400, -1)
+        resolved = np.where(np.isfinite(res), res // 86_400, -1)
+    due = lambda d: (d > -1) & (d <= through)  # noqa: E731
+    acts = pd.DataFrame({"token_id": tokens, "exit_day": np.where(due(exit_day), exit_day, _LATER),
+                         "resolved_day": np.where(due(resolved), resolved, _LATER),
+                         "payout": np.where(due(resolved), pay, np.nan)})  # fmt: skip
     h = hashlib.sha256(repr((engine_version(), params, int(first_day), int(through))).encode())
-    for frame in (cands, sells, m[["token_id", "day", "price"]],
-                  pd.DataFrame(acts, columns=["token_id", "exit_day", "resolved_day", "payout"])):  # fmt: skip
+    for frame in (cands, sells, m[["token_id", "day", "price"]], acts):
         h.update(str(list(frame.columns)).encode())
         h.update(pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False).to_numpy().tobytes())
     return h.hexdigest()
@@ -675,8 +681,7 @@ def run_paper_carried(
         except (pickle.UnpicklingError, AttributeError, EOFError, TypeError, ValueError) as exc:
             how = f"the kept book could not be read ({type(exc).__name__}: {exc})"
     if book is None:
-        book = Book(params, mark_origin=origin)
-        book.marks, book.markets = mark_book, infos
+        book = _fresh_book(params, origin, mark_book, infos)
         how = f"replayed from day {first_day}: {how}"
     keep_day = last_day - keep_lag
     # the kept book stays when this run passes no day to keep (a rerun of the same day)
