@@ -587,7 +587,10 @@ def st_score(a: argparse.Namespace) -> dict:
 
     t0 = time.perf_counter()
     con = connect(a.db, a.memory_limit, read_only=True)
-    returns = con.sql(RETURNS_SQL).arrow().read_all().to_pandas()
+    # wallets as Arrow's dictionary and days as datetime64, as the pipeline's scoring reads them (no Python objects)
+    returns = (
+        con.sql(RETURNS_SQL).arrow().read_all().to_pandas(date_as_object=False, strings_to_categorical=True)
+    )
     features = con.sql(FEATURES_SQL).arrow().read_all().to_pandas()
     con.close()
     t_read = time.perf_counter() - t0

@@ -238,10 +238,13 @@ def _drop_chunk(con: duckdb.DuckDBPyConnection) -> None:
 def _bucket_frames(con, activity: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The bucket's (the registered ``_bucket``'s) returns and, with ``activity``, activity of the chunk."""
     pick = "WHERE wallet IN (SELECT wallet FROM _bucket)"
-    returns = con.sql(f"SELECT * FROM _score_returns {pick}").to_arrow_table().to_pandas()
-    if not activity:
-        return returns, _NO_ACTIVITY
-    return returns, con.sql(f"SELECT * FROM _score_activity {pick}").to_arrow_table().to_pandas()
+
+    def frame(sql: str) -> pd.DataFrame:
+        """Wallets as Arrow's dictionary (categorical), days as datetime64: no Python object per row."""
+        return con.sql(sql).to_arrow_table().to_pandas(date_as_object=False, strings_to_categorical=True)
+
+    returns = frame(f"SELECT * FROM _score_returns {pick}")
+    return returns, frame(f"SELECT * FROM _score_activity {pick}") if activity else _NO_ACTIVITY
 
 
 @dataclass

@@ -316,3 +316,70 @@ def test_returns_matrix_is_the_pivot_with_first_non_null_and_every_calendar_day(
     assert r[0, -1] == 0.5 and r[1, -1] == 0.1 and np.isnan(r[:, 5:7]).all()
     empty = m.returns_matrix(rows.iloc[:0])
     assert len(empty[0]) == len(empty[1]) == 0 and empty[2].shape == (0, 0)
+
+
+def _same(a, b) -> None:
+    """Equal to the bit (NaN where NaN), whatever the container: arrays, dicts of arrays, states, frames."""
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, m.ScoreState):
+        assert a.end == b.end and list(a.wallets) == list(b.wallets)
+        _same(dict(a.values), dict(b.values))
+    elif isinstance(a, tuple):
+        for x, y in zip(a, b, strict=True):
+            _same(x, y)
+    else:
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tolist() == b.tolist() if a.dtype == object else np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("cells", [1, 200, 2_000])
+def test_the_row_wise_kernels_give_the_same_bits_whatever_the_block_of_rows(monkeypatch, cells):
+    """Rolling Sharpes, the whole-history scores and the carried scores run a block of rows at a time (to keep
+    their temporaries in cache); one row a block, blocks that split the wallets unevenly (200 cells of 160 days:
+    one row; of 200 days: one row), and several rows a block all give the one-block result to the bit."""
+    r = _returns(7, wallets=9)
+    ret, act, pos = _world(3, 23)
+    feats = pd.DataFrame({"wallet": [*sorted(ret["wallet"].unique()), "0xghost"], "n_resolved_positions": 60.0,
+                          "volume": 5e4, "market_hhi": 900.0})  # fmt: skip
+    index = pd.Index(sorted(ret["wallet"].unique()))
+    d0 = np.datetime64(START, "D")
+    mats = m.day_matrices(ret, act, index, d0, 0, DAYS)
+    bench = m.benchmark(*m.benchmark_sums(np.zeros(DAYS), np.zeros(DAYS, dtype=np.int64), mats[0]))
+    ends = [0, 1, 31, 120, 199, 200]
+
+    def run():
+        state = m.ScoreState.empty(index.to_numpy(dtype=object))
+        first = m.advance_scores(state, *(x[:, :150] for x in mats), bench[:150], [e for e in ends if e <= 150],
+                                 keep=147)  # fmt: skip
+        later = m.advance_scores(
+            first[1], *(x[:, 147:] for x in mats), bench[147:], [e for e in ends if e >= 147]
+        )
+        return m.rolling_sharpes(r), m.score_wallets(feats, ret), first, later
+
+    whole = run()
+    monkeypatch.setattr(m, "BLOCK_CELLS", cells)
+    assert len(m._row_blocks(len(index), DAYS)) > 1
+    _same(run(), whole)
+
+
+def test_returns_matrix_reads_a_categorical_wallet_column_as_its_strings():
+    """Arrow's dictionary (``strings_to_categorical``) with an unused and unsorted category: the same array and
+    wallets as the strings; a NULL wallet is refused by name in either form."""
+    ret, _, _ = _world(4, 12)
+    cat = ret.assign(
+        wallet=pd.Categorical(ret["wallet"], categories=[*ret["wallet"].unique()[::-1], "0xunused"])
+    )
+    cat["day"] = pd.to_datetime(cat["day"])
+    _same(m.returns_matrix(cat)[2], m.returns_matrix(ret)[2])
+    assert list(m.returns_matrix(cat)[0]) == sorted(ret["wallet"].unique())
+    for frame in (ret, cat):
+        bad = frame.copy()
+        bad.loc[5, "wallet"] = None
+        with pytest.raises(ValueError, match="1 return rows have no wallet"):
+            m.returns_matrix(bad)
