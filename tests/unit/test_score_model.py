@@ -444,3 +444,20 @@ def test_score_wallets_frame():
     assert not any(
         isinstance(v, float) and np.isnan(v) for v in out.drop(columns="n_return_days").to_numpy().ravel()
     )
+
+
+def test_the_credible_interval_is_scipys_quantile_of_every_pair_to_the_bit():
+    """The quantiles are computed once per distinct (alpha, beta): shared pairs, a NaN count, an invalid count and
+    prior, and 0-d input give exactly ``stats.beta.ppf`` of each value."""
+    rng = np.random.default_rng(2)
+    n = rng.integers(0, 40, 5_000).astype(float)
+    wins = np.floor(n * rng.uniform(0.2, 0.8, n.size))
+    prior = rng.choice([0.5, 0.513, 0.521, 1.2], n.size)
+    wins[::97], n[3::89] = np.nan, -1.0
+    post = m.bayesian_win_rate(wins, n, prior)
+    assert len(np.unique(post.alpha[np.isfinite(post.alpha)])) < n.size / 10  # pairs are shared
+    for q, got in ((0.025, post.lower), (0.975, post.upper)):
+        want = stats.beta.ppf(q, post.alpha, post.beta)
+        assert np.array_equal(got, want, equal_nan=True) and np.isnan(got).any()
+    one = m.bayesian_win_rate(3, 10, 0.5)
+    assert isinstance(one.lower, np.float64) and one.lower == stats.beta.ppf(0.025, 13.0, 17.0)
