@@ -15,7 +15,8 @@ Conventions (shared by every kernel here, in the style of ``empyrical``):
   observations, zero variance, no drawdown. Only the DataFrame layer (:func:`score_wallets`) turns ``NaN`` into
   ``None`` with a reason string. Rankings put ``NaN``/``None`` last (:func:`rank_scores`).
 - **Vectorised.** Every kernel works on whole arrays (prefix sums, ``np.bincount``, broadcasting); there is no
-  Python loop over wallets.
+  Python loop over wallets. The row-wise kernels take the rows a block at a time (:data:`BLOCK_CELLS`), each block
+  vectorised, so that their temporaries stay in cache; the blocks change no value.
 """
 
 from __future__ import annotations
