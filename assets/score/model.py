@@ -1503,15 +1503,15 @@ def advance_scores(
     ``keep`` of the ``m`` days (default all): a run keeps its state a few days back, so a fill that arrives late
     for those days is still read by the next run.
     """
-    n, m = returns.shape
-    blocks = _row_blocks(n, m)  # a day's sync (m of a few days) is one block
+    mats = (returns, pnl, volume, volume_sq)
+    blocks = _row_blocks(*returns.shape)  # a day's sync (a few days) is one block
     if len(blocks) == 1:
-        return _advance_block(state, returns, pnl, volume, volume_sq, bench, ends, params, keep)
+        return _advance_block(state, mats, bench, ends, params, keep)
     # every value reads its own row only: a block of rows at a time keeps the temporaries in cache
     parts = [
         _advance_block(
             ScoreState(state.end, state.wallets[rows], {k: v[rows] for k, v in state.values.items()}),
-            returns[rows], pnl[rows], volume[rows], volume_sq[rows], bench, ends, params, keep,
+            tuple(x[rows] for x in mats), bench, ends, params, keep,
         )
         for rows in blocks
     ]  # fmt: skip
@@ -1522,16 +1522,14 @@ def advance_scores(
 
 def _advance_block(
     state: ScoreState,
-    returns: np.ndarray,
-    pnl: np.ndarray,
-    volume: np.ndarray,
-    volume_sq: np.ndarray,
+    mats: tuple[np.ndarray, ...],
     bench: np.ndarray,
-    ends: Sequence[int] | np.ndarray,
+    ends,
     params: ScoreParams,
     keep: int | None,
 ) -> tuple[dict[str, np.ndarray], ScoreState]:
-    """:func:`advance_scores` on one block of rows."""
+    """:func:`advance_scores` on one block of rows (``mats``: its returns, pnl, volume and volume squared)."""
+    returns, pnl, volume, volume_sq = mats
     s, v = state, state.values
     n, m = returns.shape
     e0 = s.end
