@@ -14,24 +14,14 @@ with changed as (
     from {{ ref('int_position_fills') }}
     where position_id in (select position_id from {{ ref('int_changes') }})
 ),
-
-positions as (
-    -- every position of a changed (wallet, market) pair
-    select *
-    from {{ ref('fct_positions') }}
-    where (wallet, condition_id) in (select wallet, condition_id from changed)
-),
 {% else %}
-with positions as (
-    select * from {{ ref('fct_positions') }}
-),
+with
 {% endif %}
 
 fills as (
-    -- each position's fills summed on its 128-bit id (grouping every fill by the text pair was slower), then the
-    -- pair's positions added up below: the same exact sums
     select
-        position_id,
+        wallet,
+        condition_id,
         count(*) as n_fills,
         sum(cast(notional as decimal(38, 12))) as volume,
         sum(cast(fee as decimal(38, 12))) as fees,
@@ -39,42 +29,38 @@ fills as (
         max(traded_at) as last_fill_at
     from {{ ref('int_position_fills') }}
     {% if is_incremental() %}
-    where position_id in (select position_id from positions)
+    where (wallet, condition_id) in (select wallet, condition_id from changed)
     {% endif %}
-    group by position_id
+    group by wallet, condition_id
 ),
 
-pairs as (
-    -- a position's fills all name its market, and every position has fills
+positions as (
     select
-        p.wallet,
-        p.condition_id,
-        cast(sum(f.n_fills) as BIGINT) as n_fills,
-        sum(f.volume) as volume,
-        sum(f.fees) as fees,
-        min(f.first_fill_at) as first_fill_at,
-        max(f.last_fill_at) as last_fill_at,
+        wallet,
+        condition_id,
         count(*) as n_positions,
-        count(*) filter (where p.is_resolved and p.is_scorable) as n_resolved_positions,
-        count(*) filter (where p.won and p.is_scorable) as wins,
-        count(*) filter (where p.is_resolved and p.is_scorable and p.pnl_gross < 0) as losses,
-        count(*) filter (where not p.is_scorable) as n_flagged_positions,
-        sum(cast(p.pnl_gross as decimal(38, 12))) filter (where p.is_scorable) as pnl_gross,
-        sum(cast(p.pnl_net as decimal(38, 12))) filter (where p.is_scorable) as pnl_net
-    from positions p
-    join fills f using (position_id)
-    group by p.wallet, p.condition_id
+        count(*) filter (where is_resolved and is_scorable) as n_resolved_positions,
+        count(*) filter (where won and is_scorable) as wins,
+        count(*) filter (where is_resolved and is_scorable and pnl_gross < 0) as losses,
+        count(*) filter (where not is_scorable) as n_flagged_positions,
+        sum(cast(pnl_gross as decimal(38, 12))) filter (where is_scorable) as pnl_gross,
+        sum(cast(pnl_net as decimal(38, 12))) filter (where is_scorable) as pnl_net
+    from {{ ref('fct_positions') }}
+    {% if is_incremental() %}
+    where (wallet, condition_id) in (select wallet, condition_id from changed)
+    {% endif %}
+    group by wallet, condition_id
 )
 
 select
-    p.wallet,
-    p.condition_id,
+    coalesce(f.wallet, p.wallet) as wallet,
+    coalesce(f.condition_id, p.condition_id) as condition_id,
     m.category,
-    p.n_fills,
-    p.volume,
-    p.fees,
-    p.first_fill_at,
-    p.last_fill_at,
+    f.n_fills,
+    f.volume,
+    f.fees,
+    f.first_fill_at,
+    f.last_fill_at,
     p.n_positions,
     p.n_resolved_positions,
     p.wins,
@@ -82,5 +68,6 @@ select
     p.n_flagged_positions,
     p.pnl_gross,
     p.pnl_net
-from pairs p
-left join {{ ref('dim_markets') }} m on m.condition_id = p.condition_id
+from fills f
+full join positions p on p.wallet = f.wallet and p.condition_id = f.condition_id
+left join {{ ref('dim_markets') }} m on m.condition_id = coalesce(f.condition_id, p.condition_id)
