@@ -296,9 +296,9 @@ def _prefix(values: np.ndarray) -> np.ndarray:
 
 #: Cells (rows x days) of one block of rows in the row-wise kernels: a block's temporaries (512 KB each) stay in
 #: cache and are reused, where whole-matrix temporaries (0.6 GB each at 100,000 wallets x 730 days) are fresh
-#: pages every time. It changes no value: each row reads only itself. (At 4 MB a temporary, numpy asks the kernel
-#: for huge pages and each one is compacted and faulted afresh: 100,000 x 730 rolling Sharpes took 12.5 s with
-#: blocks of 2**19 cells against 3.6 s with 2**16 and 2**15.)
+#: pages every time. It changes no value: each row reads only itself. (From 4 MB a temporary, numpy advises the
+#: kernel to back it with huge pages, which this machine's THP setting, defrag ``madvise``, compacts memory for on
+#: a fault: 100,000 x 730 rolling Sharpes took 12.5 s with blocks of 2**19 cells against 3.6 s with 2**16 and 2**15.)
 BLOCK_CELLS = 1 << 16
 
 
