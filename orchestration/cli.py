@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from .settings import SOURCES, Settings
+from .settings import SOURCES, TRADE_FORMATS, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     common(demo)
     run = sub.add_parser("run", help="run the sync job on a source")
     run.add_argument("--source", choices=SOURCES, default=None)
-    run.add_argument("--trades", help="file source: trades (.json, .jsonl[.gz] or .parquet)")
+    run.add_argument(
+        "--trades", help="file source: trades (.json, .jsonl[.gz] or .parquet; a dump: .csv[.gz] or .parquet)"
+    )
+    run.add_argument("--format", choices=TRADE_FORMATS, default=None, dest="trades_format",
+                     help="file source: how the trades file is written: data-api (default: the Data API's trade "
+                          "objects), poly-data (poly_data's processed trades.csv), orderfilled (the on-chain "
+                          "OrderFilled events); a dump's row is its maker's fill")  # fmt: skip
     run.add_argument("--markets", help="file source: markets (.json, .jsonl[.gz] or .parquet)")
     run.add_argument("--start", type=date.fromisoformat, help="first UTC day (default: the source's history)")
     run.add_argument("--end", type=date.fromisoformat, help="last UTC day (inclusive)")
@@ -156,6 +162,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         changes["trades_path"] = args.trades
     if getattr(args, "markets", None):
         changes["markets_path"] = args.markets
+    if getattr(args, "trades_format", None):
+        changes["trades_format"] = args.trades_format
     return dataclasses.replace(s, **changes)
 
 

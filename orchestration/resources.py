@@ -74,6 +74,7 @@ def build_resources(settings: Settings) -> dict:
             sim_cache_dir=None if settings.sim_cache_dir is None else str(settings.sim_cache_dir),
             trades_path=settings.trades_path,
             markets_path=settings.markets_path,
+            trades_format=settings.trades_format,
             file_batch_rows=settings.file_batch_rows,
             data_api_url=settings.data_api_url,
             gamma_api_url=settings.gamma_api_url,

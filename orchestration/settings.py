@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOURCES = ("sim", "live", "files")
+#: how a file source's trades file is written (the file source checks the same list: assets/ingest/dumps.py:FORMATS)
+TRADE_FORMATS = ("data-api", "poly-data", "orderfilled")
 
 
 def _env(name: str, default: str) -> str:
@@ -91,6 +93,9 @@ class Settings:
     # file source
     trades_path: str | None = None
     markets_path: str | None = None
+    #: how the trades file is written: data-api (the Data API's trade objects), poly-data (poly_data's processed
+    #: trades) or orderfilled (the on-chain OrderFilled events): assets/ingest/dumps.py
+    trades_format: str = "data-api"
     file_batch_rows: int = 100_000  # the trades read, parsed and loaded at a time (a dump larger than memory)
     # live APIs
     data_api_url: str = "https://data-api.polymarket.com"
@@ -172,6 +177,11 @@ class Settings:
         source = _env("WHALECOPY_SOURCE", "sim")
         if source not in SOURCES:
             raise ValueError(f"WHALECOPY_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
+        trades_format = _env("WHALECOPY_TRADES_FORMAT", "data-api")
+        if trades_format not in TRADE_FORMATS:
+            raise ValueError(
+                f"WHALECOPY_TRADES_FORMAT={trades_format!r}: expected one of {', '.join(TRADE_FORMATS)}"
+            )
         return cls(
             warehouse_path=Path(_env("WAREHOUSE_PATH", "data/warehouse.duckdb")),
             source=source,
@@ -192,6 +202,7 @@ class Settings:
             ),
             real_warehouse_path=Path(p) if (p := os.environ.get("WHALECOPY_REAL_WAREHOUSE")) else None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
+            trades_format=trades_format,
             file_batch_rows=_env_int("WHALECOPY_FILE_BATCH_ROWS", 100_000, minimum=1),
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),
             gamma_api_url=_env("POLYMARKET_GAMMA_API_URL", "https://gamma-api.polymarket.com"),

@@ -28,6 +28,13 @@ REASONS: dict[str, str] = {
     "timestamp_future": "timestamp is in the future",
     "timestamp_invalid": "timestamp is not a whole number of seconds after 2017-07-14",
     "bad_outcomes": "outcomes / outcomePrices / clobTokenIds are not JSON arrays of one length",
+    # a row of a public dump (assets/ingest/dumps.py) the conversion to a fill refused
+    "unknown_token": "dump: the outcome token is in no market of the markets file",
+    "unknown_market": "dump: the (market_id, nonusdc_side) is in no market of the markets file",
+    "no_usdc_leg": "dump: an OrderFilled event with no USDC side, or with two",
+    "bad_amount": "dump: an amount is not a whole number of 1e-6 units (processed trades: not a number)",
+    "exchange_as_maker": "dump: the maker is one of Polymarket's exchange contracts, not a trader",
+    "bad_timestamp": "dump: timestamp is neither epoch seconds nor a datetime",
 }
 
 QUARANTINE_DDL = """

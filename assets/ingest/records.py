@@ -50,6 +50,9 @@ TRADE_FIELDS = {  # API field -> raw.trades column
 
 #: fields the Data API documents for a trade that raw.trades does not keep
 TRADE_FIELDS_IGNORED = frozenset({"icon", "bio", "profileImage", "profileImageOptimized"})
+#: fields a trade converted from a public dump carries besides the Data API's (``dumps.py``): the dump's own row,
+#: on a record the conversion refused, and the code of the rule it failed (that record's first reason)
+DUMP_FIELDS = ("dumpRow", "dumpReject")
 #: a trade without one of these is quarantined (``missing_value``, and ``missing:<field>`` for each one absent)
 TRADE_REQUIRED = ("proxyWallet", "side", "asset", "conditionId", "size", "price", "timestamp")
 
@@ -313,10 +316,13 @@ def _token_ok(s: pd.Series) -> np.ndarray:
 def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     """Validate Data API ``/trades`` rows. Accepted rows follow ``TRADES_SCHEMA``."""
     rows = batch.rows
-    frame, is_obj = _frame(rows, TRADE_FIELDS)
+    frame, is_obj = _frame(rows, [*TRADE_FIELDS, "dumpReject"])
     n = len(frame)
     reasons = Reasons(n)
     _not_objects(reasons, rows, is_obj)
+    refused = frame["dumpReject"]
+    for code in refused.dropna().unique():  # a dump row the conversion refused (dumps.py): its reason first
+        reasons.add(str(code), (refused == code).to_numpy(dtype=bool))
 
     wallet = _text(frame["proxyWallet"])
     condition = _text(frame["conditionId"])
@@ -395,7 +401,7 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     return Parsed(
         accepted,
         rejected,
-        unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED),
+        unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED | set(DUMP_FIELDS)),
         np.flatnonzero(good),
     )
 

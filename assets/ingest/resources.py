@@ -30,6 +30,7 @@ class PolymarketResource(dg.ConfigurableResource):
     sim_cache_dir: str | None = None
     trades_path: str | None = None
     markets_path: str | None = None
+    trades_format: str = "data-api"  # data-api | poly-data | orderfilled (dumps.py)
     file_batch_rows: int = FILE_BATCH_ROWS
     data_api_url: str = "https://data-api.polymarket.com"
     gamma_api_url: str = "https://gamma-api.polymarket.com"
@@ -56,9 +57,8 @@ class PolymarketResource(dg.ConfigurableResource):
     @contextmanager
     def open(self) -> Iterator[ApiSource | FileSource]:
         if self.source == "files":
-            yield FileSource(
-                self.trades_path, self.markets_path, now_ts=int(time.time()), batch_rows=self.file_batch_rows
-            )
+            yield FileSource(self.trades_path, self.markets_path, now_ts=int(time.time()),
+                             batch_rows=self.file_batch_rows, trade_format=self.trades_format)  # fmt: skip
             return
         if self.source == "sim":
             from .sim_api import CLOB_URL, DATA_URL, GAMMA_URL, SimPolymarket

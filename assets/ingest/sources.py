@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .clients import ClobApi, DataApi, GammaApi, Page
+from .dumps import CONVERTERS, FORMATS, DumpFormatError, TokenMap, dump_frames, dump_times
 from .http import ApiClient
 from .records import Batch, NonJsonLine
 
@@ -131,8 +132,7 @@ def build_api_source(
 # ---------------------------------------------------------------------------------------------- files
 
 
-class FileFormatError(ValueError):
-    pass
+FileFormatError = DumpFormatError  # a file the file source cannot read as the format it was given as
 
 
 #: the records a file source reads, parses and loads at a time (``WHALECOPY_FILE_BATCH_ROWS``)
@@ -264,6 +264,15 @@ class FileSource:
     name: str = "files"
     history: tuple[int, int] | None = None
     batch_rows: int = FILE_BATCH_ROWS
+    #: how the trades file is written (``dumps.FORMATS``): the Data API's trade objects (JSON, JSONL, Parquet),
+    #: poly_data's processed trades or the on-chain ``OrderFilled`` events (CSV or Parquet, dumps.py)
+    trade_format: str = "data-api"
+
+    def __post_init__(self) -> None:
+        if self.trade_format not in FORMATS:
+            raise FileFormatError(
+                f"file source: unknown trades format {self.trade_format!r} (one of {', '.join(FORMATS)})"
+            )
 
     def close(self) -> None:
         pass
@@ -286,7 +295,21 @@ class FileSource:
         """The trades file a batch of ``batch_rows`` records at a time (``iter_records``)."""
         if not self.trades_path:
             raise FileFormatError("file source: no trades file given (--trades / WHALECOPY_TRADES_PATH)")
-        return iter_records(self.trades_path, self.batch_rows)
+        if self.trade_format == "data-api":
+            return iter_records(self.trades_path, self.batch_rows)
+        return self._dump_batches()
+
+    def _dump_batches(self) -> Iterator[Batch]:
+        """A public dump a batch at a time, each row turned into the fill of its maker (dumps.py); a record's
+        ``record_ref`` is ``path:row``, the dump's data row counted from 1."""
+        path = Path(self.trades_path)
+        if not path.exists():
+            raise FileNotFoundError(f"file source: {path} does not exist")
+        tokens = TokenMap.from_markets(self.market_batch().rows)
+        convert = CONVERTERS[self.trade_format]
+        for frame, first in dump_frames(path, self.trade_format, self.batch_rows):
+            rows = convert(frame, tokens)
+            yield _batch(path, rows, [f"{path}:{first + i}" for i in range(len(rows))])
 
     def trade_bounds(self) -> tuple[int, int] | None:
         """First and last usable timestamp in the trades file (for the partition range of a run), read a batch at
@@ -301,6 +324,9 @@ class FileSource:
 
     def _trade_times(self) -> Iterator[np.ndarray]:
         path = str(self.trades_path)
+        if self.trade_format != "data-api":
+            yield from dump_times(path, self.trade_format, self.batch_rows)
+            return
         if path.lower().endswith(".parquet"):
             schema = pq.ParquetFile(path).schema_arrow
             kind = schema.field("timestamp").type if "timestamp" in schema.names else None
