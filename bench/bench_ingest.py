@@ -139,23 +139,80 @@ def files(scale: float, batch_rows: int, db: Path) -> dict:
     }  # fmt: skip
 
 
+def orderfilled_paths(scale: float) -> tuple[Path, Path]:
+    d = ROOT / "data" / "bench" / "files"
+    return d / f"orderfilled_scale{scale:g}.csv", d / f"markets_scale{scale:g}.json"
+
+
+def orderfilled_dump(scale: float) -> dict:
+    """The world's tape as on-chain ``OrderFilled`` events (dumps.py): each fill one event whose maker is the
+    fill's wallet (``makerAssetId`` "0" when it buys), amounts as whole 1e-6 units, the exchange as taker; and the
+    world's markets as Gamma objects. One CSV, as poly_data writes it."""
+    import pandas as pd
+
+    world = generate_world(SimConfig.scaled(scale))
+    api = SimPolymarket(world)
+    f = api.trades_frame(np.arange(len(world.tape)))
+    f = f[f["proxyWallet"].str.fullmatch(r"0x[0-9a-f]{40}").fillna(False)]  # the served malformed share aside
+    buy = (f["side"] == "BUY").to_numpy()
+    shares = np.round(pd.to_numeric(f["size"], errors="coerce").to_numpy() * 1e6).astype(np.int64)
+    usd = np.round(shares * pd.to_numeric(f["price"], errors="coerce").to_numpy()).astype(np.int64)
+    asset = f["asset"].astype(str).to_numpy()
+    events = pd.DataFrame({
+        "timestamp": f["timestamp"].to_numpy(), "maker": f["proxyWallet"].to_numpy(),
+        "makerAssetId": np.where(buy, "0", asset), "makerAmountFilled": np.where(buy, usd, shares),
+        "taker": "0x4bfb41d5b3570defd03c39a9a4d8de6bd8b8982e", "takerAssetId": np.where(buy, asset, "0"),
+        "takerAmountFilled": np.where(buy, shares, usd), "transactionHash": f["transactionHash"].to_numpy(),
+    })  # fmt: skip
+    trades, markets = orderfilled_paths(scale)
+    trades.parent.mkdir(parents=True, exist_ok=True)
+    events.to_csv(trades, index=False)
+    markets.write_text(json.dumps(api.market_objects()))
+    return {"rows": len(events), "mb": round(trades.stat().st_size / 1e6)}
+
+
+def orderfilled(scale: float, batch_rows: int, db: Path) -> dict:
+    """The events dump through ``FileSource(trade_format="orderfilled")`` and ``ingest_trades``: read, converted
+    to fills, validated and loaded ``batch_rows`` rows at a time. Written first by another process."""
+    trades, markets = orderfilled_paths(scale)
+    if not trades.exists():
+        subprocess.run([sys.executable, __file__, "orderfilled_dump", "--scale", str(scale)], check=True)
+    con = duckdb.connect(str(db))
+    ensure_raw(con)
+    src = FileSource(str(trades), str(markets), now_ts=2_000_000_000, batch_rows=batch_rows or 10**12,
+                     trade_format="orderfilled")  # fmt: skip
+    t0 = time.perf_counter()
+    report = ingest.ingest_trades(con, src, start=1_500_000_000, end=2_000_000_000)
+    seconds = time.perf_counter() - t0
+    (n,) = con.execute("SELECT count(*) FROM raw.trades").fetchone()
+    return {
+        "case": "orderfilled_whole" if batch_rows == 0 else "orderfilled_stream", "scale": scale,
+        "batch_rows": batch_rows, "records": report.load.received, "rows_in_warehouse": n,
+        "quarantined": report.load.quarantined, "batches": report.pages,
+        "dump_mb": round(trades.stat().st_size / 1e6), "ingest_s": round(seconds, 2),
+        "records_per_s": round(report.load.received / seconds), "peak_rss_mb": round(peak_mb()),
+    }  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=["sim_bulk", "http", "loader", "files", "files_dump"])
+    p.add_argument("case", choices=["sim_bulk", "http", "loader", "files", "files_dump", "orderfilled",
+                                    "orderfilled_dump"])  # fmt: skip
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument(
         "--batch-rows", type=int, default=FILE_BATCH_ROWS, help="files: records per batch (0: whole)"
     )
     args = p.parse_args()
-    if args.case == "files_dump":
-        print(json.dumps(files_dump(args.scale)))
+    if args.case in ("files_dump", "orderfilled_dump"):
+        print(json.dumps({"files_dump": files_dump, "orderfilled_dump": orderfilled_dump}[args.case](args.scale)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         out = {"sim_bulk": lambda: sim_bulk(args.scale, db), "http": lambda: http(args.scale, db),
                "loader": lambda: loader(args.rows, db),
-               "files": lambda: files(args.scale, args.batch_rows, db)}[args.case]()  # fmt: skip
+               "files": lambda: files(args.scale, args.batch_rows, db),
+               "orderfilled": lambda: orderfilled(args.scale, args.batch_rows, db)}[args.case]()  # fmt: skip
     print(json.dumps(out))
 
 

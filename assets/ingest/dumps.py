@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 #: the trades file formats of the file source (``--format``): the Data API's trade objects, poly_data's processed
@@ -114,47 +116,65 @@ def _array(value: Any) -> list:
 def dump_frames(
     path: str | Path, fmt: str, batch_rows: int | None, columns: Sequence[str] | None = None
 ) -> Iterator[tuple[pd.DataFrame, int]]:
-    """(rows as text, first row number) a batch at a time: CSV (optionally .gz) in chunks of ``batch_rows``,
-    Parquet by record batches. Every column is read as text; the empty string stands for a missing value. Row
-    numbers count data rows from 1 (a CSV's header is line 1, so row r is on line r + 1)."""
+    """(rows as text, first row number) ``batch_rows`` rows at a time (None: the whole file): CSV (optionally
+    .gz) through Arrow's streaming reader, Parquet by record batches. Every column is text (Arrow-backed strings);
+    the empty string stands for a missing value. Row numbers count data rows from 1 (a CSV's header is line 1,
+    so row r is on line r + 1)."""
     path = Path(path)
     name = path.name.lower()
-    size = batch_rows or 1_000_000
+    wanted = list(columns) if columns else None
     if name.endswith(".parquet"):
         pf = pq.ParquetFile(path)
         _require(path, fmt, pf.schema_arrow.names)
-        first = 1
-        for batch in pf.iter_batches(batch_size=size, columns=list(columns) if columns else None):
-            frame = batch.to_pandas().astype("string").fillna("")
-            yield frame, first
-            first += len(frame)
-        return
-    if not name.removesuffix(".gz").endswith(".csv"):
+        batches = pf.iter_batches(batch_size=batch_rows or 1_000_000, columns=wanted)
+    elif name.removesuffix(".gz").endswith(".csv"):
+        batches = _csv_batches(path, fmt, wanted)
+    else:
         raise DumpFormatError(f"file source: {path}: a {fmt} dump is read from .csv, .csv.gz or .parquet")
-    try:
-        header = pd.read_csv(path, dtype=str, nrows=0, compression="infer")
-        _require(path, fmt, list(header.columns))
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=size, compression="infer",
-                             usecols=list(columns) if columns else None)  # fmt: skip
-    except pd.errors.EmptyDataError as exc:
-        raise DumpFormatError(f"file source: {path} is empty (a {fmt} dump starts with its header)") from exc
     first = 1
-    with reader:
-        for chunk in reader:
-            yield chunk, first
-            first += len(chunk)
+    for table in _rebatch(batches, batch_rows):
+        frame = table.cast(pa.schema([(n, pa.string()) for n in table.column_names])).to_pandas(
+            types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get
+        )
+        yield frame.fillna(""), first
+        first += len(frame)
+
+
+def _csv_batches(path: Path, fmt: str, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    try:
+        header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+    except pa.ArrowInvalid as exc:
+        raise DumpFormatError(f"file source: {path} is empty or not CSV (a {fmt} dump starts with its header): "
+                              f"{exc}") from exc  # fmt: skip
+    _require(path, fmt, header)
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, include_columns=columns,
+                                   strings_can_be_null=False)  # fmt: skip
+    try:
+        yield from pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20),
+                                  convert_options=convert)  # fmt: skip
+    except pa.ArrowInvalid as exc:
+        raise DumpFormatError(f"file source: {path}: {exc}") from exc
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], rows: int | None) -> Iterator[pa.Table]:
+    """Tables of exactly ``rows`` rows (the last may be shorter; None: one table) from batches of any size."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while rows and held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if pending and held:
+        yield pa.Table.from_batches(pending)
 
 
 def dump_times(path: str | Path, fmt: str, batch_rows: int | None) -> Iterator[np.ndarray]:
     """Each row's epoch seconds (NaN where unusable), a batch at a time, reading the ``timestamp`` column alone
     (the run's partition range, before the load reads the whole file)."""
-    path = Path(path)
-    if path.name.lower().endswith(".parquet"):
-        pf = pq.ParquetFile(path)
-        _require(path, fmt, pf.schema_arrow.names)
-        for batch in pf.iter_batches(batch_size=batch_rows or 1_000_000, columns=["timestamp"]):
-            yield _seconds(batch.to_pandas()["timestamp"].astype("string").fillna(""))
-        return
     for frame, _ in dump_frames(path, fmt, batch_rows, columns=["timestamp"]):
         yield _seconds(frame["timestamp"])
 
@@ -186,7 +206,7 @@ def _units(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, digits
 
 
-def orderfilled_records(frame: pd.DataFrame, tokens: TokenMap) -> list[dict]:
+def orderfilled_records(frame: pd.DataFrame, tokens: TokenMap) -> pd.DataFrame:
     """One Data-API-shaped fill per ``OrderFilled`` event, the maker's (the module's docstring says why)."""
     maker_usdc = (frame["makerAssetId"] == USDC_ASSET).to_numpy()
     taker_usdc = (frame["takerAssetId"] == USDC_ASSET).to_numpy()
@@ -207,7 +227,7 @@ def orderfilled_records(frame: pd.DataFrame, tokens: TokenMap) -> list[dict]:
     return _records(frame, token, np.where(maker_usdc, "BUY", "SELL"), shares, price, tokens, rejects)
 
 
-def poly_data_records(frame: pd.DataFrame, tokens: TokenMap) -> list[dict]:
+def poly_data_records(frame: pd.DataFrame, tokens: TokenMap) -> pd.DataFrame:
     """One Data-API-shaped fill per row of poly_data's processed trades, the maker's."""
     key = pd.MultiIndex.from_arrays([frame["market_id"], frame["nonusdc_side"]])
     token = pd.Series(tokens.by_market["token_id"].reindex(key).to_numpy(), index=frame.index, dtype=object)
@@ -233,52 +253,40 @@ def _rejects(n: int, *rules: tuple[str, np.ndarray]) -> np.ndarray:
 
 
 def _records(frame: pd.DataFrame, token: pd.Series, side, shares: np.ndarray, price: np.ndarray,
-             tokens: TokenMap, rejects: np.ndarray) -> list[dict]:  # fmt: skip
+             tokens: TokenMap, rejects: np.ndarray) -> pd.DataFrame:  # fmt: skip
+    """The fills as columns named like the Data API's fields (``records.parse_trades`` reads them as they are),
+    with ``dumpReject`` (the refusing rule, or None) and ``dumpRow`` (the dump's row, on refused rows only)."""
     info = tokens.tokens.reindex(token.to_numpy())
     ts = _seconds(frame["timestamp"])
     given = (frame["timestamp"] != "").to_numpy()
     rejects = np.where((rejects == None) & np.isnan(ts) & given, "bad_timestamp", rejects)  # noqa: E711
-    index = info["outcome_index"].to_numpy(dtype=np.float64)
-    columns = {
-        "proxyWallet": _objects(frame["maker"].str.lower()),
-        "side": _objects(pd.Series(side, dtype=object)),
-        "asset": _objects(token),
-        "conditionId": _objects(info["condition_id"]),
-        "size": _numbers(shares, whole=False),
-        "price": _numbers(price, whole=False),
-        "timestamp": _numbers(ts, whole=True),
-        "outcome": _objects(info["outcome"]),
-        "outcomeIndex": _numbers(index, whole=True),
-        "title": _objects(info["title"]),
-        "slug": _objects(info["slug"]),
-        "transactionHash": _objects(frame["transactionHash"].str.lower()),
-    }
-    names = list(columns)
-    records = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-    bad = np.flatnonzero(rejects != None)  # noqa: E711
-    if len(bad):
-        raw = frame.iloc[bad].to_dict("records")
-        for i, row in zip(bad, raw, strict=True):
-            records[i]["dumpRow"] = row
-            records[i]["dumpReject"] = rejects[i]
-    return records
+    out = pd.DataFrame({
+        "proxyWallet": _text(frame["maker"].str.lower()),
+        "side": _text(np.asarray(side, dtype=object)),
+        "asset": _text(token.to_numpy(dtype=object, na_value=None)),
+        "conditionId": _text(info["condition_id"].to_numpy(dtype=object)),
+        "size": shares,
+        "price": price,
+        "timestamp": ts,
+        "outcome": _text(info["outcome"].to_numpy(dtype=object)),
+        "outcomeIndex": info["outcome_index"].to_numpy(dtype=np.float64),
+        "title": _text(info["title"].to_numpy(dtype=object)),
+        "slug": _text(info["slug"].to_numpy(dtype=object)),
+        "transactionHash": _text(frame["transactionHash"].str.lower()),
+        "dumpReject": rejects,
+    })  # fmt: skip
+    refused = np.flatnonzero(rejects != None)  # noqa: E711
+    rows = np.full(len(out), None, dtype=object)
+    if len(refused):
+        rows[refused] = frame.iloc[refused].astype(object).to_dict("records")
+    out["dumpRow"] = rows
+    return out
 
 
-def _objects(s: pd.Series) -> list:
-    """Text values, None where missing or empty."""
-    values = s.to_numpy(dtype=object)
-    missing = pd.isna(values) | (values == "")
-    return [None if m else v for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
-
-
-def _numbers(values: np.ndarray, *, whole: bool) -> list:
-    """Floats, None where NaN; with ``whole`` an integral value is an int (the Data API's timestamps and
-    indices), a fraction stays a float (and fails validation as such)."""
-    nan = np.isnan(values)
-    with np.errstate(invalid="ignore"):
-        integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**62) & whole
-    return [None if n else (int(v) if i else v)
-            for v, n, i in zip(values.tolist(), nan.tolist(), integral.tolist(), strict=True)]  # fmt: skip
+def _text(s: pd.Series | np.ndarray) -> pd.Series:
+    """Text as Arrow-backed strings (what ``records.parse_trades`` reads them as), missing where empty."""
+    out = pd.Series(s).astype(pd.StringDtype("pyarrow")).reset_index(drop=True)
+    return out.mask(out == "")
 
 
 CONVERTERS = {"orderfilled": orderfilled_records, "poly-data": poly_data_records}

@@ -280,7 +280,8 @@ def _ingest_trade_file(
         return
     accepted, read, last_log = 0, 0, time.perf_counter()
     for part in source.trade_batches():
-        ts = record_times(part.rows)
+        frame = part.frame  # a converted dump's fills as columns (dumps.py), else rows
+        ts = record_times(part.rows) if frame is None else frame["timestamp"].to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore"):
             # rows outside the window belong to other partitions; rows with no usable time go to validation always
             keep = np.flatnonzero(
@@ -288,7 +289,10 @@ def _ingest_trade_file(
             )
         refs = part.ref_array()
         batch = Batch(
-            rows=[part.rows[i] for i in keep], origins=[str(source.trades_path)], counts=[len(keep)]
+            rows=[part.rows[i] for i in keep] if frame is None else [],
+            origins=[str(source.trades_path)],
+            counts=[len(keep)],
+            frame=None if frame is None else frame.iloc[keep].reset_index(drop=True),
         )
         batch.refs = list(refs[keep])
         accepted += _commit_trades(con, batch, source, [], report, (start, end), key_column=None, prefix="")

@@ -144,6 +144,9 @@ class Batch:
     origins: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     refs: list[str] | None = None  # per-row record_ref (file:line) for file sources
+    #: the records as columns named like their fields, in place of ``rows`` (a converted dump: dumps.py), so a
+    #: batch of a 100M-row file is never a list of dicts
+    frame: pd.DataFrame | None = None
 
     def add(self, page: Page) -> None:
         self.rows.extend(page.rows)
@@ -151,7 +154,7 @@ class Batch:
         self.counts.append(len(page.rows))
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.frame is None else len(self.frame)
 
     def origin_array(self) -> np.ndarray:
         return np.repeat(np.asarray(self.origins, dtype=object), self.counts)
@@ -160,6 +163,22 @@ class Batch:
         if self.refs is not None:
             return np.asarray(self.refs, dtype=object)
         return np.full(len(self.rows), "", dtype=object)
+
+
+class FrameRecords(Sequence):
+    """A frame's rows as records (a dict of the fields that hold a value), built only for the rows asked for:
+    the quarantine dumps its rejected records through it."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, i):
+        row = self.frame.iloc[int(i)].to_dict()
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()
+                if v is not None and not (isinstance(v, float) and np.isnan(v))}  # fmt: skip
 
 
 @dataclass
@@ -315,8 +334,13 @@ def _token_ok(s: pd.Series) -> np.ndarray:
 
 def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     """Validate Data API ``/trades`` rows. Accepted rows follow ``TRADES_SCHEMA``."""
-    rows = batch.rows
-    frame, is_obj = _frame(rows, [*TRADE_FIELDS, "dumpReject"])
+    fields = [*TRADE_FIELDS, "dumpReject"]
+    if batch.frame is not None:  # columns already (a converted dump): every row is a record
+        rows = FrameRecords(batch.frame)
+        frame, is_obj = batch.frame.reindex(columns=fields), np.ones(len(batch.frame), dtype=bool)
+    else:
+        rows = batch.rows
+        frame, is_obj = _frame(rows, fields)
     n = len(frame)
     reasons = Reasons(n)
     _not_objects(reasons, rows, is_obj)
@@ -401,7 +425,9 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     return Parsed(
         accepted,
         rejected,
-        unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED | set(DUMP_FIELDS)),
+        ()
+        if batch.frame is not None
+        else unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED | set(DUMP_FIELDS)),
         np.flatnonzero(good),
     )
 

@@ -308,8 +308,9 @@ class FileSource:
         tokens = TokenMap.from_markets(self.market_batch().rows)
         convert = CONVERTERS[self.trade_format]
         for frame, first in dump_frames(path, self.trade_format, self.batch_rows):
-            rows = convert(frame, tokens)
-            yield _batch(path, rows, [f"{path}:{first + i}" for i in range(len(rows))])
+            fills = convert(frame, tokens)
+            refs = [f"{path}:{first + i}" for i in range(len(fills))]
+            yield Batch(refs=refs, origins=[str(path)], counts=[len(fills)], frame=fills)
 
     def trade_bounds(self) -> tuple[int, int] | None:
         """First and last usable timestamp in the trades file (for the partition range of a run), read a batch at

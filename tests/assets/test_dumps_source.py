@@ -97,6 +97,11 @@ def test_poly_data_processed_trades_give_the_same_fills_as_the_events_they_were_
 def test_a_dump_read_two_rows_at_a_time_gives_what_one_read_gives(fmt, trades, tmp_path):
     whole = parsed(fmt, trades)
     small = parsed(fmt, trades, batch_rows=2)
+    src = FileSource(
+        str(DUMPS / trades), str(DUMPS / "markets.json"), now_ts=NOW, trade_format=fmt, batch_rows=2
+    )
+    sizes = [len(b) for b in src.trade_batches()]
+    assert max(sizes) == 2 and sum(sizes) == whole[0].num_rows + whole[1].num_rows  # never more than a batch
     assert rows(small[0]) == rows(whole[0])
     assert small[1].sort_by("record_ref").equals(whole[1].sort_by("record_ref"))
     # and a Parquet copy of the dump reads the same (every column kept as text)
