@@ -205,7 +205,11 @@ def main() -> None:
     )
     args = p.parse_args()
     if args.case in ("files_dump", "orderfilled_dump"):
-        print(json.dumps({"files_dump": files_dump, "orderfilled_dump": orderfilled_dump}[args.case](args.scale)))
+        print(
+            json.dumps(
+                {"files_dump": files_dump, "orderfilled_dump": orderfilled_dump}[args.case](args.scale)
+            )
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"

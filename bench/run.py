@@ -58,6 +58,8 @@ CASES = [
     ("bench_ingest.py", "loader", ["--rows", "20000"]),
     ("bench_ingest.py", "files", ["--scale", "1"]),
     ("bench_ingest.py", "files", ["--scale", "1", "--batch-rows", "0"]),
+    ("bench_ingest.py", "orderfilled", ["--scale", "1"]),
+    ("bench_ingest.py", "orderfilled", ["--scale", "1", "--batch-rows", "0"]),
     ("bench_marts.py", None, ["--scale", "10"]),
     ("bench_score.py", None, ["--wallets", "100000", "--days", "365"]),
     ("bench_score_history.py", None, ["--wallets", "20000", "--days", "365"]),
@@ -803,6 +805,17 @@ def files_rows(by: dict) -> list[str]:
                 f"| a Parquet dump of the demo's tape ({f['dump_mb']} MB) through the file source, "
                 f"{how.format(**f)} | {f['records']:,} | {f['ingest_s']} s ({f['records_per_s']:,} records/s) | "
                 f"{f['peak_rss_mb']:,} MB | {f['batches']} batch{'es' if f['batches'] != 1 else ''}; {f['quarantined']:,} malformed fills quarantined, "
+                f"{f['rows_in_warehouse']:,} loaded |"
+            )
+    for key, how in (("orderfilled_stream", "a batch of {batch_rows:,} rows at a time"),
+                     ("orderfilled_whole", "the whole file at once (comparison)")):  # fmt: skip
+        f = by.get(key)
+        if f:
+            rows.append(
+                f"| the demo's tape as on-chain `OrderFilled` events (a {f['dump_mb']} MB CSV, `--format "
+                f"orderfilled`) through the file source, {how.format(**f)} | {f['records']:,} | {f['ingest_s']} s "
+                f"({f['records_per_s']:,} rows/s) | {f['peak_rss_mb']:,} MB | {f['batches']} "
+                f"batch{'es' if f['batches'] != 1 else ''}; {f['quarantined']:,} quarantined, "
                 f"{f['rows_in_warehouse']:,} loaded |"
             )
     return rows

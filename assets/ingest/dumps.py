@@ -101,6 +101,43 @@ class TokenMap:
         )
 
 
+#: poly_data's markets.csv of before its v2 (one row per market, two tokens): its columns -> Gamma's fields
+V1_MARKET_FIELDS = {"id": "id", "question": "question", "market_slug": "slug", "condition_id": "conditionId",
+                    "closedTime": "closedTime", "neg_risk": "negRisk", "volume": "volumeNum"}  # fmt: skip
+_GAMMA_BOOLEANS = ("closed", "active", "archived", "negRisk")
+_GAMMA_NUMBERS = ("volumeNum",)
+
+
+def market_csv_records(path: str | Path) -> list[dict]:
+    """poly_data's ``markets.csv`` as Gamma market objects (the markets file of a dump): its v2 form keeps every
+    Gamma field as written (arrays as JSON text, booleans as true/false); its v1 form (``token1``, ``token2``,
+    ``answer1``, ``answer2``, ``condition_id``, ``market_slug``, ...) is mapped to Gamma's names. The v1 form holds
+    no resolution: its markets load as unresolved, and positions in them realise P&L from trading only."""
+    path = Path(path)
+    try:
+        names = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+        text = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
+        table = pacsv.read_csv(path, convert_options=text)
+    except pa.ArrowInvalid as exc:
+        raise DumpFormatError(f"file source: {path} is not a markets CSV: {exc}") from exc
+    rows = table.to_pylist()
+    if "clobTokenIds" not in table.column_names and {"token1", "token2"} <= set(table.column_names):
+        rows = [{**{gamma: r.get(col) for col, gamma in V1_MARKET_FIELDS.items()},
+                 "clobTokenIds": orjson.dumps([r["token1"], r["token2"]]).decode(),
+                 "outcomes": orjson.dumps([r.get("answer1"), r.get("answer2")]).decode()} for r in rows]  # fmt: skip
+    for r in rows:
+        for k in _GAMMA_BOOLEANS:
+            if isinstance(r.get(k), str):
+                r[k] = {"true": True, "false": False}.get(r[k].strip().lower(), r[k])
+        for k in _GAMMA_NUMBERS:
+            if isinstance(r.get(k), str):
+                try:
+                    r[k] = float(r[k])
+                except ValueError:
+                    pass
+    return rows
+
+
 def _array(value: Any) -> list:
     if isinstance(value, list):
         return value

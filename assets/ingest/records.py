@@ -440,8 +440,9 @@ MARKET_FIELDS = [
 
 
 def _json_array_text(value: Any) -> tuple[str | None, int | None]:
-    """(JSON text, length) of a field that should be a JSON-encoded array; decoded arrays are re-encoded."""
-    if value is None:
+    """(JSON text, length) of a field that should be a JSON-encoded array; decoded arrays are re-encoded. An absent
+    field is None (a row without the key reads as NaN from the frame)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
         return None, None
     if isinstance(value, list):
         return orjson.dumps(value).decode(), len(value)

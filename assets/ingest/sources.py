@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .clients import ClobApi, DataApi, GammaApi, Page
-from .dumps import CONVERTERS, FORMATS, DumpFormatError, TokenMap, dump_frames, dump_times
+from .dumps import CONVERTERS, FORMATS, DumpFormatError, TokenMap, dump_frames, dump_times, market_csv_records
 from .http import ApiClient
 from .records import Batch, NonJsonLine
 
@@ -289,6 +289,13 @@ class FileSource:
     def market_batch(self) -> Batch:
         if not self.markets_path:
             raise FileFormatError("file source: no markets file given (--markets / WHALECOPY_MARKETS_PATH)")
+        if (
+            Path(self.markets_path).name.lower().removesuffix(".gz").endswith(".csv")
+        ):  # poly_data's markets.csv
+            rows = market_csv_records(self.markets_path)
+            return _batch(
+                Path(self.markets_path), rows, [f"{self.markets_path}:{i + 2}" for i in range(len(rows))]
+            )
         return read_records(self.markets_path)
 
     def trade_batches(self) -> Iterator[Batch]:

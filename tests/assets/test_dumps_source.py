@@ -8,6 +8,7 @@ poly_data's ``process_live`` writes them.
 """
 
 import io
+import json
 
 import duckdb
 import pyarrow as pa
@@ -165,3 +166,29 @@ def test_whalecopy_run_on_orderfilled_events_builds_the_marts_from_the_makers_fi
     assert reasons == sorted(["unknown_token", "no_usdc_leg", "bad_amount", "size_not_positive",
                               "exchange_as_maker", "bad_wallet", "bad_timestamp"])  # fmt: skip
     assert carol == (pytest.approx(89.0, abs=1e-9), True)
+
+
+def test_poly_datas_markets_csv_in_either_form_maps_the_tokens_as_the_gamma_objects_do():
+    from assets.ingest.records import parse_markets
+
+    def source(markets: str) -> FileSource:
+        return FileSource(
+            str(DUMPS / "orderFilled.csv"), str(DUMPS / markets), now_ts=NOW, trade_format="orderfilled"
+        )
+
+    fills = {m: rows(pa.concat_tables(parse_trades(b, source="files", now_ts=NOW).accepted
+                                      for b in source(m).trade_batches()))
+             for m in ("markets.json", "markets_v2.csv", "markets_v1.csv")}  # fmt: skip
+    assert fills["markets_v2.csv"] == fills["markets_v1.csv"] == fills["markets.json"] == FILLS
+    cols = ["condition_id", "market_id", "outcomes", "clob_token_ids", "closed", "uma_resolution_status",
+            "outcome_prices", "neg_risk", "volume_num"]  # fmt: skip
+    gamma, v2, v1 = (parse_markets(source(m).market_batch(), source="files").accepted.select(cols).to_pylist()
+                     for m in ("markets.json", "markets_v2.csv", "markets_v1.csv"))  # fmt: skip
+    assert v2 == gamma  # every Gamma field as written: the same markets, resolutions included
+
+    # the v1 form has no resolution: the same markets and tokens, unresolved
+    def decoded(m: dict) -> dict:
+        return {**m, "outcomes": json.loads(m["outcomes"]), "clob_token_ids": json.loads(m["clob_token_ids"])}
+
+    strip = {"closed": None, "uma_resolution_status": None, "outcome_prices": None}
+    assert [decoded(m) for m in v1] == [{**decoded(m), **strip} for m in gamma]

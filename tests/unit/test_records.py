@@ -127,6 +127,16 @@ def test_markets_with_mismatched_arrays_are_quarantined():
     assert out.rejected.column("reason_code").to_pylist() == ["bad_outcomes"]
 
 
+def test_a_new_market_without_prices_is_kept_whether_the_field_is_null_or_absent():
+    m = dict(load_fixture("pscanner_market_open.json"))
+    absent = {k: v for k, v in m.items() if k != "outcomePrices"}
+    batch = Batch()
+    batch.add(Page("u", [{**m, "outcomePrices": None}, {**absent, "conditionId": "0x" + "c" * 64}]))
+    out = parse_markets(batch, source="live")
+    assert (out.n_accepted, out.n_rejected) == (2, 0)  # an absent key read as NaN once failed as bad_outcomes
+    assert out.accepted.column("outcome_prices").to_pylist() == [None, None]
+
+
 def test_price_history_points():
     token = "1" * 77
     pages = [
