@@ -164,7 +164,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         changes["markets_path"] = args.markets
     if getattr(args, "trades_format", None):
         changes["trades_format"] = args.trades_format
-    return dataclasses.replace(s, **changes)
+    settings = dataclasses.replace(s, **changes)
+    if getattr(args, "trades_format", None) and settings.source != "files":
+        raise UsageError(
+            f"--format {args.trades_format} is how a trades file is written: it needs --source files"
+        )
+    return settings
 
 
 #: the run tags Dagster reads for a run over a range of partitions (the documented tag names of a single-run

@@ -140,10 +140,14 @@ def test_a_dump_that_is_not_what_it_is_said_to_be_is_a_clear_error(tmp_path):
     assert TRADE_FORMATS == dumps.FORMATS  # the CLI's choices are the formats the file source reads
 
 
-def test_cli_refuses_an_unknown_format(capsys):
+def test_cli_refuses_an_unknown_format_and_a_format_without_files(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["run", "--source", "files", "--format", "csv", "--trades", "x", "--markets", "y"])
     assert "invalid choice: 'csv'" in capsys.readouterr().err
+    with pytest.raises(
+        SystemExit, match="--format orderfilled is how a trades file is written: it needs --source"
+    ):
+        main(["run", "--source", "sim", "--format", "orderfilled", "--warehouse", str(tmp_path / "w.duckdb")])
 
 
 def test_whalecopy_run_on_orderfilled_events_builds_the_marts_from_the_makers_fills(tmp_path):
