@@ -19,7 +19,7 @@ import numpy as np
 from .clients import Page
 from .http import NonJsonBodyError
 from .records import WALLET_RE, Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
-from .sources import ApiSource, FileSource, record_times
+from .sources import ApiSource, FileSource, column_times, record_times
 from .store import (
     LoadResult,
     Transaction,
@@ -280,8 +280,8 @@ def _ingest_trade_file(
         return
     accepted, read, last_log = 0, 0, time.perf_counter()
     for part in source.trade_batches():
-        frame = part.frame  # a converted dump's fills as columns (dumps.py), else rows
-        ts = record_times(part.rows) if frame is None else frame["timestamp"].to_numpy(dtype=np.float64)
+        frame = part.frame  # the records as columns (Parquet, a converted dump), else as rows
+        ts = record_times(part.rows) if frame is None else column_times(frame)
         with np.errstate(invalid="ignore"):
             # rows outside the window belong to other partitions; rows with no usable time go to validation always
             keep = np.flatnonzero(
@@ -293,6 +293,7 @@ def _ingest_trade_file(
             origins=[str(source.trades_path)],
             counts=[len(keep)],
             frame=None if frame is None else frame.iloc[keep].reset_index(drop=True),
+            record=None if part.record is None else (lambda i, p=part, k=keep: p.record(k[i])),
         )
         batch.refs = list(refs[keep])
         accepted += _commit_trades(con, batch, source, [], report, (start, end), key_column=None, prefix="")

@@ -10,7 +10,7 @@ downstream: the id formats, the side, finite and in-range numbers, and second-re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,9 @@ class Batch:
     #: the records as columns named like their fields, in place of ``rows`` (a converted dump: dumps.py), so a
     #: batch of a 100M-row file is never a list of dicts
     frame: pd.DataFrame | None = None
+    #: with ``frame``, the record of row i as a dict as the file held it (what a quarantined record shows); None:
+    #: the row's fields that hold a value
+    record: Callable[[int], dict] | None = None
 
     def add(self, page: Page) -> None:
         self.rows.extend(page.rows)
@@ -166,16 +169,19 @@ class Batch:
 
 
 class FrameRecords(Sequence):
-    """A frame's rows as records (a dict of the fields that hold a value), built only for the rows asked for:
-    the quarantine dumps its rejected records through it."""
+    """A frame's rows as records, built only for the rows asked for (the quarantine dumps its rejected records
+    through it): ``record(i)`` where the batch has it, else a dict of the fields that hold a value."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, record: Callable[[int], dict] | None = None):
         self.frame = frame
+        self.record = record
 
     def __len__(self) -> int:
         return len(self.frame)
 
     def __getitem__(self, i):
+        if self.record is not None:
+            return self.record(i)
         row = self.frame.iloc[int(i)].to_dict()
         return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()
                 if v is not None and not (isinstance(v, float) and np.isnan(v))}  # fmt: skip
@@ -335,8 +341,8 @@ def _token_ok(s: pd.Series) -> np.ndarray:
 def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     """Validate Data API ``/trades`` rows. Accepted rows follow ``TRADES_SCHEMA``."""
     fields = [*TRADE_FIELDS, "dumpReject"]
-    if batch.frame is not None:  # columns already (a converted dump): every row is a record
-        rows = FrameRecords(batch.frame)
+    if batch.frame is not None:  # columns already (Parquet, a converted dump): every row is a record
+        rows = FrameRecords(batch.frame, batch.record)
         frame, is_obj = batch.frame.reindex(columns=fields), np.ones(len(batch.frame), dtype=bool)
     else:
         rows = batch.rows
@@ -425,9 +431,11 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     return Parsed(
         accepted,
         rejected,
-        ()
-        if batch.frame is not None
-        else unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED | set(DUMP_FIELDS)),
+        unknown_fields(rows, TRADE_FIELDS.keys() | TRADE_FIELDS_IGNORED | set(DUMP_FIELDS))
+        if batch.frame is None
+        else tuple(
+            sorted(set(batch.frame.columns) - TRADE_FIELDS.keys() - TRADE_FIELDS_IGNORED - set(DUMP_FIELDS))
+        ),
         np.flatnonzero(good),
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -144,7 +145,9 @@ def read_records(path: str | Path) -> Batch:
     return next(iter_records(path, batch_rows=None), _batch(Path(path), [], []))
 
 
-def iter_records(path: str | Path, batch_rows: int | None = FILE_BATCH_ROWS) -> Iterator[Batch]:
+def iter_records(
+    path: str | Path, batch_rows: int | None = FILE_BATCH_ROWS, *, columns: bool = False
+) -> Iterator[Batch]:
     """Records from a JSON array (or an object holding one under data/trades/markets), JSONL (.gz) or Parquet, in
     batches of at most ``batch_rows`` (None: one batch), so a dump larger than memory is read a batch at a time:
     Parquet by record batches, JSONL line by line. A JSON array is one document and is read whole (a dump too large
@@ -153,6 +156,9 @@ def iter_records(path: str | Path, batch_rows: int | None = FILE_BATCH_ROWS) -> 
     JSONL lines that are not JSON are kept (as ``NonJsonLine``) so they are quarantined with ``non_json_body``;
     ``record_ref`` is ``path:line`` (``path:row`` for Parquet and JSON), whatever the batch size, so identical
     lines stay distinct and a record read again is the same record.
+
+    ``columns``: a Parquet file's batches come as columns (``Batch.frame``), not a list of dicts, for the trades'
+    validation, which reads them as they are; a rejected record is built from its Arrow row as the dicts are.
     """
     path = Path(path)
     if not path.exists():
@@ -161,7 +167,7 @@ def iter_records(path: str | Path, batch_rows: int | None = FILE_BATCH_ROWS) -> 
         raise ValueError(f"file source: batch_rows must be at least 1, got {batch_rows}")
     name = path.name.lower()
     if name.endswith(".parquet"):
-        yield from _parquet_batches(path, batch_rows)
+        yield from _parquet_batches(path, batch_rows, columns)
         return
     opener = gzip.open if name.endswith(".gz") else open
     stem = name.removesuffix(".gz")
@@ -221,7 +227,7 @@ def _jsonl_batches(path: Path, opener, batch_rows: int | None) -> Iterator[Batch
         yield _batch(path, rows, refs)
 
 
-def _parquet_batches(path: Path, batch_rows: int | None) -> Iterator[Batch]:
+def _parquet_batches(path: Path, batch_rows: int | None, columns: bool = False) -> Iterator[Batch]:
     offset = 0
     if batch_rows is None:
         tables = [pq.read_table(path)]
@@ -230,9 +236,29 @@ def _parquet_batches(path: Path, batch_rows: int | None) -> Iterator[Batch]:
             pa.Table.from_batches([b]) for b in pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
         )
     for table in tables:
-        rows = _parquet_rows(table)
-        yield _batch(path, rows, [f"{path}:{i}" for i in range(offset, offset + len(rows))])
-        offset += len(rows)
+        refs = [f"{path}:{i}" for i in range(offset, offset + table.num_rows)]
+        offset += table.num_rows
+        if columns:
+            yield Batch(refs=refs, origins=[str(path)], counts=[table.num_rows], frame=_parquet_frame(table),
+                        record=lambda i, t=table: _parquet_rows(t.slice(int(i), 1))[0])  # fmt: skip
+        else:
+            yield _batch(path, _parquet_rows(table), refs)
+
+
+def _parquet_frame(table: pa.Table) -> pd.DataFrame:
+    """A Parquet batch's columns as the trades' validation reads them: a float column holding a NaN (a value that
+    was given: non_finite) as objects with "NaN" there and None at its nulls (missing), as ``_parquet_rows`` gives
+    them; every other column as pandas reads it."""
+    frame = table.to_pandas()
+    for name in table.column_names:
+        col = table[name]
+        if pa.types.is_floating(col.type):
+            nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
+            if nan.any():
+                values = np.asarray(col.to_pylist(), dtype=object)
+                values[nan] = "NaN"
+                frame[name] = values
+    return frame
 
 
 def _parquet_rows(table: pa.Table) -> list[dict]:
@@ -303,7 +329,7 @@ class FileSource:
         if not self.trades_path:
             raise FileFormatError("file source: no trades file given (--trades / WHALECOPY_TRADES_PATH)")
         if self.trade_format == "data-api":
-            return iter_records(self.trades_path, self.batch_rows)
+            return iter_records(self.trades_path, self.batch_rows, columns=True)
         return self._dump_batches()
 
     def _dump_batches(self) -> Iterator[Batch]:
@@ -344,6 +370,17 @@ class FileSource:
                 return
         for batch in self.trade_batches():
             yield record_times(batch.rows)
+
+
+def column_times(frame: pd.DataFrame) -> np.ndarray:
+    """``record_times`` of records given as columns: a numeric ``timestamp`` column as floats; in a column of
+    objects, a number is its value and anything else (text, a boolean, None) NaN."""
+    if "timestamp" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    col = frame["timestamp"]
+    if col.dtype.kind in "fiu":
+        return col.to_numpy(dtype=np.float64)
+    return record_times([{"timestamp": v} for v in col.tolist()])
 
 
 def record_times(rows: Sequence[Any]) -> np.ndarray:

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.ingest import ingest, sources
-from assets.ingest.sources import FileFormatError, FileSource, read_records
+from assets.ingest.records import parse_trades
+from assets.ingest.sources import FileFormatError, FileSource, iter_records, read_records
 from assets.ingest.store import ensure_raw
 from orchestration.cli import main, run_sync
 from tests.assets.helpers import content_hash, small_settings
@@ -87,6 +88,35 @@ def test_every_format_gives_the_same_result(tmp_path, trade_rows, fmt):
         con.execute("SELECT asset FROM raw.trades ORDER BY ts LIMIT 1").fetchone()[0]
         == sorted(trade_rows[:5], key=lambda r: r["timestamp"])[0]["asset"]
     )
+
+
+@pytest.mark.parametrize("batch_rows", [None, 3])
+def test_parquet_read_as_columns_gives_what_its_records_give_quarantined_text_included(tmp_path, trade_rows,
+                                                                                        batch_rows):  # fmt: skip
+    """The trades' validation reads a Parquet batch as columns (``iter_records(columns=True)``), where it read a
+    list of dicts: the same accepted rows, the same quarantined rows and record text (a record's key is a hash of
+    its text: a re-run across the change adds nothing), the same drift note."""
+    base = trade_rows[0]
+    rows = [*trade_rows, {**base, "size": float("nan")}, {**base, "size": None}, {**base, "proxyWallet": "Bob"},
+            {**base, "price": 1.5}, {**base, "timestamp": 1_900_000_000_000}, {**base, "side": "HOLD"},
+            {**base, "extraField": "x"}]  # fmt: skip
+    names = sorted(set().union(*(r.keys() for r in rows)))
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows]), path)
+
+    def parse(columns: bool):
+        out = [
+            parse_trades(b, source="files", now_ts=NOW)
+            for b in iter_records(path, batch_rows, columns=columns)
+        ]
+        return (pa.concat_tables([p.accepted for p in out]), pa.concat_tables([p.rejected for p in out]),
+                sorted({f for p in out for f in p.unknown_fields}))  # fmt: skip
+
+    (acc_rows, rej_rows, drift_rows), (acc_cols, rej_cols, drift_cols) = parse(False), parse(True)
+    assert (
+        acc_cols.equals(acc_rows) and rej_cols.equals(rej_rows) and drift_cols == drift_rows == ["extraField"]
+    )
+    assert rej_rows.num_rows == 7 and acc_rows.num_rows == 6
 
 
 def test_parquet_nan_is_non_finite_and_null_is_missing(tmp_path, trade_rows):
