@@ -196,3 +196,36 @@ def test_poly_datas_markets_csv_in_either_form_maps_the_tokens_as_the_gamma_obje
 
     strip = {"closed": None, "uma_resolution_status": None, "outcome_prices": None}
     assert [decoded(m) for m in v1] == [{**decoded(m), **strip} for m in gamma]
+
+
+@pytest.mark.parametrize("fmt, trades", [("orderfilled", "orderFilled.csv"), ("poly-data", "trades.csv")])
+def test_a_dump_load_stopped_half_way_is_read_again_and_adds_nothing_twice(tmp_path, fmt, trades):
+    from assets.ingest import ingest
+    from assets.ingest.store import ensure_raw
+
+    class Stopping(FileSource):
+        def trade_batches(self):  # stops after two batches, as a killed run would
+            for n, batch in enumerate(super().trade_batches()):
+                if n == 2:
+                    raise KeyboardInterrupt("stopped")
+                yield batch
+
+    def source(cls=FileSource, batch_rows=2):
+        return cls(str(DUMPS / trades), str(DUMPS / "markets.json"), now_ts=NOW, trade_format=fmt,
+                   batch_rows=batch_rows)  # fmt: skip
+
+    def loaded(con) -> tuple:
+        return (con.execute("SELECT * EXCLUDE (ingested_at) FROM raw.trades ORDER BY fill_key").fetchall(),
+                con.execute("SELECT * EXCLUDE (quarantined_at) FROM raw.quarantine ORDER BY record_key").fetchall())  # fmt: skip
+
+    whole = duckdb.connect(str(tmp_path / "whole.duckdb"))
+    ensure_raw(whole)
+    ingest.ingest_trades(whole, source(batch_rows=10**6), start=1_500_000_000, end=NOW)
+    con = duckdb.connect(str(tmp_path / "stopped.duckdb"))
+    ensure_raw(con)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.ingest_trades(con, source(Stopping), start=1_500_000_000, end=NOW)
+    (n,) = con.execute("SELECT count(*) FROM raw.trades").fetchone()
+    assert 0 < n < len(FILLS) and con.execute("SELECT count(*) FROM raw.ingest_state").fetchone() == (0,)
+    again = ingest.ingest_trades(con, source(), start=1_500_000_000, end=NOW)
+    assert again.load.inserted == len(FILLS) - n and loaded(con) == loaded(whole)
