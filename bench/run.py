@@ -794,29 +794,22 @@ def write_tiers_only(paths: list[str]) -> None:
 
 
 def files_rows(by: dict) -> list[str]:
-    """The file source on a Data-API-shaped Parquet dump of the demo's tape: a batch at a time against the whole
-    file at once."""
+    """The file source on the demo's tape, as a Data-API-shaped Parquet dump and as on-chain ``OrderFilled``
+    events: a batch at a time against the whole file at once."""
+    parquet = "a Parquet dump of the demo's tape ({dump_mb} MB) through the file source, "
+    events = "the demo's tape as on-chain `OrderFilled` events (a {dump_mb} MB CSV, `--format orderfilled`) through the file source, "  # fmt: skip
+    cases = (("files_stream", parquet + "a batch of {batch_rows:,} records at a time", "records", "malformed fills quarantined"),
+             ("files_whole", parquet + "the whole file at once (comparison: the file source before it streamed)", "records", "malformed fills quarantined"),
+             ("orderfilled_stream", events + "a batch of {batch_rows:,} rows at a time", "rows", "quarantined"),
+             ("orderfilled_whole", events + "the whole file at once (comparison)", "rows", "quarantined"))  # fmt: skip
     rows = []
-    for key, how in (("files_stream", "a batch of {batch_rows:,} records at a time"),
-                     ("files_whole", "the whole file at once (comparison: the file source before it streamed)")):  # fmt: skip
+    for key, case, unit, bad in cases:
         f = by.get(key)
         if f:
             rows.append(
-                f"| a Parquet dump of the demo's tape ({f['dump_mb']} MB) through the file source, "
-                f"{how.format(**f)} | {f['records']:,} | {f['ingest_s']} s ({f['records_per_s']:,} records/s) | "
-                f"{f['peak_rss_mb']:,} MB | {f['batches']} batch{'es' if f['batches'] != 1 else ''}; {f['quarantined']:,} malformed fills quarantined, "
-                f"{f['rows_in_warehouse']:,} loaded |"
-            )
-    for key, how in (("orderfilled_stream", "a batch of {batch_rows:,} rows at a time"),
-                     ("orderfilled_whole", "the whole file at once (comparison)")):  # fmt: skip
-        f = by.get(key)
-        if f:
-            rows.append(
-                f"| the demo's tape as on-chain `OrderFilled` events (a {f['dump_mb']} MB CSV, `--format "
-                f"orderfilled`) through the file source, {how.format(**f)} | {f['records']:,} | {f['ingest_s']} s "
-                f"({f['records_per_s']:,} rows/s) | {f['peak_rss_mb']:,} MB | {f['batches']} "
-                f"batch{'es' if f['batches'] != 1 else ''}; {f['quarantined']:,} quarantined, "
-                f"{f['rows_in_warehouse']:,} loaded |"
+                f"| {case.format(**f)} | {f['records']:,} | {f['ingest_s']} s ({f['records_per_s']:,} {unit}/s) | "
+                f"{f['peak_rss_mb']:,} MB | {f['batches']} batch{'es' if f['batches'] != 1 else ''}; "
+                f"{f['quarantined']:,} {bad}, {f['rows_in_warehouse']:,} loaded |"
             )
     return rows
 

@@ -246,38 +246,38 @@ def _parquet_batches(path: Path, batch_rows: int | None, columns: bool = False) 
 
 
 def _parquet_frame(table: pa.Table) -> pd.DataFrame:
-    """A Parquet batch's columns as the trades' validation reads them: a float column holding a NaN (a value that
-    was given: non_finite) as objects with "NaN" there and None at its nulls (missing), as ``_parquet_rows`` gives
-    them; every other column as pandas reads it."""
+    """A Parquet batch's columns as the trades' validation reads them: every column as pandas reads it, but a
+    float column holding a NaN as ``_parquet_rows`` gives it (``_given_nan``)."""
     frame = table.to_pandas()
     for name in table.column_names:
-        col = table[name]
-        if pa.types.is_floating(col.type):
-            nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
-            if nan.any():
-                values = np.asarray(col.to_pylist(), dtype=object)
-                values[nan] = "NaN"
-                frame[name] = values
+        values = _given_nan(table[name])
+        if values is not None:
+            frame[name] = values
     return frame
 
 
 def _parquet_rows(table: pa.Table) -> list[dict]:
-    # Keep a NaN apart from a null: a NaN is a value that was given (non_finite), a null is missing.
     columns = {}
     for name in table.column_names:
-        col = table[name]
-        if pa.types.is_floating(col.type):
-            nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
-            if nan.any():
-                values = np.asarray(col.to_pylist(), dtype=object)
-                values[nan] = "NaN"
-                columns[name] = values.tolist()
-                continue
-        columns[name] = col.to_pylist()
+        values = _given_nan(table[name])
+        columns[name] = table[name].to_pylist() if values is None else values.tolist()
     names = list(columns)
     return (
         [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)] if names else []
     )
+
+
+def _given_nan(col: pa.ChunkedArray) -> np.ndarray | None:
+    """A float column that holds a NaN, as objects with "NaN" there and None at its nulls (None if it holds no
+    NaN): a NaN is a value that was given (``non_finite``), a null is missing (``missing_value``)."""
+    if not pa.types.is_floating(col.type):
+        return None
+    nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
+    if not nan.any():
+        return None
+    values = np.asarray(col.to_pylist(), dtype=object)
+    values[nan] = "NaN"
+    return values
 
 
 @dataclass
