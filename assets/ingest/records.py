@@ -144,8 +144,8 @@ class Batch:
     origins: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     refs: list[str] | None = None  # per-row record_ref (file:line) for file sources
-    #: the records as columns named like their fields, in place of ``rows`` (a converted dump: dumps.py), so a
-    #: batch of a 100M-row file is never a list of dicts
+    #: the records as columns named like their fields, in place of ``rows`` (a Parquet file's trades, a converted
+    #: dump: dumps.py), so a batch of a 100M-row file is never a list of dicts
     frame: pd.DataFrame | None = None
     #: with ``frame``, the record of row i as a dict as the file held it (what a quarantined record shows); None:
     #: the row's fields that hold a value

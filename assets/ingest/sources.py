@@ -246,11 +246,15 @@ def _parquet_batches(path: Path, batch_rows: int | None, columns: bool = False) 
 
 
 def _parquet_frame(table: pa.Table) -> pd.DataFrame:
-    """A Parquet batch's columns as the trades' validation reads them: every column as pandas reads it, but a
-    float column holding a NaN as ``_parquet_rows`` gives it (``_given_nan``)."""
+    """A Parquet batch's columns as the trades' validation reads them, each as its records would give it: numbers,
+    booleans and text as pandas reads them, a float column holding a NaN as ``_given_nan`` gives it, and any other
+    type (a timestamp, a decimal, a dictionary) as the Python objects of ``_parquet_rows``."""
     frame = table.to_pandas()
     for name in table.column_names:
         values = _given_nan(table[name])
+        if values is None and (isinstance(frame[name].dtype, pd.CategoricalDtype)
+                               or frame[name].dtype.kind not in "biufO"):  # fmt: skip
+            values = np.asarray(table[name].to_pylist(), dtype=object)
         if values is not None:
             frame[name] = values
     return frame

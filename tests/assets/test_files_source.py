@@ -119,6 +119,24 @@ def test_parquet_read_as_columns_gives_what_its_records_give_quarantined_text_in
     assert rej_rows.num_rows == 7 and acc_rows.num_rows == 6
 
 
+def test_parquet_columns_of_other_types_read_as_their_records_do(tmp_path, trade_rows):
+    import datetime as dt
+    import decimal
+
+    r = trade_rows[0]
+    table = pa.table({
+        "proxyWallet": pa.array([r["proxyWallet"]] * 2).dictionary_encode(), "side": ["BUY", "SELL"],
+        "asset": [r["asset"]] * 2, "conditionId": [r["conditionId"]] * 2,
+        "size": pa.array([decimal.Decimal("1.5"), decimal.Decimal("2")], pa.decimal128(10, 2)), "price": [0.5, 0.4],
+        "timestamp": pa.array([dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)], pa.timestamp("s")),
+        "transactionHash": [r["transactionHash"]] * 2,
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "typed.parquet")
+    rows, cols = ([parse_trades(b, source="files", now_ts=NOW) for b in iter_records(tmp_path / "typed.parquet",
+                                                                                     columns=c)] for c in (False, True))  # fmt: skip
+    assert rows[0].accepted.equals(cols[0].accepted) and rows[0].rejected.equals(cols[0].rejected)
+
+
 def test_parquet_nan_is_non_finite_and_null_is_missing(tmp_path, trade_rows):
     rows = [dict(trade_rows[0]), {**trade_rows[1], "price": float("nan")}, {**trade_rows[2], "price": None}]
     path = write(tmp_path, "parquet", rows)
