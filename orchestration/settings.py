@@ -168,7 +168,8 @@ class Settings:
     def source_description(self) -> str:
         if self.source == "sim":
             return f"simulated Polymarket (seed {self.sim_seed}, scale {self.sim_scale:g})"
-        return {"live": "Polymarket's live APIs", "files": f"files ({self.trades_path})"}.get(
+        fmt = "" if self.trades_format == "data-api" else f", {self.trades_format}"
+        return {"live": "Polymarket's live APIs", "files": f"files ({self.trades_path}{fmt})"}.get(
             self.source, self.source
         )
 

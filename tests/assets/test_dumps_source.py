@@ -170,6 +170,8 @@ def test_whalecopy_run_on_orderfilled_events_builds_the_marts_from_the_makers_fi
     assert reasons == sorted(["unknown_token", "no_usdc_leg", "bad_amount", "size_not_positive",
                               "exchange_as_maker", "bad_wallet", "bad_timestamp"])  # fmt: skip
     assert carol == (pytest.approx(89.0, abs=1e-9), True)
+    # the report and the UI name the source with its format
+    assert settings.source_description == f"files ({DUMPS / 'orderFilled.csv'}, orderfilled)"
 
 
 def test_poly_datas_markets_csv_in_either_form_maps_the_tokens_as_the_gamma_objects_do():
