@@ -171,13 +171,13 @@ def orderfilled_dump(scale: float) -> dict:
     return {"rows": len(events), "mb": round(trades.stat().st_size / 1e6)}
 
 
-def orderfilled(scale: float, batch_rows: int, db: Path) -> dict:
+def orderfilled(scale: float, batch_rows: int, db: Path, memory_limit: str | None = None) -> dict:
     """The events dump through ``FileSource(trade_format="orderfilled")`` and ``ingest_trades``: read, converted
     to fills, validated and loaded ``batch_rows`` rows at a time. Written first by another process."""
     trades, markets = orderfilled_paths(scale)
     if not trades.exists():
         subprocess.run([sys.executable, __file__, "orderfilled_dump", "--scale", str(scale)], check=True)
-    con = duckdb.connect(str(db))
+    con = duckdb.connect(str(db), config={"memory_limit": memory_limit} if memory_limit else {})
     ensure_raw(con)
     src = FileSource(str(trades), str(markets), now_ts=2_000_000_000, batch_rows=batch_rows or 10**12,
                      trade_format="orderfilled")  # fmt: skip
@@ -187,6 +187,7 @@ def orderfilled(scale: float, batch_rows: int, db: Path) -> dict:
     (n,) = con.execute("SELECT count(*) FROM raw.trades").fetchone()
     return {
         "case": "orderfilled_whole" if batch_rows == 0 else "orderfilled_stream", "scale": scale,
+        "memory_limit": memory_limit,
         "batch_rows": batch_rows, "records": report.load.received, "rows_in_warehouse": n,
         "quarantined": report.load.quarantined, "batches": report.pages,
         "dump_mb": round(trades.stat().st_size / 1e6), "ingest_s": round(seconds, 2),
@@ -203,6 +204,7 @@ def main() -> None:
     p.add_argument(
         "--batch-rows", type=int, default=FILE_BATCH_ROWS, help="files: records per batch (0: whole)"
     )
+    p.add_argument("--memory-limit", default=None, help="orderfilled: DuckDB's memory_limit, e.g. 1GB")
     args = p.parse_args()
     if args.case in ("files_dump", "orderfilled_dump"):
         print(
@@ -216,7 +218,7 @@ def main() -> None:
         out = {"sim_bulk": lambda: sim_bulk(args.scale, db), "http": lambda: http(args.scale, db),
                "loader": lambda: loader(args.rows, db),
                "files": lambda: files(args.scale, args.batch_rows, db),
-               "orderfilled": lambda: orderfilled(args.scale, args.batch_rows, db)}[args.case]()  # fmt: skip
+               "orderfilled": lambda: orderfilled(args.scale, args.batch_rows, db, args.memory_limit)}[args.case]()  # fmt: skip
     print(json.dumps(out))
 
 

@@ -7,6 +7,7 @@ run fetches again (exact repeats are dropped by the natural key).
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -273,36 +274,48 @@ def _ingest_trade_file(
     """The trades file a batch at a time (``source.batch_rows`` records): each batch's fills and quarantined rows
     are committed on their own, and the file's stream is marked covered (with its count of accepted fills) only
     after the last. A run stopped half-way leaves the stream uncovered, so the next run reads the file again; the
-    batches already loaded are then exact repeats (the natural key, the quarantine's record key) and add nothing."""
+    batches already loaded are then exact repeats (the natural key, the quarantine's record key) and add nothing.
+
+    Memory stays at about a batch: a batch's frames sit in reference cycles until a full collection, so each batch
+    is collected when it is loaded, with the objects of before the load frozen (``gc.freeze``) so that a
+    collection reads only the batch's own."""
     stream = f"trades/file/{source.trades_path}"
     if not refetch and stream in covered(con, stream, start, end):
         report.streams_skipped = 1
         return
     accepted, read, last_log = 0, 0, time.perf_counter()
-    for part in source.trade_batches():
-        frame = part.frame  # the records as columns (Parquet, a converted dump), else as rows
-        ts = record_times(part.rows) if frame is None else column_times(frame)
-        with np.errstate(invalid="ignore"):
-            # rows outside the window belong to other partitions; rows with no usable time go to validation always
-            keep = np.flatnonzero(
-                ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
+    gc.freeze()
+    try:
+        for part in source.trade_batches():
+            frame = part.frame  # the records as columns (Parquet, a converted dump), else as rows
+            ts = record_times(part.rows) if frame is None else column_times(frame)
+            with np.errstate(invalid="ignore"):
+                # rows outside the window belong to other partitions; rows with no usable time go to validation
+                keep = np.flatnonzero(
+                    ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
+                )
+            refs = part.ref_array()
+            batch = Batch(
+                rows=[part.rows[i] for i in keep] if frame is None else [],
+                origins=[str(source.trades_path)],
+                counts=[len(keep)],
+                frame=None if frame is None else frame.iloc[keep].reset_index(drop=True),
+                record=None if part.record is None else (lambda i, p=part, k=keep: p.record(k[i])),
             )
-        refs = part.ref_array()
-        batch = Batch(
-            rows=[part.rows[i] for i in keep] if frame is None else [],
-            origins=[str(source.trades_path)],
-            counts=[len(keep)],
-            frame=None if frame is None else frame.iloc[keep].reset_index(drop=True),
-            record=None if part.record is None else (lambda i, p=part, k=keep: p.record(k[i])),
-        )
-        batch.refs = list(refs[keep])
-        accepted += _commit_trades(con, batch, source, [], report, (start, end), key_column=None, prefix="")
-        read += len(part)
-        report.pages += 1
-        if time.perf_counter() - last_log > 10:
-            last_log = time.perf_counter()
-            log(f"trades (file): {read:,} records read, {report.load.inserted:,} new fills, "
-                f"{report.load.quarantined:,} quarantined, {time.perf_counter() - t0:.1f} s")  # fmt: skip
+            batch.refs = list(refs[keep])
+            accepted += _commit_trades(
+                con, batch, source, [], report, (start, end), key_column=None, prefix=""
+            )
+            read += len(part)
+            report.pages += 1
+            del part, batch, frame
+            gc.collect()
+            if time.perf_counter() - last_log > 10:
+                last_log = time.perf_counter()
+                log(f"trades (file): {read:,} records read, {report.load.inserted:,} new fills, "
+                    f"{report.load.quarantined:,} quarantined, {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    finally:
+        gc.unfreeze()
     _commit_trades(
         con, Batch(), source, [stream], report, (start, end), key_column=None, prefix="", counted=accepted
     )
