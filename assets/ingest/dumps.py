@@ -21,14 +21,15 @@ What a row means, read from poly_data's own code (``update_utils/process_live.py
   ``maker_direction``, ``price``, ``token_amount`` and ``usd_amount`` already in USDC and shares, and
   ``timestamp`` written as a UTC datetime. Its rows are the same events, so the same rule holds.
 
-The markets file (``--markets``, Gamma's market objects as for any file source) maps each token to its market,
-outcome and title. A fill whose token, or whose (market, side), is not in it is quarantined (``unknown_token``,
+The markets file (``--markets``: Gamma's market objects as for any file source, or poly_data's ``markets.csv``,
+``market_csv_records``) maps each token to its market, outcome and title. A fill whose token, or whose (market, side), is not in it is quarantined (``unknown_token``,
 ``unknown_market``), as are an event with no USDC leg or with both (``no_usdc_leg``), an amount that is not a
 whole number of 1e-6 units (``bad_amount``) and a timestamp that is neither epoch seconds nor a datetime
 (``bad_timestamp``); the rest is the Data API's validation (``size_not_positive``, ``bad_wallet``, ...).
 
-The files are read a batch of rows at a time (CSV in chunks, Parquet by record batches), every column as text
-(a token id has up to 78 digits), and converted with vectorised pandas: a 100M-row file is never held whole.
+The files are read a batch of rows at a time (Arrow's streaming CSV reader re-cut into exact batches, Parquet by
+record batches), every column as text (a token id has up to 78 digits), converted with vectorised pandas and handed
+to the validation as columns: a 100M-row file is never held whole.
 """
 
 from __future__ import annotations
