@@ -151,21 +151,45 @@ def _array(value: Any) -> list:
     return []
 
 
+def dump_files(path: str | Path) -> list[Path]:
+    """The files of a dump: the file itself, or every .csv, .csv.gz and .parquet file below a folder (poly_data's
+    Parquet store writes one folder per month, ``orderFilled/year=2026/month=5/*.parquet``), in path order."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _readable(p.name))
+    if not files:
+        raise DumpFormatError(f"file source: {path} is a folder with no .csv, .csv.gz or .parquet file in it")
+    return files
+
+
+def _readable(name: str) -> bool:
+    name = name.lower()
+    return name.endswith(".parquet") or name.removesuffix(".gz").endswith(".csv")
+
+
 def dump_frames(
     path: str | Path, fmt: str, batch_rows: int | None, columns: Sequence[str] | None = None
+) -> Iterator[tuple[pd.DataFrame, Path, int]]:
+    """(rows as text, the file, its first row number) ``batch_rows`` rows at a time (None: a file at once), file
+    after file (``dump_files``): CSV (optionally .gz) through Arrow's streaming reader, Parquet by record batches.
+    Every column is text (Arrow-backed strings); the empty string stands for a missing value. Row numbers count a
+    file's data rows from 1 (a CSV's header is line 1, so row r is on line r + 1)."""
+    for file in dump_files(path):
+        for frame, first in _file_frames(file, fmt, batch_rows, columns):
+            yield frame, file, first
+
+
+def _file_frames(
+    path: Path, fmt: str, batch_rows: int | None, columns: Sequence[str] | None
 ) -> Iterator[tuple[pd.DataFrame, int]]:
-    """(rows as text, first row number) ``batch_rows`` rows at a time (None: the whole file): CSV (optionally
-    .gz) through Arrow's streaming reader, Parquet by record batches. Every column is text (Arrow-backed strings);
-    the empty string stands for a missing value. Row numbers count data rows from 1 (a CSV's header is line 1,
-    so row r is on line r + 1)."""
-    path = Path(path)
     name = path.name.lower()
     wanted = list(columns) if columns else None
     if name.endswith(".parquet"):
         pf = pq.ParquetFile(path)
         _require(path, fmt, pf.schema_arrow.names)
         batches = pf.iter_batches(batch_size=batch_rows or 1_000_000, columns=wanted)
-    elif name.removesuffix(".gz").endswith(".csv"):
+    elif _readable(name):
         batches = _csv_batches(path, fmt, wanted)
     else:
         raise DumpFormatError(f"file source: {path}: a {fmt} dump is read from .csv, .csv.gz or .parquet")
@@ -213,7 +237,7 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int | None) -> Iterator[pa
 def dump_times(path: str | Path, fmt: str, batch_rows: int | None) -> Iterator[np.ndarray]:
     """Each row's epoch seconds (NaN where unusable), a batch at a time, reading the ``timestamp`` column alone
     (the run's partition range, before the load reads the whole file)."""
-    for frame, _ in dump_frames(path, fmt, batch_rows, columns=["timestamp"]):
+    for frame, _, _ in dump_frames(path, fmt, batch_rows, columns=["timestamp"]):
         yield _seconds(frame["timestamp"])
 
 

@@ -337,17 +337,17 @@ class FileSource:
         return self._dump_batches()
 
     def _dump_batches(self) -> Iterator[Batch]:
-        """A public dump a batch at a time, each row turned into the fill of its maker (dumps.py); a record's
-        ``record_ref`` is ``path:row``, the dump's data row counted from 1."""
+        """A public dump (a file, or a folder of them) a batch at a time, each row turned into the fill of its maker
+        (dumps.py); a record's ``record_ref`` is ``file:row``, the file's data row counted from 1."""
         path = Path(self.trades_path)
         if not path.exists():
             raise FileNotFoundError(f"file source: {path} does not exist")
         tokens = TokenMap.from_markets(self.market_batch().rows)
         convert = CONVERTERS[self.trade_format]
-        for frame, first in dump_frames(path, self.trade_format, self.batch_rows):
+        for frame, file, first in dump_frames(path, self.trade_format, self.batch_rows):
             fills = convert(frame, tokens)
-            refs = [f"{path}:{first + i}" for i in range(len(fills))]
-            yield Batch(refs=refs, origins=[str(path)], counts=[len(fills)], frame=fills)
+            refs = [f"{file}:{first + i}" for i in range(len(fills))]
+            yield Batch(refs=refs, origins=[str(file)], counts=[len(fills)], frame=fills)
 
     def trade_bounds(self) -> tuple[int, int] | None:
         """First and last usable timestamp in the trades file (for the partition range of a run), read a batch at

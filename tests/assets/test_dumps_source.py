@@ -231,3 +231,34 @@ def test_a_dump_load_stopped_half_way_is_read_again_and_adds_nothing_twice(tmp_p
     assert 0 < n < len(FILLS) and con.execute("SELECT count(*) FROM raw.ingest_state").fetchone() == (0,)
     again = ingest.ingest_trades(con, source(), start=1_500_000_000, end=NOW)
     assert again.load.inserted == len(FILLS) - n and loaded(con) == loaded(whole)
+
+
+def test_a_folder_of_parquet_files_as_poly_datas_store_writes_it_reads_as_the_one_file(tmp_path):
+    """poly_data's Parquet store writes a folder per month, its amounts Int64 in older files and text in newer
+    ones, with an ``id`` column: read file after file, in path order, each row's ``record_ref`` its own file's."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pacsv.read_csv(DUMPS / "orderFilled.csv", convert_options=pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in dumps.ORDERFILLED_COLUMNS}))  # fmt: skip
+    table = table.append_column("id", pa.array([f"e{i}" for i in range(table.num_rows)]))
+    first, second = table.slice(0, 5), table.slice(5)
+    amounts = ["makerAmountFilled", "takerAmountFilled"]
+    first = first.set_column(first.schema.get_field_index(amounts[0]), amounts[0],
+                             pa.compute.cast(first[amounts[0]], pa.int64()))  # fmt: skip
+    for part, name in ((first, "year=2024/month=11/a.parquet"), (second, "year=2024/month=12/a.parquet")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, tmp_path / name)
+    src = FileSource(str(tmp_path), str(DUMPS / "markets.json"), now_ts=NOW, trade_format="orderfilled",
+                     batch_rows=3)  # fmt: skip
+    parts = [parse_trades(b, source="files", now_ts=NOW) for b in src.trade_batches()]
+    assert rows(pa.concat_tables([p.accepted for p in parts])) == FILLS
+    refs = sorted(r for p in parts for r in p.rejected["record_ref"].to_pylist())
+    assert (
+        refs[0] == f"{tmp_path / 'year=2024/month=12/a.parquet'}:1"
+    )  # the sixth row is the second file's first
+    assert src.trade_bounds() == (1_731_000_000, 1_731_200_000)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileFormatError, match="a folder with no .csv, .csv.gz or .parquet file"):
+        list(FileSource(str(tmp_path / "empty"), str(DUMPS / "markets.json"), now_ts=NOW,
+                        trade_format="orderfilled").trade_batches())  # fmt: skip
