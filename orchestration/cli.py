@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the sync job on a source")
     run.add_argument("--source", choices=SOURCES, default=None)
     run.add_argument(
-        "--trades", help="file source: trades (.json, .jsonl[.gz] or .parquet; a dump: .csv[.gz] or .parquet)"
+        "--trades",
+        help="file source: trades (.json, .jsonl[.gz] or .parquet; a dump: .csv[.gz] or .parquet, or a folder of them)",
     )
     run.add_argument("--format", choices=TRADE_FORMATS, default=None, dest="trades_format",
                      help="file source: how the trades file is written: data-api (default: the Data API's trade "
