@@ -116,7 +116,7 @@ def market_csv_records(path: str | Path) -> list[dict]:
     no resolution: its markets load as unresolved, and positions in them realise P&L from trading only."""
     path = Path(path)
     try:
-        names = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+        names = _csv_names(path)
         text = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
         table = pacsv.read_csv(path, convert_options=text)
     except pa.ArrowInvalid as exc:
@@ -204,7 +204,7 @@ def _file_frames(
 
 def _csv_batches(path: Path, fmt: str, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     try:
-        header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+        header = _csv_names(path)
     except pa.ArrowInvalid as exc:
         raise DumpFormatError(f"file source: {path} is empty or not CSV (a {fmt} dump starts with its header): "
                               f"{exc}") from exc  # fmt: skip
@@ -216,6 +216,11 @@ def _csv_batches(path: Path, fmt: str, columns: list[str] | None) -> Iterator[pa
                                   convert_options=convert)  # fmt: skip
     except pa.ArrowInvalid as exc:
         raise DumpFormatError(f"file source: {path}: {exc}") from exc
+
+
+def _csv_names(path: Path) -> list[str]:
+    """A CSV's column names, from its first block (every column is then read as text by name)."""
+    return pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
 
 
 def _rebatch(batches: Iterator[pa.RecordBatch], rows: int | None) -> Iterator[pa.Table]:

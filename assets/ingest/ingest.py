@@ -20,7 +20,7 @@ import numpy as np
 from .clients import Page
 from .http import NonJsonBodyError
 from .records import WALLET_RE, Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
-from .sources import ApiSource, FileSource, column_times, record_times
+from .sources import ApiSource, FileSource, batch_times
 from .store import (
     LoadResult,
     Transaction,
@@ -287,28 +287,19 @@ def _ingest_trade_file(
     gc.freeze()
     try:
         for part in source.trade_batches():
-            frame = part.frame  # the records as columns (Parquet, a converted dump), else as rows
-            ts = record_times(part.rows) if frame is None else column_times(frame)
+            ts = batch_times(part)
             with np.errstate(invalid="ignore"):
                 # rows outside the window belong to other partitions; rows with no usable time go to validation
                 keep = np.flatnonzero(
                     ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
                 )
-            refs = part.ref_array()
-            batch = Batch(
-                rows=[part.rows[i] for i in keep] if frame is None else [],
-                origins=[str(source.trades_path)],
-                counts=[len(keep)],
-                frame=None if frame is None else frame.iloc[keep].reset_index(drop=True),
-                record=None if part.record is None else (lambda i, p=part, k=keep: p.record(k[i])),
-            )
-            batch.refs = list(refs[keep])
+            batch = part.take(keep, str(source.trades_path))
             accepted += _commit_trades(
                 con, batch, source, [], report, (start, end), key_column=None, prefix=""
             )
             read += len(part)
             report.pages += 1
-            del part, batch, frame
+            del part, batch
             gc.collect()
             if time.perf_counter() - last_log > 10:
                 last_log = time.perf_counter()

@@ -159,6 +159,19 @@ class Batch:
     def __len__(self) -> int:
         return len(self.rows) if self.frame is None else len(self.frame)
 
+    def take(self, idx: np.ndarray, origin: str) -> Batch:
+        """The rows at ``idx`` (records or columns, with their refs and their records as the file held them), as
+        one batch from ``origin``."""
+        record = self.record
+        return Batch(
+            rows=[self.rows[i] for i in idx] if self.frame is None else [],
+            origins=[origin],
+            counts=[len(idx)],
+            refs=list(self.ref_array()[idx]),
+            frame=None if self.frame is None else self.frame.iloc[idx].reset_index(drop=True),
+            record=None if record is None else (lambda i: record(idx[i])),
+        )
+
     def origin_array(self) -> np.ndarray:
         return np.repeat(np.asarray(self.origins, dtype=object), self.counts)
 

@@ -373,7 +373,13 @@ class FileSource:
                     yield b.column(0).to_numpy(zero_copy_only=False).astype(np.float64)
                 return
         for batch in self.trade_batches():
-            yield record_times(batch.rows)
+            yield batch_times(batch)
+
+
+def batch_times(batch: Batch) -> np.ndarray:
+    """Each record's ``timestamp`` as a float (NaN where it is missing or not a number), the records given as rows
+    or as columns."""
+    return record_times(batch.rows) if batch.frame is None else column_times(batch.frame)
 
 
 def column_times(frame: pd.DataFrame) -> np.ndarray:
