@@ -73,6 +73,7 @@ def build_resources(settings: Settings) -> dict:
             sim_throttle_share=settings.sim_throttle_share,
             sim_cache_dir=None if settings.sim_cache_dir is None else str(settings.sim_cache_dir),
             trades_path=settings.trades_path,
+            activity_path=settings.activity_path,
             markets_path=settings.markets_path,
             trades_format=settings.trades_format,
             file_batch_rows=settings.file_batch_rows,

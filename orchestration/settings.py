@@ -96,6 +96,8 @@ class Settings:
     #: how the trades file is written: data-api (the Data API's trade objects), poly-data (poly_data's processed
     #: trades) or orderfilled (the on-chain OrderFilled events): assets/ingest/dumps.py
     trades_format: str = "data-api"
+    #: the Data API's /activity rows (splits, merges, redemptions, conversions, rewards, rebates), or None
+    activity_path: str | None = None
     file_batch_rows: int = 100_000  # the trades read, parsed and loaded at a time (a dump larger than memory)
     # live APIs
     data_api_url: str = "https://data-api.polymarket.com"
@@ -204,6 +206,7 @@ class Settings:
             real_warehouse_path=Path(p) if (p := os.environ.get("WHALECOPY_REAL_WAREHOUSE")) else None,
             markets_path=os.environ.get("WHALECOPY_MARKETS_PATH") or None,
             trades_format=trades_format,
+            activity_path=os.environ.get("WHALECOPY_ACTIVITY_PATH") or None,
             file_batch_rows=_env_int("WHALECOPY_FILE_BATCH_ROWS", 100_000, minimum=1),
             data_api_url=_env("POLYMARKET_DATA_API_URL", "https://data-api.polymarket.com"),
             gamma_api_url=_env("POLYMARKET_GAMMA_API_URL", "https://gamma-api.polymarket.com"),

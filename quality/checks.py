@@ -96,6 +96,7 @@ class Gate:
 
 GATES = [
     Gate("raw_trades_gate", "raw.trades", "trades", increment=Increment(stamp="ingested_at")),
+    Gate("raw_activity_gate", "raw.activity", "activity", increment=Increment(stamp="ingested_at")),
     Gate("raw_markets_gate", "raw.markets", "markets"),
     Gate(
         "raw_price_history_gate",

@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from assets.ingest.records import ACTIVITY_TYPES
 from assets.warehouse import table_columns, table_type
 
 if TYPE_CHECKING:
@@ -368,6 +369,23 @@ SUITES: dict[str, TableSuite] = _suites(
             not_null("fill_key"),
             unique("fill_key"),
             row_count_at_least(1),
+        ),
+    ),
+    TableSuite(
+        "raw.activity",
+        (
+            matches_regex("proxy_wallet", WALLET_RE),
+            in_set("type", list(ACTIVITY_TYPES)),
+            matches_regex("condition_id", HEX64_RE),
+            matches_regex("asset", TOKEN_RE),
+            between("size", 0, MAX_SIZE),
+            not_null("size"),
+            between("usdc_size", 0, MAX_SIZE),
+            not_null("usdc_size"),
+            ts_in_range("ts"),
+            not_null("ts"),
+            not_null("activity_key"),
+            unique("activity_key"),
         ),
     ),
     TableSuite(

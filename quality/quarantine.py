@@ -28,6 +28,10 @@ REASONS: dict[str, str] = {
     "timestamp_future": "timestamp is in the future",
     "timestamp_invalid": "timestamp is not a whole number of seconds after 2017-07-14",
     "bad_outcomes": "outcomes / outcomePrices / clobTokenIds are not JSON arrays of one length",
+    # a Data API /activity row (records.parse_activity)
+    "unknown_activity_type": "activity: a type outside TRADE, SPLIT, MERGE, REDEEM, REWARD, CONVERSION, "
+    "MAKER_REBATE, TAKER_REBATE (its effect on P&L is unknown)",
+    "amount_negative": "activity: size or usdcSize is negative",
     # a row of a public dump (assets/ingest/dumps.py) the conversion to a fill refused
     "unknown_token": "dump: the outcome token is in no market of the markets file",
     "unknown_market": "dump: the (market_id, nonusdc_side) is in no market of the markets file",
@@ -40,7 +44,7 @@ REASONS: dict[str, str] = {
 QUARANTINE_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE TABLE IF NOT EXISTS raw.quarantine (
-    entity        VARCHAR NOT NULL,     -- trades | markets | price_history | leaderboard
+    entity        VARCHAR NOT NULL,     -- trades | activity | markets | price_history | leaderboard
     source        VARCHAR NOT NULL,     -- sim | live | files
     origin        VARCHAR,              -- the URL or file (and line) the record came from
     reason_code   VARCHAR NOT NULL,     -- the first failing rule, one of quality.quarantine.REASONS

@@ -17,6 +17,7 @@ from assets.warehouse import Transaction
 from .http import NonJsonBodyError
 from .ingest import (
     IngestReport,
+    ingest_activity,
     ingest_leaderboard,
     ingest_markets,
     ingest_prices,
@@ -29,6 +30,7 @@ from .store import ensure_raw
 
 RAW_MARKETS = dg.AssetKey(["raw", "markets"])
 RAW_TRADES = dg.AssetKey(["raw", "trades"])
+RAW_ACTIVITY = dg.AssetKey(["raw", "activity"])
 RAW_PRICES = dg.AssetKey(["raw", "price_history"])
 RAW_LEADERBOARD = dg.AssetKey(["raw", "leaderboard"])
 SIM_TRUTH = dg.AssetKey(["evaluation", "sim_truth"])
@@ -39,6 +41,13 @@ class TradesConfig(dg.Config):
     markets_per_request: int = 20
     large_trade_usd: float = 10_000.0
     refetch: bool = False  # fetch windows already covered again (repeats are dropped by natural key)
+
+
+class ActivityConfig(dg.Config):
+    #: the wallets whose activity is fetched: the leaderboard's and those whose fills add up to at least this many
+    #: dollars (0: every wallet that traded)
+    min_volume_usd: float = 0.0
+    refetch: bool = False
 
 
 class PricesConfig(dg.Config):
@@ -91,7 +100,7 @@ def keeping_bad_bodies(con: duckdb.DuckDBPyConnection, entity: str, source: str)
 
 
 #: the raw tables an ingest asset writes (the only names ``_result`` puts into SQL)
-RAW_TABLES = ("markets", "trades", "price_history", "leaderboard")
+RAW_TABLES = ("markets", "trades", "activity", "price_history", "leaderboard")
 
 
 def _result(report: IngestReport, con: duckdb.DuckDBPyConnection, table: str) -> dg.MaterializeResult:
@@ -185,6 +194,32 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             return _result(report, con, "trades")
 
     @dg.asset(
+        key=RAW_ACTIVITY,
+        deps=[RAW_TRADES, RAW_LEADERBOARD],
+        description="Data API /activity rows other than trades (splits, merges, redemptions, conversions, rewards, "
+        "rebates) of every wallet that traded and the leaderboard's, each carried on from where it stopped, "
+        "validated; rejected rows go to raw.quarantine.",
+        **daily,
+    )
+    def raw_activity(
+        context: dg.AssetExecutionContext,
+        config: ActivityConfig,
+        polymarket: PolymarketResource,
+        warehouse: DuckDBResource,
+    ):
+        window = _window(context, polymarket)
+        with polymarket.open() as src, warehouse.get_connection() as con:
+            ensure_raw(con)
+            if window is None:
+                return dg.MaterializeResult(metadata={"skipped": "outside the source's history"})
+            with keeping_bad_bodies(con, "activity", src.name):
+                report = ingest_activity(
+                    con, src, start=window[0], end=window[1], min_volume_usd=config.min_volume_usd,
+                    refetch=config.refetch, log=context.log.info,
+                )  # fmt: skip
+            return _result(report, con, "activity")
+
+    @dg.asset(
         key=RAW_PRICES,
         deps=[RAW_TRADES],
         description="CLOB /prices-history of the tokens the whale universe trades (marks for positions).",
@@ -211,7 +246,7 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                 )  # fmt: skip
             return _result(report, con, "price_history")
 
-    return [raw_trades, raw_price_history]
+    return [raw_trades, raw_activity, raw_price_history]
 
 
 @dg.asset(
@@ -241,7 +276,7 @@ def sim_truth(context: dg.AssetExecutionContext, polymarket: PolymarketResource,
                 con.execute(
                     "CREATE TABLE evaluation.sim_truth (seed INTEGER, wallet VARCHAR, wallet_type VARCHAR, "
                     "bankroll DOUBLE, lookahead_hours DOUBLE, true_edge DOUBLE, n_entries BIGINT, "
-                    "entry_notional DOUBLE, n_fills BIGINT, is_whale BOOLEAN, decay_start TIMESTAMPTZ)"
+                    "entry_notional DOUBLE, n_fills BIGINT, is_whale BOOLEAN, pnl_resolved DOUBLE, decay_start TIMESTAMPTZ)"
                 )
         counts = dict(
             con.execute(

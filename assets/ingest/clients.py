@@ -1,4 +1,4 @@
-"""Polymarket clients: Data API (/trades, /v1/leaderboard), Gamma (/markets), CLOB (/prices-history).
+"""Polymarket clients: Data API (/trades, /activity, /v1/leaderboard), Gamma (/markets), CLOB (/prices-history).
 
 Every loop is bounded. Pagination reads the page size it actually got, switches to ``start``/``end`` time windows
 when the offset cap is reached (or answered with a 400), and stops with an error naming the URL on a repeated
@@ -87,8 +87,31 @@ class DataApi:
             base["filterAmount"] = min_cash
         if side is not None:
             base["side"] = side
-        window_end = end
-        window_start = 1 if start is None and user is not None else start
+        return self._windowed("/trades", base, 1 if start is None and user is not None else start, end)
+
+    def activity(
+        self,
+        *,
+        user: str,
+        start: int | None = None,
+        end: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[Page]:
+        """The ``/activity`` rows of ``user`` in [start, end] (polymarket_api.md §2.2), of ``types`` (a csv
+        filter; None: every type), newest first, paged as :meth:`trades` (``limit`` at most 500, the offset cap
+        met by narrowing the window)."""
+        base: dict[str, Any] = {"user": user, "sortBy": "TIMESTAMP", "sortDirection": "DESC"}
+        if types:
+            base["type"] = ",".join(types)
+        return self._windowed("/activity", base, 1 if start is None else start, end, limit_cap=500)
+
+    def _windowed(
+        self, path: str, base: dict[str, Any], window_start: int | None, window_end: int | None,
+        limit_cap: int | None = None,
+    ) -> Iterator[Page]:  # fmt: skip
+        """Every row of ``path`` for ``base`` in [window_start, window_end], newest first, by offsets; at the
+        offset cap (or a 400 at a deep offset) the window's end narrows to the oldest timestamp seen."""
+        limit = self.page_limit if limit_cap is None else min(self.page_limit, limit_cap)
         offset = 0
         page_size = 0  # the largest page the server has actually returned
         seen: set[tuple] = set()
@@ -98,12 +121,12 @@ class DataApi:
                 **base,
                 "start": window_start,
                 "end": window_end,
-                "limit": self.page_limit,
+                "limit": limit,
                 "offset": offset,
             }
-            url = _Url(self.api, "/trades", params)
+            url = _Url(self.api, path, params)
             try:
-                rows = self.api.get_json("/trades", params)
+                rows = self.api.get_json(path, params)
             except ApiStatusError as exc:
                 if exc.status == 400 and offset > 0:
                     # The server's offset cap is lower than ours: continue in a narrower time window.
@@ -112,7 +135,7 @@ class DataApi:
                     continue
                 raise
             if not isinstance(rows, list):
-                raise PaginationError(f"expected a JSON array of trades, got {type(rows).__name__}", url)
+                raise PaginationError(f"expected a JSON array of rows, got {type(rows).__name__}", url)
             if not rows:
                 return
             fingerprint = _page_fingerprint(rows)
@@ -131,7 +154,7 @@ class DataApi:
             if offset > self.offset_cap:
                 window_end = self._narrow(window_end, oldest_in_window, url)
                 offset, oldest_in_window, seen = 0, None, set()
-        raise PaginationError(f"more than {MAX_PAGES} pages for one query", self.api.url_for("/trades", base))
+        raise PaginationError(f"more than {MAX_PAGES} pages for one query", self.api.url_for(path, base))
 
     @staticmethod
     def _narrow(window_end: int | None, oldest: int | None, url: str) -> int:
@@ -142,6 +165,30 @@ class DataApi:
                 f"time window cannot advance: more rows at timestamp {oldest} than the offset cap allows", url
             )
         return oldest
+
+    def positions(self, *, user: str, closed: bool) -> Iterator[Page]:
+        """``/closed-positions`` (pages of at most 50) or ``/positions`` (at most 500, every size:
+        ``sizeThreshold=0``) of ``user``, by offsets until a short page (polymarket_api.md §2.3, §2.4)."""
+        path = "/closed-positions" if closed else "/positions"
+        limit = 50 if closed else min(self.page_limit, 500)
+        base: dict[str, Any] = {"user": user} if closed else {"user": user, "sizeThreshold": 0}
+        seen: set[tuple] = set()
+        for page_no in range(MAX_PAGES):
+            params = {**base, "limit": limit, "offset": page_no * limit}
+            url = self.api.url_for(path, params)
+            rows = self.api.get_json(path, params)
+            if not isinstance(rows, list):
+                raise PaginationError(f"expected a JSON array of positions, got {type(rows).__name__}", url)
+            if not rows:
+                return
+            key = tuple((r.get("asset"), r.get("realizedPnl")) for r in rows if isinstance(r, dict))
+            if key in seen:
+                raise PaginationError("the server returned the same page of positions twice", url)
+            seen.add(key)
+            yield Page(url, rows)
+            if len(rows) < limit:
+                return
+        raise PaginationError(f"more than {MAX_PAGES} pages for one query", self.api.url_for(path, base))
 
     def leaderboard(
         self, *, category: str = "OVERALL", time_period: str = "ALL", order_by: str = "PNL", limit: int = 500

@@ -19,12 +19,23 @@ import numpy as np
 
 from .clients import Page
 from .http import NonJsonBodyError
-from .records import WALLET_RE, Batch, parse_leaderboard, parse_markets, parse_price_history, parse_trades
+from .records import (
+    ACTIVITY_SCHEMA,
+    WALLET_RE,
+    Batch,
+    empty_quarantine,
+    parse_activity,
+    parse_leaderboard,
+    parse_markets,
+    parse_price_history,
+    parse_trades,
+)
 from .sources import ApiSource, FileSource, batch_times
 from .store import (
     LoadResult,
     Transaction,
     covered,
+    load_activity,
     load_leaderboard,
     load_markets,
     load_price_history,
@@ -311,6 +322,135 @@ def _ingest_trade_file(
         con, Batch(), source, [stream], report, (start, end), key_column=None, prefix="", counted=accepted
     )
     report.streams_done = 1
+
+
+# ---------------------------------------------------------------------------------------------- activity
+
+
+def activity_wallets(con: duckdb.DuckDBPyConnection, min_volume_usd: float = 0.0) -> list[str]:
+    """The wallets whose ``/activity`` the warehouse keeps: the seeded universe (the latest leaderboard) and every
+    wallet whose fills add up to at least ``min_volume_usd`` (0: every wallet that traded). All of them, not only
+    those that traded in a window: a redemption comes after a wallet's last fill, a split before its first."""
+    rows = con.execute(
+        """
+        SELECT proxy_wallet FROM raw.trades GROUP BY 1 HAVING sum(size * price) >= ?
+        UNION
+        SELECT proxy_wallet FROM raw.leaderboard
+        WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.leaderboard)
+        ORDER BY 1
+        """,
+        [min_volume_usd],
+    ).fetchall()
+    return [r[0] for r in rows if _WALLET.fullmatch(r[0])]
+
+
+def activity_plan(
+    wallets: Sequence[str], held: dict[str, tuple[int, int]], start: int, end: int, history_start: int,
+    refetch: bool = False,
+) -> list[tuple[str, int]]:  # fmt: skip
+    """``(wallet, fetch_from)`` for each wallet whose activity [start, end] needs, fetched up to ``end``. A
+    wallet's stream (``held``: its fetched [from, to]) is carried on from where it stopped, so no day between is
+    skipped; a wallet without one is fetched from ``history_start`` (a split before the wallet's first fill in the
+    window is in its history). One whose stream covers [start, end] is left out, unless ``refetch``."""
+    plan = []
+    for wallet in wallets:
+        got = held.get(wallet)
+        if refetch:
+            plan.append((wallet, start))
+        elif got is None:
+            plan.append((wallet, min(start, history_start)))
+        elif not (got[0] <= start and got[1] >= end):
+            plan.append((wallet, min(start, got[1] + 1)))
+    return plan
+
+
+def ingest_activity(
+    con: duckdb.DuckDBPyConnection,
+    source: ApiSource | FileSource,
+    *,
+    start: int,
+    end: int,
+    min_volume_usd: float = 0.0,
+    refetch: bool = False,
+    log: Log = _quiet,
+) -> IngestReport:
+    """The wallets' ``/activity`` rows up to ``end`` (epoch s, inclusive) other than trades: splits, merges,
+    redemptions, conversions, rewards and rebates (``activity_wallets``; a stream per wallet,
+    ``activity/user/<wallet>``, carried on from where it stopped, or from the first fill the warehouse holds:
+    ``activity_plan``). A file
+    source reads its activity file, if it has one, a batch at a time (rows outside the window are left to their
+    own partitions). Rows are validated (``records.parse_activity``) and loaded with their cursors in one
+    transaction a batch."""
+    t0 = time.perf_counter()
+    report = IngestReport("activity", window=(start, end))
+    if isinstance(source, FileSource):
+        stream = f"activity/file/{source.activity_path}"
+        if source.activity_path is None or (not refetch and stream in covered(con, stream, start, end)):
+            report.streams_skipped = int(source.activity_path is not None)
+            return report
+        accepted = 0
+        for part in source.activity_batches():
+            ts = batch_times(part)
+            with np.errstate(invalid="ignore"):
+                keep = np.flatnonzero(
+                    ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
+                )
+            parsed = parse_activity(part.take(keep, str(source.activity_path)), source=source.name,
+                                    now_ts=source.now_ts)  # fmt: skip
+            report.unknown_fields.update(parsed.unknown_fields)
+            report.load += load_activity(con, parsed.accepted, parsed.rejected, source=source.name)
+            accepted += parsed.n_accepted
+            report.pages += 1
+        # the file's stream is marked covered only after its last batch (a run stopped half-way reads it again)
+        report.load += load_activity(con, ACTIVITY_SCHEMA.empty_table(), empty_quarantine(), source=source.name,
+                                     cursors={stream: (start, end, accepted)})  # fmt: skip
+        report.streams_done = 1
+        report.seconds = time.perf_counter() - t0
+        log(f"activity (file): {report.load.inserted} inserted, {report.load.quarantined} quarantined")
+        return report
+    prefix = "activity/user/"
+    wallets = activity_wallets(con, min_volume_usd)
+    held = {
+        stream.removeprefix(prefix): (lo, hi)
+        for stream, lo, hi in con.execute(
+            "SELECT stream, start_ts, cursor_ts FROM raw.ingest_state WHERE starts_with(stream, ?)", [prefix]
+        ).fetchall()
+    }
+    (first_fill,) = con.execute("SELECT min(ts) FROM raw.trades").fetchone()
+    todo = activity_plan(wallets, held, start, end, start if first_fill is None else int(first_fill), refetch)
+    report.streams_skipped = len(wallets) - len(todo)
+    log(f"activity: {len(todo)} wallets to fetch, {report.streams_skipped} already covered")
+    batch, streams, last_log = Batch(), [], time.perf_counter()
+
+    def commit() -> None:
+        parsed = parse_activity(batch, source=source.name, now_ts=source.now_ts)
+        report.unknown_fields.update(parsed.unknown_fields)
+        agg = parsed.accepted.group_by("proxy_wallet").aggregate([([], "count_all")])
+        counts = dict(
+            zip(agg.column("proxy_wallet").to_pylist(), agg.column("count_all").to_pylist(), strict=True)
+        )
+        cursors = {prefix + w: (lo, end, int(counts.get(w, 0))) for w, lo in streams}
+        report.load += load_activity(
+            con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors
+        )
+
+    for n, (wallet, fetch_from) in enumerate(todo, start=1):
+        for page in source.activity_pages(user=wallet, start=fetch_from, end=end):
+            batch.add(page)
+            report.pages += 1
+        streams.append((wallet, fetch_from))
+        report.streams_done += 1
+        if len(batch) >= COMMIT_ROWS or n == len(todo) or len(streams) >= 2_000:
+            commit()
+            batch, streams = Batch(), []
+        if time.perf_counter() - last_log > 10 or n == len(todo):
+            last_log = time.perf_counter()
+            log(f"activity: {n}/{len(todo)} wallets, {report.pages} pages, {report.load.inserted:,} new rows, "
+                f"{report.load.quarantined} quarantined, {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    if report.drift_note():
+        log(report.drift_note())
+    report.seconds = time.perf_counter() - t0
+    return report
 
 
 # ---------------------------------------------------------------------------------------------- leaderboard

@@ -76,6 +76,56 @@ TRADES_SCHEMA = pa.schema(
     ]
 )
 
+#: the Data API's ``/activity`` types (polymarket_api.md §2.2; ``TAKER_REBATE`` is seen though not documented).
+#: A row of any other type is quarantined (``unknown_activity_type``): its meaning for P&L is unknown.
+ACTIVITY_TYPES = (
+    "TRADE", "SPLIT", "MERGE", "REDEEM", "REWARD", "CONVERSION", "MAKER_REBATE", "TAKER_REBATE",
+)  # fmt: skip
+#: the types that move shares of one market and so must name it
+ACTIVITY_MARKET_TYPES = ("TRADE", "SPLIT", "MERGE", "REDEEM", "CONVERSION")
+
+ACTIVITY_FIELDS = {  # API field -> raw.activity column
+    "proxyWallet": "proxy_wallet",
+    "type": "type",
+    "conditionId": "condition_id",
+    "asset": "asset",
+    "side": "side",
+    "size": "size",
+    "usdcSize": "usdc_size",
+    "price": "price",
+    "timestamp": "ts",
+    "outcomeIndex": "outcome_index",
+    "outcome": "outcome",
+    "title": "title",
+    "slug": "slug",
+    "eventSlug": "event_slug",
+    "transactionHash": "transaction_hash",
+}
+ACTIVITY_FIELDS_IGNORED = frozenset(
+    {"icon", "bio", "profileImage", "profileImageOptimized", "name", "pseudonym"}
+)
+ACTIVITY_REQUIRED = ("proxyWallet", "type", "size", "usdcSize", "timestamp")
+
+ACTIVITY_SCHEMA = pa.schema(
+    [
+        ("proxy_wallet", pa.string()),
+        ("type", pa.string()),
+        ("condition_id", pa.string()),
+        ("asset", pa.string()),
+        ("side", pa.string()),
+        ("size", pa.float64()),
+        ("usdc_size", pa.float64()),
+        ("price", pa.float64()),
+        ("ts", pa.int64()),
+        ("outcome_index", pa.int32()),
+        ("outcome", pa.string()),
+        ("title", pa.string()),
+        ("slug", pa.string()),
+        ("event_slug", pa.string()),
+        ("transaction_hash", pa.string()),
+    ]
+)
+
 MARKETS_SCHEMA = pa.schema(
     [
         ("condition_id", pa.string()),
@@ -399,12 +449,7 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     with np.errstate(invalid="ignore"):
         finite_price = np.isfinite(price.values)
         reasons.add("price_out_of_range", finite_price & ((price.values < 0) | (price.values > 1)))
-        t = ts.values
-        finite_t = np.isfinite(t)
-        millis = finite_t & (t >= MILLIS_TS)
-        reasons.add("timestamp_millis", millis)
-        reasons.add("timestamp_future", finite_t & ~millis & (t > now_ts + FUTURE_SLACK_S))
-        reasons.add("timestamp_invalid", finite_t & ((t < MIN_TS) | (np.floor(t) != t)))
+    _timestamp_rules(reasons, ts, now_ts)
     for name in TRADE_REQUIRED:  # last, so the code stays missing_value: the list names each absent field
         reasons.add(f"missing:{name}", is_obj & frame[name].isna().to_numpy())
 
@@ -412,12 +457,6 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
     good = ~bad
     origins = batch.origin_array()
     refs = batch.ref_array()
-    outcome_index = pd.to_numeric(frame["outcomeIndex"], errors="coerce").to_numpy(dtype=np.float64)[good]
-    oi_ok = (
-        np.isfinite(outcome_index)
-        & (outcome_index == np.floor(outcome_index))
-        & (np.abs(outcome_index) < 2**31)
-    )
     accepted = pa.table(
         {
             "proxy_wallet": pa.array(wallet[good], pa.string()),
@@ -428,9 +467,7 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
             "price": pa.array(price.values[good] + 0.0, pa.float64()),  # +0.0 turns -0.0 into 0.0
             "ts": pa.array(ts.values[good].astype(np.int64), pa.int64()),
             "outcome": pa.array(_text(frame["outcome"])[good], pa.string()),
-            "outcome_index": pa.array(
-                np.where(oi_ok, outcome_index, 0).astype(np.int32), pa.int32(), mask=~oi_ok
-            ),
+            "outcome_index": _int32_or_null(frame["outcomeIndex"][good]),
             "title": pa.array(_text(frame["title"])[good], pa.string()),
             "slug": pa.array(_text(frame["slug"])[good], pa.string()),
             "event_slug": pa.array(_text(frame["eventSlug"])[good], pa.string()),
@@ -449,6 +486,127 @@ def parse_trades(batch: Batch, *, source: str, now_ts: int) -> Parsed:
         else tuple(
             sorted(set(batch.frame.columns) - TRADE_FIELDS.keys() - TRADE_FIELDS_IGNORED - set(DUMP_FIELDS))
         ),
+        np.flatnonzero(good),
+    )
+
+
+def _timestamp_rules(reasons: Reasons, ts: Number, now_ts: int) -> None:
+    with np.errstate(invalid="ignore"):
+        t = ts.values
+        finite_t = np.isfinite(t)
+        millis = finite_t & (t >= MILLIS_TS)
+        reasons.add("timestamp_millis", millis)
+        reasons.add("timestamp_future", finite_t & ~millis & (t > now_ts + FUTURE_SLACK_S))
+        reasons.add("timestamp_invalid", finite_t & ((t < MIN_TS) | (np.floor(t) != t)))
+
+
+def _int32_or_null(s: pd.Series) -> pa.Array:
+    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 2**31)
+    return pa.array(np.where(ok, values, 0).astype(np.int32), pa.int32(), mask=~ok)
+
+
+def _blank_to_null(s: pd.Series) -> pd.Series:
+    """The Data API writes an absent id as ``""`` on activity rows that are not trades: read it as null."""
+    return s.mask(s.str.strip().eq("").fillna(False))
+
+
+def parse_activity(batch: Batch, *, source: str, now_ts: int) -> Parsed:
+    """Validate Data API ``/activity`` rows (polymarket_api.md §2.2). Accepted rows follow ``ACTIVITY_SCHEMA``.
+
+    Every row needs a wallet, a type, ``size``, ``usdcSize`` and a timestamp; a type outside
+    :data:`ACTIVITY_TYPES` is quarantined (``unknown_activity_type``), never guessed at. The types that move
+    shares (:data:`ACTIVITY_MARKET_TYPES`) must name their market (``conditionId``); a TRADE also its token, side
+    and price, and a CONVERSION leg its token and side (SELL for a NO token given up, BUY for a YES token received:
+    the reading docs/metrics.md#conversions declares). Empty ids (``""``) on the other types read as null. Sizes
+    are not negative (a losing REDEEM pays 0)."""
+    rows = batch.rows
+    fields = list(ACTIVITY_FIELDS)
+    frame, is_obj = _frame(rows, fields)
+    n = len(frame)
+    reasons = Reasons(n)
+    _not_objects(reasons, rows, is_obj)
+
+    wallet = _text(frame["proxyWallet"])
+    kind = _text(frame["type"]).str.strip().str.upper()
+    condition = _blank_to_null(_text(frame["conditionId"]))
+    asset = _blank_to_null(_text(frame["asset"]))
+    side = _blank_to_null(_text(frame["side"]))
+    tx = _blank_to_null(_text(frame["transactionHash"]))
+    size = _number(frame["size"])
+    usdc = _number(frame["usdcSize"])
+    price = _number(frame["price"])
+    ts = _number(frame["timestamp"])
+
+    is_type = {t: kind.eq(t).fillna(False).to_numpy(bool) for t in ACTIVITY_TYPES}
+    known = np.logical_or.reduce(list(is_type.values()))
+    moves_shares = np.logical_or.reduce([is_type[t] for t in ACTIVITY_MARKET_TYPES])
+    legged = is_type["TRADE"] | is_type["CONVERSION"]
+    missing = {
+        "proxyWallet": wallet.isna().to_numpy(),
+        "type": kind.isna().to_numpy(),
+        "size": ~size.present,
+        "usdcSize": ~usdc.present,
+        "timestamp": ~ts.present,
+        "conditionId": moves_shares & condition.isna().to_numpy(),
+        "asset": legged & asset.isna().to_numpy(),
+        "side": legged & side.isna().to_numpy(),
+        "price": is_type["TRADE"] & ~price.present,
+    }
+    reasons.add("bad_wallet", wallet.notna().to_numpy() & ~_matches(wallet, WALLET_RE))
+    reasons.add("unknown_activity_type", kind.notna().to_numpy() & ~known)
+    reasons.add("bad_condition_id", condition.notna().to_numpy() & ~_matches(condition, HEX64_RE))
+    reasons.add("bad_token_id", asset.notna().to_numpy() & ~_token_ok(asset))
+    reasons.add("bad_tx_hash", tx.notna().to_numpy() & ~_matches(tx, HEX64_RE))
+    reasons.add(
+        "bad_side",
+        legged & side.notna().to_numpy() & ~side.isin(["BUY", "SELL"]).fillna(False).to_numpy(bool),
+    )
+    with np.errstate(invalid="ignore"):
+        reasons.add("amount_negative", (size.values < 0) | (usdc.values < 0))
+        reasons.add("size_out_of_range", (size.values > MAX_SIZE) | (usdc.values > MAX_SIZE))
+        reasons.add("size_not_positive", legged & np.isfinite(size.values) & (size.values <= 0))
+    reasons.add("missing_value", is_obj & np.logical_or.reduce(list(missing.values())))
+    reasons.add("bad_number", size.bad | usdc.bad | price.bad | ts.bad)
+    reasons.add("non_finite", size.non_finite | usdc.non_finite | price.non_finite | ts.non_finite)
+    with np.errstate(invalid="ignore"):
+        reasons.add("price_out_of_range", is_type["TRADE"] & ((price.values < 0) | (price.values > 1)))
+    _timestamp_rules(reasons, ts, now_ts)
+    for name, mask in missing.items():  # last: the code stays missing_value, the list names each absent field
+        reasons.add(f"missing:{name}", is_obj & mask)
+
+    bad = reasons.rejected()
+    good = ~bad
+    price_ok = np.isfinite(price.values)
+    accepted = pa.table(
+        {
+            "proxy_wallet": pa.array(wallet[good], pa.string()),
+            "type": pa.array(kind[good], pa.string()),
+            "condition_id": pa.array(condition[good], pa.string()),
+            "asset": pa.array(asset[good], pa.string()),
+            "side": pa.array(side[good], pa.string()),
+            "size": pa.array(size.values[good] + 0.0, pa.float64()),
+            "usdc_size": pa.array(usdc.values[good] + 0.0, pa.float64()),
+            "price": pa.array(
+                np.where(price_ok, price.values, 0.0)[good] + 0.0, pa.float64(), mask=~price_ok[good]
+            ),  # fmt: skip
+            "ts": pa.array(ts.values[good].astype(np.int64), pa.int64()),
+            "outcome_index": _int32_or_null(frame["outcomeIndex"][good]),
+            "outcome": pa.array(_blank_to_null(_text(frame["outcome"]))[good], pa.string()),
+            "title": pa.array(_blank_to_null(_text(frame["title"]))[good], pa.string()),
+            "slug": pa.array(_blank_to_null(_text(frame["slug"]))[good], pa.string()),
+            "event_slug": pa.array(_blank_to_null(_text(frame["eventSlug"]))[good], pa.string()),
+            "transaction_hash": pa.array(tx[good], pa.string()),
+        },
+        schema=ACTIVITY_SCHEMA,
+    )
+    rejected = reasons.table(
+        rows, np.flatnonzero(bad), "activity", source, batch.origin_array(), batch.ref_array()
+    )
+    return Parsed(
+        accepted,
+        rejected,
+        unknown_fields(rows, ACTIVITY_FIELDS.keys() | ACTIVITY_FIELDS_IGNORED),
         np.flatnonzero(good),
     )
 

@@ -31,6 +31,7 @@ class PolymarketResource(dg.ConfigurableResource):
     trades_path: str | None = None
     markets_path: str | None = None
     trades_format: str = "data-api"  # data-api | poly-data | orderfilled (dumps.py)
+    activity_path: str | None = None  # the /activity rows of a file source (JSON, JSONL or Parquet)
     file_batch_rows: int = FILE_BATCH_ROWS
     data_api_url: str = "https://data-api.polymarket.com"
     gamma_api_url: str = "https://gamma-api.polymarket.com"
@@ -58,7 +59,8 @@ class PolymarketResource(dg.ConfigurableResource):
     def open(self) -> Iterator[ApiSource | FileSource]:
         if self.source == "files":
             yield FileSource(self.trades_path, self.markets_path, now_ts=int(time.time()),
-                             batch_rows=self.file_batch_rows, trade_format=self.trades_format)  # fmt: skip
+                             batch_rows=self.file_batch_rows, trade_format=self.trades_format,
+                             activity_path=self.activity_path)  # fmt: skip
             return
         if self.source == "sim":
             from .sim_api import CLOB_URL, DATA_URL, GAMMA_URL, SimPolymarket

@@ -7,6 +7,7 @@ are the same for every source.
 from __future__ import annotations
 
 import gzip
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ import pyarrow.parquet as pq
 from .clients import ClobApi, DataApi, GammaApi, Page
 from .dumps import CONVERTERS, FORMATS, DumpFormatError, TokenMap, dump_frames, dump_times, market_csv_records
 from .http import ApiClient
-from .records import Batch, NonJsonLine
+from .records import ACTIVITY_TYPES, Batch, NonJsonLine
+
+#: the ``/activity`` types ingestion asks for: all but TRADE (the fills come from ``/trades``, maker fills included)
+ACTIVITY_FETCHED = tuple(t for t in ACTIVITY_TYPES if t != "TRADE")
 
 
 @dataclass
@@ -60,6 +64,10 @@ class ApiSource:
                 if isinstance(m, dict) and m.get("closed") is True and m.get("umaResolutionStatus") == "resolved"
             )  # fmt: skip
         return sorted(set(found))
+
+    def activity_pages(self, *, user: str, start: int, end: int) -> Iterator[Page]:
+        """The wallet's ``/activity`` rows in [start, end] that are not trades (its fills come from ``/trades``)."""
+        yield from self.data.activity(user=user, start=start, end=end, types=ACTIVITY_FETCHED)
 
     def large_trade_pages(self, *, min_cash: float, start: int, end: int) -> Iterator[Page]:
         yield from self.data.trades(min_cash=min_cash, start=start, end=end, taker_only=False)
@@ -297,6 +305,8 @@ class FileSource:
     #: how the trades file is written (``dumps.FORMATS``): the Data API's trade objects (JSON, JSONL, Parquet),
     #: poly_data's processed trades or the on-chain ``OrderFilled`` events (CSV or Parquet, dumps.py)
     trade_format: str = "data-api"
+    #: the Data API's ``/activity`` rows (JSON, JSONL or Parquet), or None: no activity
+    activity_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.trade_format not in FORMATS:
@@ -336,6 +346,12 @@ class FileSource:
             return iter_records(self.trades_path, self.batch_rows, columns=True)
         return self._dump_batches()
 
+    def activity_batches(self) -> Iterator[Batch]:
+        """The activity file a batch of ``batch_rows`` records at a time, as records (``iter_records``)."""
+        if not self.activity_path:
+            return iter(())
+        return iter_records(self.activity_path, self.batch_rows)
+
     def _dump_batches(self) -> Iterator[Batch]:
         """A public dump (a file, or a folder of them) a batch at a time, each row turned into the fill of its maker
         (dumps.py); a record's ``record_ref`` is ``file:row``, the file's data row counted from 1."""
@@ -350,10 +366,12 @@ class FileSource:
             yield Batch(refs=refs, origins=[str(file)], counts=[len(fills)], frame=fills)
 
     def trade_bounds(self) -> tuple[int, int] | None:
-        """First and last usable timestamp in the trades file (for the partition range of a run), read a batch at
-        a time (a Parquet file: its ``timestamp`` column alone)."""
+        """First and last usable timestamp in the trades file and the activity file (for the partition range of a
+        run: a redemption comes after the market's last fill), read a batch at a time (a Parquet trades file: its
+        ``timestamp`` column alone)."""
         lo, hi = np.inf, -np.inf
-        for ts in self._trade_times():
+        activity = (batch_times(b) for b in self.activity_batches())
+        for ts in itertools.chain(self._trade_times(), activity):
             with np.errstate(invalid="ignore"):
                 good = ts[(ts >= 1.5e9) & (ts < 1e11)]
             if len(good):

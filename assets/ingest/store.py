@@ -39,6 +39,27 @@ CREATE TABLE IF NOT EXISTS raw.trades (
     source           VARCHAR NOT NULL,   -- sim | live | files (no per-row URL: it would outweigh the row)
     ingested_at      TIMESTAMPTZ NOT NULL
 );
+CREATE TABLE IF NOT EXISTS raw.activity (
+    activity_key     UHUGEINT NOT NULL,   -- md5 of the natural key (tx hash, wallet, type, market, token, side, sizes, ts)
+    proxy_wallet     VARCHAR NOT NULL,
+    type             VARCHAR NOT NULL,    -- TRADE SPLIT MERGE REDEEM REWARD CONVERSION MAKER_REBATE TAKER_REBATE
+    condition_id     VARCHAR,             -- null on REWARD and rebates (the API's "")
+    asset            VARCHAR,             -- the token of a TRADE or a CONVERSION leg, else null
+    side             VARCHAR,             -- BUY | SELL on a TRADE or a CONVERSION leg, else null
+    size             DOUBLE NOT NULL,     -- shares (SPLIT, MERGE: of each outcome, REDEEM: as the API gives it)
+    usdc_size        DOUBLE NOT NULL,     -- USDC: paid, received, redeemed or earned
+    price            DOUBLE,
+    ts               BIGINT NOT NULL,     -- epoch seconds, UTC
+    activity_date    DATE NOT NULL,       -- UTC day of ts (the daily partition)
+    outcome_index    INTEGER,             -- 999 where the API cannot label it
+    outcome          VARCHAR,
+    title            VARCHAR,
+    slug             VARCHAR,
+    event_slug       VARCHAR,
+    transaction_hash VARCHAR,
+    source           VARCHAR NOT NULL,
+    ingested_at      TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS raw.markets (
     condition_id            VARCHAR PRIMARY KEY,
     market_id               VARCHAR,
@@ -105,6 +126,11 @@ UTC_DATE_SQL = "DATE '1970-01-01' + CAST(ts // 86400 AS INTEGER)"  # the UTC day
 FILL_KEY_SQL = (
     "md5_number(concat_ws('|', coalesce(transaction_hash, ''), proxy_wallet, asset, side, "
     "CAST(size AS VARCHAR), CAST(price AS VARCHAR), CAST(ts AS VARCHAR)))"
+)
+
+ACTIVITY_KEY_SQL = (
+    "md5_number(concat_ws('|', coalesce(transaction_hash, ''), proxy_wallet, type, coalesce(condition_id, ''), "
+    "coalesce(asset, ''), coalesce(side, ''), CAST(size AS VARCHAR), CAST(usdc_size AS VARCHAR), CAST(ts AS VARCHAR)))"
 )
 
 
@@ -217,6 +243,41 @@ def load_trades(
                 ).fetchone()
             finally:
                 con.unregister("_trades_in")
+            result.inserted = int(inserted)
+            result.repeats = accepted.num_rows - result.inserted
+        result.quarantined = write_quarantine(con, rejected)
+        _upsert_cursors(con, cursors or {})
+    return result
+
+
+def load_activity(
+    con: duckdb.DuckDBPyConnection,
+    accepted: pa.Table,
+    rejected: pa.Table,
+    *,
+    source: str,
+    cursors: Mapping[str, tuple[int, int, int]] | None = None,
+) -> LoadResult:
+    """Insert new activity rows (exact repeats dropped by natural key), quarantine the rejected ones and advance
+    the cursors, in one transaction (as :func:`load_trades`)."""
+    result = LoadResult(received=accepted.num_rows + rejected.num_rows)
+    with Transaction(con):
+        if accepted.num_rows:
+            _register(con, "_activity_in", accepted)
+            try:
+                (inserted,) = con.execute(
+                    f"""
+                    INSERT INTO raw.activity
+                    SELECT activity_key, proxy_wallet, type, condition_id, asset, side, size, usdc_size, price, ts,
+                           {UTC_DATE_SQL}, outcome_index, outcome, title, slug, event_slug, transaction_hash, ?, now()
+                    FROM (SELECT *, {ACTIVITY_KEY_SQL} AS activity_key FROM _activity_in)
+                    ANTI JOIN raw.activity USING (activity_key)
+                    QUALIFY row_number() OVER (PARTITION BY activity_key) = 1
+                    """,
+                    [source],
+                ).fetchone()
+            finally:
+                con.unregister("_activity_in")
             result.inserted = int(inserted)
             result.repeats = accepted.num_rows - result.inserted
         result.quarantined = write_quarantine(con, rejected)

@@ -257,3 +257,42 @@ def test_a_load_stopped_half_way_is_read_again_and_adds_nothing_twice(tmp_path, 
     again = ingest.ingest_trades(con, FileSource(str(path), None, now_ts=NOW, batch_rows=4), start=1_500_000_000,
                                  end=NOW)  # fmt: skip
     assert again.load.inserted == 20 - n and _loaded(con) == _loaded(whole)
+
+
+def test_an_activity_file_loads_once_in_any_batch_size_and_quarantines_what_it_must(tmp_path):
+    rows = load_fixture("edulabrador_activity_all.json")
+    bad = [{**rows[1], "type": "AIRDROP"}, {**rows[2], "usdcSize": -1}]
+    path = tmp_path / "activity.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, *bad]))
+
+    def load(name: str, batch_rows: int, refetch: bool = False, con=None):
+        con = con or duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+        ensure_raw(con)
+        src = FileSource(None, None, now_ts=NOW, batch_rows=batch_rows, activity_path=str(path))
+        report = ingest.ingest_activity(con, src, start=1_500_000_000, end=NOW, refetch=refetch)
+        return con, report
+
+    con, report = load("one", 10**9)
+    assert (report.load.inserted, report.load.quarantined) == (50, 2)
+    kept = con.execute("SELECT * EXCLUDE (ingested_at) FROM raw.activity ORDER BY activity_key").fetchall()
+    reasons = con.execute("SELECT reason_code, record_ref FROM raw.quarantine ORDER BY 1").fetchall()
+    assert reasons == [("amount_negative", f"{path}:52"), ("unknown_activity_type", f"{path}:51")]
+    _, again = load("one", 10**9, con=con)  # the file's stream is covered: not read again
+    assert again.streams_skipped == 1 and again.load.received == 0
+    _, refetched = load("one", 10**9, refetch=True, con=con)  # read again: every row a repeat
+    assert (refetched.load.inserted, refetched.load.quarantined) == (0, 0)
+    small, _ = load("small", 7)  # seven rows a batch: the same rows
+    assert (
+        small.execute("SELECT * EXCLUDE (ingested_at) FROM raw.activity ORDER BY activity_key").fetchall()
+        == kept
+    )
+
+
+def test_the_cli_refuses_activity_without_the_file_source_and_a_missing_activity_file(tmp_path):
+    with pytest.raises(SystemExit, match="--activity is a file of the file source"):
+        main(["run", "--activity", "a.json", "--warehouse", str(tmp_path / "w.duckdb")])
+    trades = tmp_path / "t.json"
+    trades.write_text("[]")
+    with pytest.raises(SystemExit, match="--activity nope.json: no such file"):
+        main(["run", "--source", "files", "--trades", str(trades), "--markets", str(trades),
+              "--activity", "nope.json", "--warehouse", str(tmp_path / "w.duckdb")])  # fmt: skip

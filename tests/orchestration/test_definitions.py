@@ -24,6 +24,7 @@ def test_definitions_load_with_the_sync_job(defs):
         "raw/markets",
         "raw/leaderboard",
         "raw/trades",
+        "raw/activity",
         "raw/price_history",
         "evaluation/sim_truth",
     } <= keys
@@ -47,7 +48,7 @@ def test_asset_keys_are_schema_and_table(defs):
 def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(defs):
     specs = [spec for checks_def in defs.asset_checks for spec in checks_def.check_specs]
     assert {s.asset_key.to_user_string() for s in specs} == {
-        "raw/markets", "raw/trades", "raw/price_history",
+        "raw/markets", "raw/trades", "raw/activity", "raw/price_history",
         "marts/fct_fills", "marts/fct_positions", "marts/wallet_daily_returns", "marts/wallet_features",
         "analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
         "analytics/whale_quarantine", "analytics/signals",

@@ -15,7 +15,7 @@ SCALE, SEED, FEE_RATE = 0.03, 7, 0.02
 
 def ingest_window(warehouse: str | Path, start: int | None = None, end: int | None = None, *,
                   scale: float = SCALE, seed: int = SEED, commit_rows: int = 2_000) -> None:  # fmt: skip
-    """Markets, then trades and prices in [start, end] (epoch s, inclusive; default the sim's whole history)."""
+    """Markets, then trades, activity and prices in [start, end] (epoch s, inclusive; default the sim's whole history)."""
     import duckdb
 
     from assets.ingest import ingest
@@ -30,6 +30,7 @@ def ingest_window(warehouse: str | Path, start: int | None = None, end: int | No
         ensure_raw(con)
         ingest.ingest_markets(con, src)
         ingest.ingest_trades(con, src, start=start, end=end, markets_per_request=2)
+        ingest.ingest_activity(con, src, start=start, end=end)
         ingest.ingest_prices(con, src, start=start, end=end)
 
 
