@@ -65,6 +65,11 @@ class SimConfig:
     fifty_fifty_share: float = 0.01
     dispute_share: float = 0.03
     bankroll_min: float = 25_000.0  # the Pareto bankroll's minimum: the world's money scale
+    #: market makers (``maker``): wallets that split USDC into both outcomes, sell each side at the ask, merge
+    #: what is left of both back into USDC and redeem the rest once the market resolves (their own random stream:
+    #: the other wallets and their fills do not change with this number)
+    n_makers: int = 0
+    maker_markets: float = 25.0  # markets per maker, on average
 
     @classmethod
     def scaled(cls, scale: float = 1.0, **kwargs) -> SimConfig:
@@ -73,7 +78,7 @@ class SimConfig:
             n_markets=max(10, round(2000 * scale)),
             n_wallets=max(20, round(5000 * scale)),
             n_trades=max(1000, round(1_000_000 * scale)),
-            **kwargs,
+            **{"n_makers": max(2, round(40 * scale)), **kwargs},
         )
 
     @property
@@ -126,6 +131,28 @@ class Tape:
         return len(self.ts)
 
 
+#: ``Activity.kind`` codes and the Data API ``type`` each one is served as
+ACTIVITY_KINDS = np.array(["SPLIT", "MERGE", "REDEEM"], dtype=object)
+
+
+@dataclass
+class Activity:
+    """The position changes that are not trades (polymarket_api.md §2.2), time-ordered: SPLIT (``size`` USDC
+    into ``size`` shares of each outcome), MERGE (``size`` of each back into USDC), REDEEM (every share held
+    once the market resolved, for ``usdc`` = the payout)."""
+
+    wallet: np.ndarray  # int32 wallet index
+    market: np.ndarray  # int32 market index
+    kind: np.ndarray  # int8: index into ACTIVITY_KINDS
+    size: np.ndarray  # float64 shares (REDEEM: the payout, as the Data API writes it)
+    usdc: np.ndarray  # float64
+    ts: np.ndarray  # int64
+    tx: np.ndarray  # int64 transaction number (into SimWorld.tx_hash)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
 @dataclass
 class SimWorld:
     config: SimConfig
@@ -135,6 +162,7 @@ class SimWorld:
     tape: Tape
     truth: pd.DataFrame  # evaluation.sim_truth
     tx_hash: np.ndarray = field(repr=False, default=None)  # object array of 0x.. hashes per tx number
+    activity: Activity | None = None
 
     @property
     def now(self) -> int:
@@ -391,6 +419,17 @@ def generate_world(cfg: SimConfig) -> SimWorld:
         tx=all_tx[order],
     )
 
+    n_traders = n_w
+    whale_floor = np.quantile(wallets["bankroll"].to_numpy(), 0.98)
+    tx_hash = None
+    activity = None
+    if (
+        cfg.n_makers > 0
+    ):  # after every draw of ``rng``: the other wallets' world is the same with or without them
+        wallets, tape, activity, maker_tx = _add_makers(cfg, markets, grid, wallets, tape, n_e + n_x)
+        tx_hash = maker_tx
+        n_w = len(wallets)
+
     # ---- the hidden truth per wallet
     edge_entry = expected - entry_price
     truth = wallets[["address", "wallet_type", "bankroll", "lookahead_hours", "decay_start_ts"]].copy()
@@ -399,13 +438,197 @@ def generate_world(cfg: SimConfig) -> SimWorld:
     truth["n_entries"] = agg.size().reindex(range(n_w), fill_value=0).to_numpy()
     truth["entry_notional"] = agg["notional"].sum().reindex(range(n_w), fill_value=0.0).to_numpy()
     truth["n_fills"] = np.bincount(tape.wallet, minlength=n_w)
-    truth["is_whale"] = truth["bankroll"] >= np.quantile(truth["bankroll"], 0.98)
+    truth["is_whale"] = (truth["bankroll"] >= whale_floor) & (np.arange(n_w) < n_traders)
+    truth["pnl_resolved"] = resolved_pnl(markets, tape, n_w)
     truth.insert(0, "seed", cfg.seed)
     decay = pd.Series(truth.pop("decay_start_ts")).round().astype("Int64")  # NaN -> <NA>, no float overflow
     truth["decay_start"] = pd.to_datetime(decay, unit="s", utc=True)
-    world = SimWorld(cfg, markets, grid, wallets, tape, truth)
+    world = SimWorld(cfg, markets, grid, wallets, tape, truth, activity=activity)
     world.tx_hash = _hex_ids(rng, n_e + n_x, 32)
+    if tx_hash is not None:
+        world.tx_hash = np.concatenate([world.tx_hash, tx_hash])
     return world
+
+
+def resolved_pnl(markets: Markets, tape: Tape, n_wallets: int) -> np.ndarray:
+    """Each wallet's P&L over the markets that resolved, from its fills alone: sum of size x (payout - price)
+    for a BUY and size x (price - payout) for a SELL (polymarket_api.md §5). Exact whatever else moved the
+    shares: a split costs $1 for a pair that pays $1, a merge returns $1 for it, a redemption pays the payout
+    the shares are counted at."""
+    outcome = markets.outcome[tape.market]
+    resolved = (markets.status[tape.market] == "resolved") & np.isfinite(outcome)
+    payout = np.where(tape.outcome_index == 0, outcome, 1.0 - outcome)
+    sign = np.where(tape.side == 0, 1.0, -1.0)
+    pnl = np.where(resolved, sign * tape.size * (payout - tape.price), 0.0)
+    return np.bincount(tape.wallet, weights=pnl, minlength=n_wallets)
+
+
+def polymarket_positions(world: SimWorld, wallet: int) -> pd.DataFrame:
+    """What Polymarket's own books say of one wallet's positions (its ``/positions`` and ``/closed-positions``),
+    kept independently of the pipeline: every event of the wallet in time order under the rules of Polymarket's
+    P&L subgraph (``Polymarket/polymarket-subgraph``, ``pnl-subgraph``): a BUY (a fill, or each side of a SPLIT
+    at $0.50) moves the average price to the size-weighted mean; a SELL (a fill, each side of a MERGE at $0.50,
+    every share held at a REDEEM at its payout) realises ``min(size, held) x (price - average)``. Exact floats
+    where the subgraph truncates to 1e-6. One row per token the wallet ever held."""
+    t, m = world.tape, world.markets
+    rows = np.flatnonzero(t.wallet == wallet)
+    events = [  # (ts, order within a second: activity first, token, side, price, size)
+        (int(t.ts[i]), 1, int(t.market[i]), int(t.outcome_index[i]), int(t.side[i]), float(t.price[i]),
+         float(t.size[i]))
+        for i in rows
+    ]  # fmt: skip
+    act = world.activity
+    if act is not None:
+        for i in np.flatnonzero(act.wallet == wallet):
+            kind, market, size = ACTIVITY_KINDS[act.kind[i]], int(act.market[i]), float(act.size[i])
+            for oi in (0, 1):
+                if kind == "SPLIT":
+                    events.append((int(act.ts[i]), 0, market, oi, 0, 0.5, size))
+                elif kind == "MERGE":
+                    events.append((int(act.ts[i]), 0, market, oi, 1, 0.5, size))
+                else:  # REDEEM: every share held, at the payout
+                    payout = m.outcome[market] if oi == 0 else 1.0 - m.outcome[market]
+                    events.append((int(act.ts[i]), 0, market, oi, 1, float(payout), np.inf))
+    book: dict[tuple[int, int], list[float]] = {}  # (market, outcome) -> [amount, avg, bought, realised]
+    for _, _, market, oi, side, price, size in sorted(events, key=lambda e: e[:2]):
+        pos = book.setdefault((market, oi), [0.0, 0.0, 0.0, 0.0])
+        if side == 0:
+            pos[1] = (pos[1] * pos[0] + price * size) / (pos[0] + size)
+            pos[0] += size
+            pos[2] += size
+        else:
+            sold = min(size, pos[0])
+            pos[3] += sold * (price - pos[1])
+            pos[0] -= sold
+    if not book:
+        return pd.DataFrame(
+            columns=["market", "outcome_index", "size", "avg_price", "total_bought", "realized_pnl"]
+        )
+    keys = list(book)
+    values = np.array([book[k] for k in keys])
+    return pd.DataFrame(
+        {
+            "market": np.array([k[0] for k in keys], dtype=np.int64),
+            "outcome_index": np.array([k[1] for k in keys], dtype=np.int64),
+            "size": np.round(values[:, 0], 10),
+            "avg_price": values[:, 1],
+            "total_bought": values[:, 2],
+            "realized_pnl": values[:, 3],
+        }
+    )
+
+
+def _add_makers(
+    cfg: SimConfig, markets: Markets, grid: np.ndarray, wallets: pd.DataFrame, tape: Tape, n_tx: int
+) -> tuple[pd.DataFrame, Tape, Activity, np.ndarray]:
+    """``cfg.n_makers`` market makers, from their own random stream. In each of its markets a maker splits
+    USDC into a pair of shares per dollar, sells part of each side at the ask (mid plus half a spread) in one to
+    four maker fills, merges part of what is left of both sides back into USDC before the close, and redeems the
+    rest once the market resolved. Returns the wallets and the tape with the makers' fills (time order kept; at
+    one second the earlier rows first), their activity, and the hashes of their new transactions (numbered from
+    ``n_tx``)."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    now = cfg.end_ts
+    k = cfg.n_makers
+    address = _hex_ids(rng, k, 20)
+    bankroll = np.round(cfg.bankroll_min * 10 * np.minimum(1.0 + rng.pareto(1.5, k), 1_000.0), 2)
+    makers = pd.DataFrame(
+        {
+            "address": address,
+            "wallet_type": "maker",
+            "bankroll": bankroll,
+            "lookahead_hours": 0.0,
+            "decay_start_ts": np.nan,
+            "lookback_hours": 0.0,
+            "activity": 0.0,
+        }
+    )
+    first = len(wallets)
+    n_ep = rng.poisson(cfg.maker_markets, k) + 1
+    e_wallet = np.repeat(np.arange(first, first + k, dtype=np.int32), n_ep)
+    n = len(e_wallet)
+    life = (np.minimum(markets.close_ts, now) - markets.open_ts).astype(np.float64)
+    weight = markets.popularity * np.maximum(life - 4 * HOUR, 0.0)
+    e_market = rng.choice(len(markets), size=n, p=weight / weight.sum()).astype(np.int32)
+    t_open = markets.open_ts[e_market]
+    t_end = np.minimum(markets.close_ts[e_market], now) - 60
+    t_split = (t_open + rng.random(n) * 0.5 * (t_end - t_open)).astype(np.int64)
+    pairs = np.maximum(_round_to(bankroll[e_wallet - first] * rng.uniform(0.02, 0.1, n), 0.01), 1.0)
+
+    # sells: one to four fills a side, at times after the split, sizes summing to a share of the pair count
+    parts = []
+    left = np.empty((n, 2))
+    for oi in (0, 1):
+        sold = _round_to(pairs * rng.uniform(0.2, 0.95, n), 0.01)
+        ep = np.repeat(np.arange(n), rng.integers(1, 5, n))
+        cut = rng.random(len(ep))
+        cum = pd.Series(cut).groupby(ep).cumsum().to_numpy() / np.bincount(ep, weights=cut)[ep]
+        upto = _round_to(sold[ep] * cum, 0.01)
+        first_of = np.r_[True, ep[1:] != ep[:-1]]
+        size = _round_to(np.where(first_of, upto, upto - np.r_[0.0, upto[:-1]]), 0.01)
+        ts = t_split[ep] + 1 + (rng.random(len(ep)) * (t_end[ep] - t_split[ep] - 1)).astype(np.int64)
+        keep = size > 0
+        parts.append((ep[keep], np.full(int(keep.sum()), oi, np.int8), size[keep], ts[keep]))
+        left[:, oi] = np.round(pairs - np.bincount(ep[keep], weights=size[keep], minlength=n), 2)
+    f_ep = np.concatenate([p[0] for p in parts])
+    f_oi = np.concatenate([p[1] for p in parts])
+    f_size = np.concatenate([p[2] for p in parts])
+    f_ts = np.concatenate([p[3] for p in parts])
+    f_m = e_market[f_ep]
+    yes = _yes(markets, grid, f_m, f_ts)
+    f_price = np.clip(_round_to(np.where(f_oi == 0, yes, 1.0 - yes) + HALF_SPREAD, TICK), TICK, 1 - TICK)
+
+    # merge part of what is left of both sides after the last sell, while the market still trades
+    last_sell = pd.Series(f_ts).groupby(f_ep).max().reindex(range(n), fill_value=0).to_numpy()
+    t_merge = last_sell + rng.integers(60, 6 * HOUR, n)
+    merged = _round_to(left.min(axis=1) * rng.uniform(0.0, 1.0, n), 0.01)
+    do_merge = (merged > 0) & (t_merge < t_end)
+    merged = np.where(do_merge, merged, 0.0)
+    held = np.round(left - merged[:, None], 2)
+
+    # redeem every share still held once the market resolved (a losing side pays 0; one row per market)
+    outcome = markets.outcome[e_market]
+    resolved_ts = markets.resolved_ts[e_market]
+    t_redeem = resolved_ts + rng.integers(HOUR, 3 * DAY, n)
+    payout = np.round(held[:, 0] * np.nan_to_num(outcome) + held[:, 1] * (1.0 - np.nan_to_num(outcome)), 6)
+    do_redeem = (markets.status[e_market] == "resolved") & np.isfinite(outcome) & (t_redeem <= now)
+    do_redeem &= held.sum(axis=1) > 0
+
+    kind = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8), np.full(n, 2, np.int8)])
+    keep = np.concatenate([np.ones(n, bool), do_merge, do_redeem])
+    ep_all = np.tile(np.arange(n), 3)[keep]
+    a_size = np.concatenate([pairs, merged, payout])[keep]
+    a_ts = np.concatenate([t_split, t_merge, t_redeem])[keep]
+    a_kind = kind[keep]
+    order = np.lexsort((a_kind, ep_all, a_ts))
+    n_fill_tx = len(f_ep)
+    activity = Activity(
+        wallet=e_wallet[ep_all][order],
+        market=e_market[ep_all][order],
+        kind=a_kind[order],
+        size=a_size[order],
+        usdc=a_size[order],
+        ts=a_ts[order],
+        tx=(n_tx + n_fill_tx + np.arange(len(order))).astype(np.int64),
+    )
+
+    # the makers' sells join the tape (maker fills, a transaction each); rows keep time order
+    m = len(f_ep)
+    all_ts = np.concatenate([tape.ts, f_ts])
+    order = np.lexsort((np.arange(len(all_ts)), all_ts))
+    merged_tape = Tape(
+        wallet=np.concatenate([tape.wallet, e_wallet[f_ep]])[order],
+        market=np.concatenate([tape.market, f_m])[order],
+        outcome_index=np.concatenate([tape.outcome_index, f_oi])[order],
+        side=np.concatenate([tape.side, np.ones(m, np.int8)])[order],
+        size=np.concatenate([tape.size, f_size])[order],
+        price=np.concatenate([tape.price, f_price])[order],
+        ts=all_ts[order],
+        is_maker=np.concatenate([tape.is_maker, np.ones(m, bool)])[order],
+        tx=np.concatenate([tape.tx, n_tx + np.arange(m)])[order],
+    )
+    tx_hash = _hex_ids(rng, m + len(activity), 32)
+    return pd.concat([wallets, makers], ignore_index=True), merged_tape, activity, tx_hash
 
 
 def _yes(markets: Markets, grid: np.ndarray, market: np.ndarray, ts: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from .sim import CATEGORIES, SimWorld
+from .sim import ACTIVITY_KINDS, CATEGORIES, SimWorld, polymarket_positions
 
 CATEGORY_IDS = {c: i for i, c in enumerate(CATEGORIES)}
 
@@ -87,6 +87,8 @@ class SimPolymarket(httpx.BaseTransport):
         self._market_json: list[dict] | None = None
         self._boards: dict[tuple, dict[str, pd.DataFrame]] = {}
         self._notional = tape.size * tape.price
+        act = world.activity
+        self._activity_wallets = frozenset(np.unique(act.wallet).tolist()) if act is not None else frozenset()
 
     # ------------------------------------------------------------------------------------------ routing
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -96,6 +98,10 @@ class SimPolymarket(httpx.BaseTransport):
         try:
             if host == DATA_HOST and path == "/trades":
                 return self._trades(params)
+            if host == DATA_HOST and path == "/activity":
+                return self._activity(params)
+            if host == DATA_HOST and path in ("/positions", "/closed-positions"):
+                return self._positions(params, closed=path == "/closed-positions")
             if host == DATA_HOST and path == "/v1/leaderboard":
                 return self._leaderboard(params)
             if host == GAMMA_HOST and path == "/markets":
@@ -239,6 +245,112 @@ class SimPolymarket(httpx.BaseTransport):
             rows.astype(np.uint64) * np.uint64(2654435761) + np.uint64(self.world.config.seed)
         ) % np.uint64(2**32)
         return mixed < np.uint64(self.dirty_share * 2**32)
+
+    def _paging(self, params: httpx.QueryParams, cap: int) -> tuple[int, int]:
+        limit = int(params.get("limit", 100))
+        offset = int(params.get("offset", 0))
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be non-negative")
+        return min(limit, cap), offset
+
+    def _activity(self, params: httpx.QueryParams) -> httpx.Response:
+        """``/activity`` of one user (required): its SPLIT, MERGE and REDEEM rows and its fills as TRADE rows,
+        ``type`` a csv filter, newest first; pages of at most 500, offsets past the cap answer 400."""
+        user = params.get("user")
+        if not user:
+            raise ValueError("user is required")
+        limit, offset = self._paging(params, 500)
+        if offset > self.offset_cap:
+            return _error(
+                400, f"offset {offset} exceeds the maximum of {self.offset_cap}; use start/end windows"
+            )
+        types = {t.strip().upper() for t in (params.get("type") or "").split(",") if t.strip()}
+        wallet = self._wallet_index.get(user.lower(), -1)
+        if types and "TRADE" not in types and wallet not in self._activity_wallets:
+            return httpx.Response(200, content=b"[]", headers={"content-type": "application/json"})
+        frame = self.activity_frame(wallet, types or None)
+        start, end = int(params.get("start", 1)), int(params.get("end", self.world.now))
+        frame = frame[(frame["timestamp"] >= start) & (frame["timestamp"] <= end)]
+        page = frame.iloc[offset : offset + limit]
+        return httpx.Response(
+            200, content=page.to_json(orient="records", double_precision=15).encode(),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+
+    def activity_frame(self, wallet: int, types: set[str] | None = None) -> pd.DataFrame:
+        """A wallet's ``/activity`` rows, newest first (within a second: the row the API would list last first)."""
+        w, act = self.world, self.world.activity
+        parts = []
+        if act is not None and (types is None or types - {"TRADE"}):
+            idx = np.flatnonzero(act.wallet == wallet)
+            kind = ACTIVITY_KINDS[act.kind[idx]]
+            if types is not None:
+                idx, kind = idx[np.isin(kind, list(types))], kind[np.isin(kind, list(types))]
+            m = act.market[idx]
+            parts.append(pd.DataFrame({
+                "proxyWallet": w.wallets["address"].to_numpy()[act.wallet[idx]] if len(idx) else [],
+                "timestamp": act.ts[idx], "conditionId": w.markets.condition_id[m], "type": kind,
+                "size": act.size[idx], "usdcSize": act.usdc[idx], "transactionHash": w.tx_hash[act.tx[idx]],
+                "price": 0.0, "asset": "", "side": "", "outcomeIndex": 999, "title": self._titles()[m],
+                "slug": self._slugs()[m], "eventSlug": self._event_slugs()[m], "outcome": "", "_order": 0,
+            }))  # fmt: skip
+        if types is None or "TRADE" in types:
+            rows = np.flatnonzero(w.tape.wallet == wallet) if wallet >= 0 else np.empty(0, np.int64)
+            trades = self.trades_frame(rows)
+            trades = trades.assign(type="TRADE", usdcSize=trades["size"] * trades["price"], _order=1)
+            parts.append(
+                trades[[c for c in parts[0].columns if c in trades.columns] if parts else trades.columns]
+            )
+        if not parts:
+            return pd.DataFrame(columns=["timestamp"])
+        frame = pd.concat(parts, ignore_index=True)
+        order = np.lexsort((-frame["_order"].to_numpy(), -frame["timestamp"].to_numpy()))
+        return frame.iloc[order].drop(columns="_order").reset_index(drop=True)
+
+    def _positions(self, params: httpx.QueryParams, *, closed: bool) -> httpx.Response:
+        """``/positions`` (shares still held; ``sizeThreshold`` defaults to 1) or ``/closed-positions`` (none
+        held) of one user, as Polymarket's books keep them (``sim.polymarket_positions``)."""
+        user = params.get("user")
+        if not user:
+            raise ValueError("user is required")
+        limit, offset = self._paging(params, 50 if closed else 500)
+        w = self.world
+        wallet = self._wallet_index.get(user.lower())
+        book = polymarket_positions(w, wallet) if wallet is not None else None
+        if book is None or book.empty:
+            return _json(200, [])
+        mk = w.markets
+        m, oi = book["market"].to_numpy(), book["outcome_index"].to_numpy()
+        outcome = mk.outcome[m]
+        resolved = (mk.status[m] == "resolved") & np.isfinite(outcome)
+        last_yes = w.price_grid[mk.grid_start[m] + mk.grid_len[m] - 1]
+        yes = np.where(resolved, np.nan_to_num(outcome), last_yes)
+        cur = np.where(oi == 0, yes, 1.0 - yes)
+        held = book["size"].to_numpy()
+        keep = held <= 1e-9 if closed else held >= float(params.get("sizeThreshold", 1))
+        out = pd.DataFrame({
+            "proxyWallet": user.lower(),
+            "asset": np.where(oi == 0, mk.token_yes[m], mk.token_no[m]),
+            "conditionId": mk.condition_id[m],
+            "avgPrice": book["avg_price"].to_numpy(),
+            "totalBought": book["total_bought"].to_numpy(),
+            "realizedPnl": book["realized_pnl"].to_numpy(),
+            "curPrice": np.round(cur, 6),
+            "title": self._titles()[m],
+            "slug": self._slugs()[m],
+            "eventSlug": self._event_slugs()[m],
+            "outcome": np.where(oi == 0, "Yes", "No"),
+            "outcomeIndex": oi,
+            "size": held,
+            "redeemable": resolved & (held > 1e-9),
+        })[keep]  # fmt: skip
+        if closed:
+            out = out.drop(columns=["size", "redeemable"])
+        page = out.sort_values("realizedPnl", ascending=False, kind="stable").iloc[offset : offset + limit]
+        return httpx.Response(
+            200, content=page.to_json(orient="records", double_precision=15).encode(),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
 
     def _leaderboard(self, params: httpx.QueryParams) -> httpx.Response:
         limit = int(params.get("limit", 25))
