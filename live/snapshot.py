@@ -88,7 +88,7 @@ GROUP BY ALL ORDER BY wallet, token_id
 """
 
 PRINTS_SQL = """
-SELECT token_id, ts, max(price) AS price FROM intermediate.int_position_fills WHERE ts >= $recent
+SELECT token_id, ts, max(price) AS price FROM intermediate.int_position_fills WHERE ts >= $recent AND kind = 'trade'
 GROUP BY ALL ORDER BY token_id, ts
 """
 
@@ -96,7 +96,7 @@ RECENT_FILLS_SQL = """
 SELECT CAST(fill_key AS VARCHAR) AS fill_key, wallet AS proxy_wallet, side, token_id AS asset, condition_id,
        size, price, ts, outcome_index, transaction_hash
 FROM intermediate.int_position_fills
-WHERE ts >= $recent AND wallet IN (SELECT UNNEST($tracked::VARCHAR[]))
+WHERE ts >= $recent AND kind = 'trade' AND wallet IN (SELECT UNNEST($tracked::VARCHAR[]))
 ORDER BY ts, fill_key
 """
 

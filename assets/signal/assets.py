@@ -38,7 +38,9 @@ SIGNALS_TABLE = "analytics.signals"
 
 DECIMAL = "DECIMAL(38, 12)"
 
-FILLS = "intermediate.int_position_fills"
+#: the whales' fills (``kind = 'trade'``: the legs of their splits, merges and conversions are not orders to copy,
+#: nor prints of a price)
+FILLS = "(SELECT * FROM intermediate.int_position_fills WHERE kind = 'trade')"
 
 
 def orders_sql(where: str = "true") -> str:

@@ -154,8 +154,11 @@ def test_whalecopy_run_on_orderfilled_events_builds_the_marts_from_the_makers_fi
     path = tmp_path / "dump.duckdb"
     # seven of the twelve rows are refused: the raw.trades gate's bound (5%) is raised for this fixture, or it
     # would block the run (as it should on a real dump that bad)
+    # the activity: alice split 100 in market A before she sold 100 Yes there, and redeemed her No for $0; carol
+    # redeemed her 150 Yes for $150 and earned a $5 reward; one row of an unknown type
     settings = small_settings(path, source="files", trades_format="orderfilled", quarantine_max_share=0.6,
-                              trades_path=str(DUMPS / "orderFilled.csv"), markets_path=str(DUMPS / "markets.json"))  # fmt: skip
+                              trades_path=str(DUMPS / "orderFilled.csv"), markets_path=str(DUMPS / "markets.json"),
+                              activity_path=str(DUMPS / "activity.json"))  # fmt: skip
     result = run_sync(settings, out=io.StringIO(), skip_groups=("evaluation",))
     assert result.success
     with duckdb.connect(str(path), read_only=True) as con:
@@ -166,10 +169,27 @@ def test_whalecopy_run_on_orderfilled_events_builds_the_marts_from_the_makers_fi
             "SELECT pnl_gross, is_resolved FROM marts.fct_positions WHERE wallet = ? AND token_id = ?",
             [CAROL, YES_501],
         ).fetchone()
+        alice = con.execute(
+            "SELECT outcome_index, pnl_gross, has_negative_shares, shares_split, net_shares FROM marts.fct_positions "
+            "WHERE wallet = ? AND condition_id = ? ORDER BY outcome_index",
+            [ALICE, "0x" + "a1" * 32],
+        ).fetchall()
+        booked = con.execute("SELECT wallet, type, booked_as, n_legs, redeem_gap FROM marts.fct_activity "
+                             "ORDER BY activity_at").fetchall()  # fmt: skip
+        income = con.execute("SELECT wallet, type, usdc FROM marts.wallet_income").fetchall()
     assert [tuple(r) for r in loaded] == FILLS
-    assert reasons == sorted(["unknown_token", "no_usdc_leg", "bad_amount", "size_not_positive",
-                              "exchange_as_maker", "bad_wallet", "bad_timestamp"])  # fmt: skip
+    assert reasons == sorted(["unknown_token", "no_usdc_leg", "bad_amount", "size_not_positive", "exchange_as_maker",
+                              "bad_wallet", "bad_timestamp", "unknown_activity_type"])  # fmt: skip
     assert carol == (pytest.approx(89.0, abs=1e-9), True)
+    # the split's Yes sold at 0.40 against a $0.50 basis (-10), its No lost (-50): -60, her one fill's P&L, and no
+    # longer a sale of shares she never had
+    assert alice == [
+        (0, pytest.approx(-10.0), False, 100.0, 0.0),
+        (1, pytest.approx(-50.0), False, 100.0, 100.0),
+    ]
+    assert booked == [(ALICE, "SPLIT", "legs", 2, None), (ALICE, "REDEEM", "check", 0, 0.0),
+                      (CAROL, "REDEEM", "check", 0, 0.0), (CAROL, "REWARD", "income", 0, None)]  # fmt: skip
+    assert income == [(CAROL, "REWARD", 5.0)]
     # the report and the UI name the source with its format
     assert settings.source_description == f"files ({DUMPS / 'orderFilled.csv'}, orderfilled)"
 

@@ -23,7 +23,7 @@ from tests.reliability.hashing import differences, warehouse_hashes
 DAY = 86_400
 #: the sync's own bookkeeping differs between the two builds by design (build ids, what changed)
 BOOKKEEPING = {"intermediate.int_sync_window", "intermediate.int_sync_state", "intermediate.int_changes"}
-RAW_TABLES = ("trades", "markets", "price_history", "leaderboard", "ingest_state", "quarantine")
+RAW_TABLES = ("trades", "activity", "markets", "price_history", "leaderboard", "ingest_state", "quarantine")
 
 
 def _dbt_hashes(path) -> dict:

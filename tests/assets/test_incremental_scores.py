@@ -83,10 +83,13 @@ def _assert_same_bits(stored: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def _late_fill(path, ts: int) -> None:
-    """A BUY of the busiest wallet's busiest market at ``ts``."""
+    """A BUY of the busiest position still open at ``ts`` (a fill after its market's resolution would move the
+    resolution day's P&L: a change before ``ts``)."""
     with duckdb.connect(str(path)) as con:
         wallet, token = con.execute(
-            "SELECT proxy_wallet, asset FROM raw.trades GROUP BY ALL ORDER BY count(*) DESC, 1, 2 LIMIT 1"
+            "SELECT wallet, token_id FROM marts.fct_positions WHERE resolved_at IS NULL OR epoch(resolved_at) > ? "
+            "ORDER BY n_fills DESC, 1, 2 LIMIT 1",
+            [ts],
         ).fetchone()
         insert_late_fill(con, wallet, token, ts, tx=f"0xlate{ts}")
 

@@ -32,6 +32,8 @@ PROVENANCE_COLUMNS = frozenset(
         "previous_build_id",
         "trades_ingested_from",
         "trades_ingested_to",
+        "activity_ingested_from",
+        "activity_ingested_to",
     }
 )
 

@@ -323,7 +323,7 @@ def marts(tmp_path):
     con.execute(
         "CREATE TABLE intermediate.int_position_fills AS SELECT 1::UHUGEINT AS fill_key, ? AS wallet, '1' AS token_id, "
         "'0xc' AS condition_id, '0xt' AS transaction_hash, 1000 AS ts, 0.5 AS price, 5.0 AS size, 2.5 AS notional, "
-        "10.0 AS shares_before, 'SELL' AS side",
+        "10.0 AS shares_before, 'SELL' AS side, 'trade' AS kind",
         [WALLET],
     )
     con.execute("CREATE TABLE _paper_candidates AS SELECT ? AS wallet, '1' AS token_id", [WALLET])

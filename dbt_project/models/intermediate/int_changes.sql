@@ -1,12 +1,14 @@
 -- The positions (wallet x outcome token) whose history changed since the last complete build, the rows every
 -- incremental model replaces (docs/warehouse.md#incremental-builds):
---   new fills:      fills ingested since the last complete build, whatever day they trade on (late data too);
+--   new fills:      fills (and splits, merges, conversions) ingested since the last complete build, whatever day
+--                   they happen on (late data too);
 --   market changed: a token whose market, category, outcome or resolution differs from what the marts last saw
 --                   (a resolution that arrives late, or changes after a dispute).
 -- `since_d` (epoch day): the first day of the position's wallet whose daily return can change; for new fills the
 -- earliest new fill's day, or the position's resolution day (before or after the change) if that is earlier; null
 -- when no day changes (a new category alone). Empty on a first build (every model then builds in full).
 -- depends_on: {{ ref('int_sync_window') }}
+-- depends_on: {{ ref('int_activity_legs') }}
 -- depends_on: {{ ref('int_market_tokens') }}
 -- depends_on: {{ ref('stg_polymarket__markets') }}
 {% set snapshot = sync_relation('int_sync_markets') if execute else none %}
@@ -51,22 +53,35 @@ changed_tokens as (
     where resolution_changed or market_changed
 ),
 
+legs as (
+    -- every position leg: the fills, and the legs of splits, merges and conversions (int_activity_legs), each
+    -- with whether it was ingested after what the last complete build applied
+    select proxy_wallet as wallet, asset as token_id, condition_id, ts,
+           ingested_at > (select trades_ingested_from from {{ ref('int_sync_window') }}) as is_new
+    from {{ source('raw', 'trades') }}
+    union all
+    select wallet, token_id, condition_id, ts,
+           ingested_at > coalesce((select activity_ingested_from from {{ ref('int_sync_window') }}),
+                                  '-infinity'::TIMESTAMPTZ) as is_new
+    from {{ ref('int_activity_legs') }}
+),
+
 new_fills as (
-    select f.proxy_wallet as wallet, f.asset as token_id, any_value(f.condition_id) as condition_id,
+    select f.wallet, f.token_id, any_value(f.condition_id) as condition_id,
            least(min(cast(f.ts // 86400 as INTEGER)),
                  {{ epoch_day('any_value(n.resolved_at)') }}, {{ epoch_day('any_value(o.resolved_at)') }}) as since_d
-    from {{ source('raw', 'trades') }} f
-    left join tokens_now n on n.token_id = f.asset
-    left join {{ snapshot }} o on o.token_id = f.asset
-    where f.ingested_at > (select trades_ingested_from from {{ ref('int_sync_window') }})
+    from legs f
+    left join tokens_now n on n.token_id = f.token_id
+    left join {{ snapshot }} o on o.token_id = f.token_id
+    where f.is_new
     group by 1, 2
 ),
 
 market_positions as (
-    select f.proxy_wallet as wallet, f.asset as token_id, any_value(f.condition_id) as condition_id,
+    select f.wallet, f.token_id, any_value(f.condition_id) as condition_id,
            any_value(c.resolution_d) as since_d
-    from {{ source('raw', 'trades') }} f
-    join changed_tokens c on c.token_id = f.asset
+    from legs f
+    join changed_tokens c on c.token_id = f.token_id
     group by 1, 2
 ),
 

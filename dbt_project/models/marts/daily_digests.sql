@@ -37,8 +37,9 @@ fills as (
         count(*) as fill_rows,
         bit_xor(hash(fill_key, wallet, condition_id, traded_at, notional)) as fill_hash
     from {{ ref('int_position_fills') }}
+    where kind = 'trade'
     {% if incremental %}
-    where ts >= (select m from bounds) * 86400
+        and ts >= (select m from bounds) * 86400
     {% endif %}
     group by 1
 )

@@ -1,4 +1,4 @@
--- A view: a projection of intermediate.int_position_fills (no second copy of every fill).
+-- A view: a projection of intermediate.int_position_fills' fills (no second copy of every fill).
 {{ config(materialized='view') }}
 
 -- One row per accepted fill with its notional, fee and, once its market resolved, its realised P&L.
@@ -25,3 +25,4 @@ select
     realised_on_sell,
     shares_after
 from {{ ref('int_position_fills') }}
+where kind = 'trade'  -- the legs of splits, merges and conversions are in fct_positions, not fills

@@ -1,6 +1,7 @@
--- One row per position (wallet x market x outcome): shares bought and sold, cost, proceeds, and average-cost
--- realised P&L: sells realise at the sell time, the remaining shares at resolution (docs/metrics.md).
--- A position whose shares went negative (splits or merges the trades do not show) is flagged and not scorable.
+-- One row per position (wallet x market x outcome): shares bought and sold, cost, proceeds, the shares its splits,
+-- merges and conversions moved, and average-cost realised P&L: sells (and merges, conversions) realise at their
+-- time, the remaining shares at resolution (docs/metrics.md#activity). A position whose shares went negative
+-- (splits or merges not in raw.activity) is flagged and not scorable.
 -- Incremental: a sync recomputes the positions in `int_changes` (docs/warehouse.md#incremental-builds).
 -- depends_on: {{ ref('int_changes') }}
 {{ config(materialized='incremental', incremental_strategy='replace', on_schema_change='fail',
@@ -14,11 +15,20 @@ with agg as (
         any_value(condition_id) as condition_id,
         any_value(token_id) as token_id,
         any_value(outcome_index) as outcome_index,
-        count(*) as n_fills,
-        coalesce({{ exact_sum('size', filter="side = 'BUY'") }}, 0.0) as shares_bought,
-        coalesce({{ exact_sum('size', filter="side = 'SELL'") }}, 0.0) as shares_sold,
-        coalesce({{ exact_sum('notional', filter="side = 'BUY'") }}, 0.0) as cost,
-        coalesce({{ exact_sum('notional', filter="side = 'SELL'") }}, 0.0) as proceeds,
+        count(*) filter (where kind = 'trade') as n_fills,
+        coalesce({{ exact_sum('size', filter="side = 'BUY' and kind = 'trade'") }}, 0.0) as shares_bought,
+        coalesce({{ exact_sum('size', filter="side = 'SELL' and kind = 'trade'") }}, 0.0) as shares_sold,
+        coalesce({{ exact_sum('notional', filter="side = 'BUY' and kind = 'trade'") }}, 0.0) as cost,
+        coalesce({{ exact_sum('notional', filter="side = 'SELL' and kind = 'trade'") }}, 0.0) as proceeds,
+        coalesce({{ exact_sum('size', filter="kind = 'split'") }}, 0.0) as shares_split,
+        coalesce({{ exact_sum('size', filter="kind = 'merge'") }}, 0.0) as shares_merged,
+        coalesce({{ exact_sum('size', filter="kind = 'conversion' and side = 'BUY'") }}, 0.0) as shares_converted_in,
+        coalesce({{ exact_sum('size', filter="kind = 'conversion' and side = 'SELL'") }}, 0.0) as shares_converted_out,
+        -- every leg's cash: fills, and splits, merges and conversions at their booked prices
+        {{ exact_sum("case when side = 'SELL' then notional else -notional end") }} as cash_flow,
+        coalesce({{ exact_sum("case when side = 'SELL' then notional else -notional end",
+                              filter="kind <> 'trade'") }}, 0.0) as activity_cash,
+        {{ exact_sum("case when side = 'BUY' then size else -size end") }} as net_shares_all,
         {{ exact_sum('fee') }} as fees,
         {{ exact_sum('realised_on_sell') }} as realised_at_sells,
         any_value(shares_after) filter (where is_position_last) as final_shares,
@@ -41,9 +51,8 @@ with agg as (
 resolved as (
     select
         *,
-        -- exact from the trades (polymarket_api.md §5): cash flow + payout x net shares, for every resolved position
-        case when has_valid_payout then proceeds - cost + payout * (shares_bought - shares_sold) end
-            as pnl_at_resolution
+        -- exact (polymarket_api.md §5): the cash flow of every leg + payout x net shares, for every resolved position
+        case when has_valid_payout then cash_flow + payout * net_shares_all end as pnl_at_resolution
     from agg
 )
 
@@ -56,9 +65,14 @@ select
     n_fills,
     shares_bought,
     shares_sold,
-    shares_bought - shares_sold as net_shares,
+    net_shares_all as net_shares,
     cost,
     proceeds,
+    shares_split,
+    shares_merged,
+    shares_converted_in,
+    shares_converted_out,
+    activity_cash,
     case when final_shares > {{ eps }} then final_basis / final_shares end as avg_cost_open,
     realised_at_sells,
     coalesce(pnl_at_resolution - realised_at_sells, 0.0) as realised_at_resolution,

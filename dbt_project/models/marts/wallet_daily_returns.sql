@@ -115,7 +115,7 @@ fill_days as (
     select
         f.wallet,
         cast(f.ts // 86400 as INTEGER) as d,
-        count(*) as n_fills,
+        count(*) filter (where f.kind = 'trade') as n_fills,
         {{ exact_sum("case when f.side = 'BUY' then f.notional else 0.0 end") }} as buys,
         {{ exact_sum('f.basis_removed') }} as basis_removed,
         {{ exact_sum('f.realised_on_sell') }} as realised,

@@ -28,8 +28,9 @@ fills as (
         min(traded_at) as first_fill_at,
         max(traded_at) as last_fill_at
     from {{ ref('int_position_fills') }}
+    where kind = 'trade'  -- the fills: the legs of splits, merges and conversions are not volume
     {% if is_incremental() %}
-    where (wallet, condition_id) in (select wallet, condition_id from changed)
+        and (wallet, condition_id) in (select wallet, condition_id from changed)
     {% endif %}
     group by wallet, condition_id
 ),
