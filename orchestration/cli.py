@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                           "objects), poly-data (poly_data's processed trades.csv), orderfilled (the on-chain "
                           "OrderFilled events); a dump's row is its maker's fill")  # fmt: skip
     run.add_argument("--markets", help="file source: markets (.json, .jsonl[.gz] or .parquet)")
+    run.add_argument("--activity", help="file source: the wallets' /activity rows (.json, .jsonl[.gz] or .parquet): "
+                                        "splits, merges, redemptions, conversions, rewards, rebates")  # fmt: skip
     run.add_argument("--start", type=date.fromisoformat, help="first UTC day (default: the source's history)")
     run.add_argument("--end", type=date.fromisoformat, help="last UTC day (inclusive)")
     run.add_argument("--daily", action="store_true",
@@ -91,6 +93,22 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--warehouse")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.add_argument("--limit", type=int, default=100, help="rows printed (default 100; 0 prints every row)")
+    rec = sub.add_parser(
+        "reconcile",
+        help="Polymarket's realised P&L per position (/closed-positions, /positions) against the warehouse's, "
+        "naming the missing input where they differ",
+    )
+    rec.add_argument("--wallet", action="append", default=[],
+                     help="fetch this wallet's positions from the source's Data API (repeatable)")  # fmt: skip
+    rec.add_argument(
+        "--closed-positions", dest="closed_positions", help="a JSON array of /closed-positions rows"
+    )
+    rec.add_argument("--positions", help="a JSON array of /positions rows")
+    rec.add_argument("--source", choices=SOURCES, default=None, help="where --wallet's positions come from")
+    rec.add_argument("--warehouse")
+    rec.add_argument("--seed", type=int)
+    rec.add_argument("--scale", type=float)
+    rec.add_argument("--format", choices=["table", "csv", "json"], default="table")
     live = sub.add_parser(
         "live",
         help="the live loop: see tracked whales' fills within seconds, decide, write intents (no orders)",
@@ -165,7 +183,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         changes["markets_path"] = args.markets
     if getattr(args, "trades_format", None):
         changes["trades_format"] = args.trades_format
+    if getattr(args, "activity", None):
+        changes["activity_path"] = args.activity
     settings = dataclasses.replace(s, **changes)
+    if getattr(args, "activity", None) and settings.source != "files":
+        raise UsageError("--activity is a file of the file source: it needs --source files")
     if getattr(args, "trades_format", None) and settings.source != "files":
         raise UsageError(
             f"--format {args.trades_format} is how a trades file is written: it needs --source files"
@@ -219,6 +241,8 @@ def _check_inputs(settings: Settings) -> None:
                 raise UsageError(f"--source files needs {flag} PATH")
             if not Path(path).exists():
                 raise UsageError(f"{flag} {path}: no such file")
+        if settings.activity_path and not Path(settings.activity_path).exists():
+            raise UsageError(f"--activity {settings.activity_path}: no such file")
 
 
 def run_sync(settings: Settings, *, start: date | None = None, end: date | None = None, scope: str | None = None,
@@ -436,6 +460,58 @@ def run_sql(args: argparse.Namespace, settings: Settings, out=None, err=None) ->
     return 0
 
 
+def reconcile_positions(args: argparse.Namespace, settings: Settings, out=None) -> int:
+    """``whalecopy reconcile``: 0 when every position matches or names its missing input, 1 when one differs
+    with its inputs complete (a defect), 2 on bad input."""
+    import duckdb
+    import orjson
+    import pandas as pd
+
+    from assets.transform.reconcile import OURS_SQL, polymarket_frame, reconcile, summary_line
+
+    out = out or sys.stdout
+    frames = []
+    for path, closed in ((args.closed_positions, True), (args.positions, False)):
+        if path:
+            try:
+                rows = orjson.loads(Path(path).read_bytes())
+            except (OSError, orjson.JSONDecodeError) as exc:
+                raise UsageError(f"{path}: not a JSON file ({exc})") from exc
+            if not isinstance(rows, list):
+                raise UsageError(f"{path}: expected a JSON array of position rows")
+            try:
+                frames.append(polymarket_frame(rows, closed=closed))
+            except ValueError as exc:
+                raise UsageError(f"{path}: {exc}") from exc
+    if args.wallet:
+        if settings.source == "files":
+            raise UsageError("--wallet fetches from an API: use --source sim or live, or give the files")
+        from orchestration.resources import build_resources
+
+        with build_resources(settings)["polymarket"].open() as src:
+            for wallet in args.wallet:
+                for closed in (True, False):
+                    rows = [r for page in src.data.positions(user=wallet, closed=closed) for r in page.rows]
+                    if rows:
+                        frames.append(polymarket_frame(rows, closed=closed))
+    if not frames:
+        raise UsageError("give --wallet W, --closed-positions FILE or --positions FILE")
+    theirs = pd.concat(frames, ignore_index=True)
+    if not Path(settings.warehouse_path).exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_path}")
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        ours = con.execute(OURS_SQL, {"wallets": sorted(theirs["wallet"].unique())}).df()
+    result = reconcile(theirs, ours)
+    shown = result.drop(columns=["why"]) if args.format == "table" else result
+    print(format_rows(list(shown.columns), [tuple(r) for r in shown.itertuples(index=False)], args.format),
+          file=out)  # fmt: skip
+    if args.format == "table":
+        print(summary_line(result), file=out)
+        for status, why in result.groupby("status")["why"].first().items():
+            print(f"  {status}: {why}", file=out)
+    return 1 if (result["status"] == "mismatch").any() else 0
+
+
 def tune_score(args: argparse.Namespace, settings: Settings) -> int:
     """Build (or reuse) a simulated warehouse for the tuning seed, then grid-search the scoring constants."""
     import duckdb
@@ -560,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
         return export_intents(args, settings)
     if args.command == "sql":
         return run_sql(args, settings)
+    if args.command == "reconcile":
+        return reconcile_positions(args, settings)
     if args.command == "tune-score":
         return tune_score(args, settings)
     if args.command == "report":
