@@ -67,9 +67,16 @@ def http(scale: float, db: Path) -> dict:
     ingest.ingest_markets(con, src)
     report = ingest.ingest_trades(con, src, start=world.config.start_ts, end=world.now - 1)
     t_trades = time.perf_counter() - t1
+    requests = server.requests
+    # every wallet that traded: its /activity over the whole history (one request each)
+    t2 = time.perf_counter()
+    activity = ingest.ingest_activity(con, src, start=world.config.start_ts, end=world.now - 1)
+    t_activity = time.perf_counter() - t2
     return {
         "case": "http", "scale": scale, "fills": len(world.tape), "rows_in_warehouse": report.load.inserted,
-        "quarantined": report.load.quarantined, "requests": server.requests, "generate_s": round(t_gen, 2),
+        "quarantined": report.load.quarantined, "requests": requests, "generate_s": round(t_gen, 2),
+        "activity_rows": activity.load.inserted, "activity_wallets": activity.streams_done,
+        "activity_requests": server.requests - requests, "activity_s": round(t_activity, 2),
         "ingest_s": round(t_trades, 2), "fills_per_s": round(report.load.inserted / t_trades),
         "total_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_mb()),
     }  # fmt: skip
