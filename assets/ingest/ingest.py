@@ -279,6 +279,15 @@ def ingest_trades(
     return report
 
 
+def in_window(part: Batch, start: int, end: int, origin: str) -> Batch:
+    """A file's batch cut to the partition window [start, end]: rows outside it belong to other partitions; rows
+    with no usable time are kept for the validation to quarantine."""
+    ts = batch_times(part)
+    with np.errstate(invalid="ignore"):
+        keep = np.flatnonzero(~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end)))
+    return part.take(keep, origin)
+
+
 def _ingest_trade_file(
     con, source: FileSource, start: int, end: int, report: IngestReport, refetch: bool, log: Log, t0: float
 ) -> None:
@@ -298,13 +307,7 @@ def _ingest_trade_file(
     gc.freeze()
     try:
         for part in source.trade_batches():
-            ts = batch_times(part)
-            with np.errstate(invalid="ignore"):
-                # rows outside the window belong to other partitions; rows with no usable time go to validation
-                keep = np.flatnonzero(
-                    ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
-                )
-            batch = part.take(keep, str(source.trades_path))
+            batch = in_window(part, start, end, str(source.trades_path))
             accepted += _commit_trades(
                 con, batch, source, [], report, (start, end), key_column=None, prefix=""
             )
@@ -377,9 +380,8 @@ def ingest_activity(
     """The wallets' ``/activity`` rows up to ``end`` (epoch s, inclusive) other than trades: splits, merges,
     redemptions, conversions, rewards and rebates (``activity_wallets``; a stream per wallet,
     ``activity/user/<wallet>``, carried on from where it stopped, or from the first fill the warehouse holds:
-    ``activity_plan``). A file
-    source reads its activity file, if it has one, a batch at a time (rows outside the window are left to their
-    own partitions). Rows are validated (``records.parse_activity``) and loaded with their cursors in one
+    ``activity_plan``). A file source reads its activity file, if it has one, a batch at a time (rows outside the
+    window are left to their own partitions). Rows are validated (``records.parse_activity``) and loaded with their cursors in one
     transaction a batch."""
     t0 = time.perf_counter()
     report = IngestReport("activity", window=(start, end))
@@ -390,13 +392,8 @@ def ingest_activity(
             return report
         accepted = 0
         for part in source.activity_batches():
-            ts = batch_times(part)
-            with np.errstate(invalid="ignore"):
-                keep = np.flatnonzero(
-                    ~np.isfinite(ts) | (ts < 1.5e9) | (ts >= 1e11) | ((ts >= start) & (ts <= end))
-                )
-            parsed = parse_activity(part.take(keep, str(source.activity_path)), source=source.name,
-                                    now_ts=source.now_ts)  # fmt: skip
+            batch = in_window(part, start, end, str(source.activity_path))
+            parsed = parse_activity(batch, source=source.name, now_ts=source.now_ts)
             report.unknown_fields.update(parsed.unknown_fields)
             report.load += load_activity(con, parsed.accepted, parsed.rejected, source=source.name)
             accepted += parsed.n_accepted

@@ -206,6 +206,33 @@ def covered(con: duckdb.DuckDBPyConnection, prefix: str, start: int, end: int) -
     return {r[0] for r in rows}
 
 
+def _load_new_rows(
+    con: duckdb.DuckDBPyConnection,
+    accepted: pa.Table,
+    rejected: pa.Table,
+    *,
+    view: str,
+    insert_sql: str,
+    source: str,
+    cursors: Mapping[str, tuple[int, int, int]] | None,
+) -> LoadResult:
+    """One transaction: ``insert_sql`` (reading ``accepted`` as ``view``, bound to ``source``, returning the count
+    it inserted) adds the rows not already stored, ``rejected`` goes to the quarantine, ``cursors`` advance."""
+    result = LoadResult(received=accepted.num_rows + rejected.num_rows)
+    with Transaction(con):
+        if accepted.num_rows:
+            _register(con, view, accepted)
+            try:
+                (inserted,) = con.execute(insert_sql, [source]).fetchone()
+            finally:
+                con.unregister(view)
+            result.inserted = int(inserted)
+            result.repeats = accepted.num_rows - result.inserted
+        result.quarantined = write_quarantine(con, rejected)
+        _upsert_cursors(con, cursors or {})
+    return result
+
+
 def load_trades(
     con: duckdb.DuckDBPyConnection,
     accepted: pa.Table,
@@ -215,39 +242,25 @@ def load_trades(
     cursors: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> LoadResult:
     """Insert new fills (exact repeats, in the batch or already stored, are dropped; distinct fills sharing a
-    transaction hash are kept), quarantine the rejected rows and advance the cursors, in one transaction."""
-    result = LoadResult(received=accepted.num_rows + rejected.num_rows)
-    with Transaction(con):
-        if accepted.num_rows:
-            # Dedupe on the key alone (16 bytes + a row number per row), not on whole rows: the first row of each
-            # key is kept, keys already stored are dropped, and the rows left are joined back by row number. Memory
-            # stays small at 10M rows. The key (an md5 of the natural key's text, about 2 us a row) is computed
-            # once a row: it was twice, for the dedupe and for the row, most of a bulk load's time.
-            numbered = accepted.append_column("_rn", pa.array(np.arange(accepted.num_rows, dtype=np.int64)))
-            _register(con, "_trades_in", numbered)
-            try:
-                (inserted,) = con.execute(
-                    f"""
-                    INSERT INTO raw.trades
-                    SELECT n.fill_key, proxy_wallet, side, asset, condition_id, size, price, ts,
-                           {UTC_DATE_SQL}, outcome, outcome_index, title, slug,
-                           event_slug, name, pseudonym, transaction_hash, ?, now()
-                    FROM _trades_in i
-                    JOIN (
-                        SELECT k.fill_key, k._rn
-                        FROM (SELECT {FILL_KEY_SQL} AS fill_key, min(_rn) AS _rn FROM _trades_in GROUP BY 1) k
-                        ANTI JOIN raw.trades t USING (fill_key)
-                    ) n USING (_rn)
-                    """,
-                    [source],
-                ).fetchone()
-            finally:
-                con.unregister("_trades_in")
-            result.inserted = int(inserted)
-            result.repeats = accepted.num_rows - result.inserted
-        result.quarantined = write_quarantine(con, rejected)
-        _upsert_cursors(con, cursors or {})
-    return result
+    transaction hash are kept), quarantine the rejected rows and advance the cursors, in one transaction.
+
+    Dedupe on the key alone (16 bytes + a row number per row), not on whole rows: the first row of each key is
+    kept, keys already stored are dropped, and the rows left are joined back by row number. Memory stays small at
+    10M rows. The key (an md5 of the natural key's text, about 2 us a row) is computed once a row: it was twice,
+    for the dedupe and for the row, most of a bulk load's time."""
+    numbered = accepted.append_column("_rn", pa.array(np.arange(accepted.num_rows, dtype=np.int64)))
+    return _load_new_rows(con, numbered, rejected, view="_trades_in", source=source, cursors=cursors, insert_sql=f"""
+        INSERT INTO raw.trades
+        SELECT n.fill_key, proxy_wallet, side, asset, condition_id, size, price, ts,
+               {UTC_DATE_SQL}, outcome, outcome_index, title, slug,
+               event_slug, name, pseudonym, transaction_hash, ?, now()
+        FROM _trades_in i
+        JOIN (
+            SELECT k.fill_key, k._rn
+            FROM (SELECT {FILL_KEY_SQL} AS fill_key, min(_rn) AS _rn FROM _trades_in GROUP BY 1) k
+            ANTI JOIN raw.trades t USING (fill_key)
+        ) n USING (_rn)
+    """)  # fmt: skip
 
 
 def load_activity(
@@ -260,29 +273,14 @@ def load_activity(
 ) -> LoadResult:
     """Insert new activity rows (exact repeats dropped by natural key), quarantine the rejected ones and advance
     the cursors, in one transaction (as :func:`load_trades`)."""
-    result = LoadResult(received=accepted.num_rows + rejected.num_rows)
-    with Transaction(con):
-        if accepted.num_rows:
-            _register(con, "_activity_in", accepted)
-            try:
-                (inserted,) = con.execute(
-                    f"""
-                    INSERT INTO raw.activity
-                    SELECT activity_key, proxy_wallet, type, condition_id, asset, side, size, usdc_size, price, ts,
-                           {UTC_DATE_SQL}, outcome_index, outcome, title, slug, event_slug, transaction_hash, ?, now()
-                    FROM (SELECT *, {ACTIVITY_KEY_SQL} AS activity_key FROM _activity_in)
-                    ANTI JOIN raw.activity USING (activity_key)
-                    QUALIFY row_number() OVER (PARTITION BY activity_key) = 1
-                    """,
-                    [source],
-                ).fetchone()
-            finally:
-                con.unregister("_activity_in")
-            result.inserted = int(inserted)
-            result.repeats = accepted.num_rows - result.inserted
-        result.quarantined = write_quarantine(con, rejected)
-        _upsert_cursors(con, cursors or {})
-    return result
+    return _load_new_rows(con, accepted, rejected, view="_activity_in", source=source, cursors=cursors, insert_sql=f"""
+        INSERT INTO raw.activity
+        SELECT activity_key, proxy_wallet, type, condition_id, asset, side, size, usdc_size, price, ts,
+               {UTC_DATE_SQL}, outcome_index, outcome, title, slug, event_slug, transaction_hash, ?, now()
+        FROM (SELECT *, {ACTIVITY_KEY_SQL} AS activity_key FROM _activity_in)
+        ANTI JOIN raw.activity USING (activity_key)
+        QUALIFY row_number() OVER (PARTITION BY activity_key) = 1
+    """)  # fmt: skip
 
 
 MARKET_HASH_SQL = (
