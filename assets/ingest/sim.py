@@ -70,6 +70,10 @@ class SimConfig:
     #: the other wallets and their fills do not change with this number)
     n_makers: int = 0
     maker_markets: float = 25.0  # markets per maker, on average
+    #: airdrop farmers (``farmer``: buy the near-certain side above 95 cents in a market's last three days, for
+    #: volume) and bots (``bot``: very many small fills), each from its own random stream
+    n_farmers: int = 0
+    n_bots: int = 0
 
     @classmethod
     def scaled(cls, scale: float = 1.0, **kwargs) -> SimConfig:
@@ -429,6 +433,11 @@ def generate_world(cfg: SimConfig) -> SimWorld:
         wallets, tape, activity, maker_tx = _add_makers(cfg, markets, grid, wallets, tape, n_e + n_x)
         tx_hash = maker_tx
         n_w = len(wallets)
+    if cfg.n_farmers > 0 or cfg.n_bots > 0:
+        n_tx = n_e + n_x + (0 if tx_hash is None else len(tx_hash))
+        wallets, tape, more_tx = _add_farmers_and_bots(cfg, markets, grid, wallets, tape, n_tx)
+        tx_hash = more_tx if tx_hash is None else np.concatenate([tx_hash, more_tx])
+        n_w = len(wallets)
 
     # ---- the hidden truth per wallet
     edge_entry = expected - entry_price
@@ -532,17 +541,7 @@ def _add_makers(
     k = cfg.n_makers
     address = _hex_ids(rng, k, 20)
     bankroll = np.round(cfg.bankroll_min * 10 * np.minimum(1.0 + rng.pareto(1.5, k), 1_000.0), 2)
-    makers = pd.DataFrame(
-        {
-            "address": address,
-            "wallet_type": "maker",
-            "bankroll": bankroll,
-            "lookahead_hours": 0.0,
-            "decay_start_ts": np.nan,
-            "lookback_hours": 0.0,
-            "activity": 0.0,
-        }
-    )
+    makers = _new_wallets(address, "maker", bankroll)
     first = len(wallets)
     n_ep = rng.poisson(cfg.maker_markets, k) + 1
     e_wallet = np.repeat(np.arange(first, first + k, dtype=np.int32), n_ep)
@@ -555,18 +554,22 @@ def _add_makers(
     t_split = (t_open + rng.random(n) * 0.5 * (t_end - t_open)).astype(np.int64)
     pairs = np.maximum(_round_to(bankroll[e_wallet - first] * rng.uniform(0.02, 0.1, n), 0.01), 1.0)
 
-    # sells: one to four fills a side, at times after the split, sizes summing to a share of the pair count
+    # sells: one to four fills a side, at times after the split, sizes summing to most of the pair count, the two
+    # sides within 3% of each other (a maker keeps its book balanced: its inventory is what the merge leaves)
+    # (each Yes fill has its No fill within ten minutes: quoting both sides, the maker holds no view)
     parts = []
     left = np.empty((n, 2))
+    share = rng.uniform(0.6, 0.95, n)
+    ep = np.repeat(np.arange(n), rng.integers(1, 5, n))
+    cut = rng.random(len(ep))
+    cum = pd.Series(cut).groupby(ep).cumsum().to_numpy() / np.bincount(ep, weights=cut)[ep]
+    first_of = np.r_[True, ep[1:] != ep[:-1]]
+    t_fill = t_split[ep] + 1 + (rng.random(len(ep)) * (t_end[ep] - t_split[ep] - 601)).astype(np.int64)
     for oi in (0, 1):
-        sold = _round_to(pairs * rng.uniform(0.2, 0.95, n), 0.01)
-        ep = np.repeat(np.arange(n), rng.integers(1, 5, n))
-        cut = rng.random(len(ep))
-        cum = pd.Series(cut).groupby(ep).cumsum().to_numpy() / np.bincount(ep, weights=cut)[ep]
+        sold = _round_to(pairs * share * (1.0 if oi == 0 else rng.uniform(0.97, 1.0, n)), 0.01)
         upto = _round_to(sold[ep] * cum, 0.01)
-        first_of = np.r_[True, ep[1:] != ep[:-1]]
         size = _round_to(np.where(first_of, upto, upto - np.r_[0.0, upto[:-1]]), 0.01)
-        ts = t_split[ep] + 1 + (rng.random(len(ep)) * (t_end[ep] - t_split[ep] - 1)).astype(np.int64)
+        ts = t_fill + (0 if oi == 0 else rng.integers(1, 600, len(ep)))
         keep = size > 0
         parts.append((ep[keep], np.full(int(keep.sum()), oi, np.int8), size[keep], ts[keep]))
         left[:, oi] = np.round(pairs - np.bincount(ep[keep], weights=size[keep], minlength=n), 2)
@@ -578,10 +581,10 @@ def _add_makers(
     yes = _yes(markets, grid, f_m, f_ts)
     f_price = np.clip(_round_to(np.where(f_oi == 0, yes, 1.0 - yes) + HALF_SPREAD, TICK), TICK, 1 - TICK)
 
-    # merge part of what is left of both sides after the last sell, while the market still trades
+    # merge the pairs left after the last sell, while the market still trades
     last_sell = pd.Series(f_ts).groupby(f_ep).max().reindex(range(n), fill_value=0).to_numpy()
     t_merge = last_sell + rng.integers(60, 6 * HOUR, n)
-    merged = _round_to(left.min(axis=1) * rng.uniform(0.0, 1.0, n), 0.01)
+    merged = left.min(axis=1)
     do_merge = (merged > 0) & (t_merge < t_end)
     merged = np.where(do_merge, merged, 0.0)
     held = np.round(left - merged[:, None], 2)
@@ -612,23 +615,104 @@ def _add_makers(
         tx=(n_tx + n_fill_tx + np.arange(len(order))).astype(np.int64),
     )
 
-    # the makers' sells join the tape (maker fills, a transaction each); rows keep time order
+    # the makers' sells join the tape (maker fills, a transaction each)
     m = len(f_ep)
-    all_ts = np.concatenate([tape.ts, f_ts])
-    order = np.lexsort((np.arange(len(all_ts)), all_ts))
-    merged_tape = Tape(
-        wallet=np.concatenate([tape.wallet, e_wallet[f_ep]])[order],
-        market=np.concatenate([tape.market, f_m])[order],
-        outcome_index=np.concatenate([tape.outcome_index, f_oi])[order],
-        side=np.concatenate([tape.side, np.ones(m, np.int8)])[order],
-        size=np.concatenate([tape.size, f_size])[order],
-        price=np.concatenate([tape.price, f_price])[order],
-        ts=all_ts[order],
-        is_maker=np.concatenate([tape.is_maker, np.ones(m, bool)])[order],
-        tx=np.concatenate([tape.tx, n_tx + np.arange(m)])[order],
-    )
+    extra = Tape(wallet=e_wallet[f_ep], market=f_m, outcome_index=f_oi, side=np.ones(m, np.int8), size=f_size,
+                 price=f_price, ts=f_ts, is_maker=np.ones(m, bool), tx=n_tx + np.arange(m))  # fmt: skip
     tx_hash = _hex_ids(rng, m + len(activity), 32)
-    return pd.concat([wallets, makers], ignore_index=True), merged_tape, activity, tx_hash
+    return pd.concat([wallets, makers], ignore_index=True), _merged(tape, extra), activity, tx_hash
+
+
+def _merged(tape: Tape, extra: Tape) -> Tape:
+    """``tape`` with ``extra``'s fills, in time order (at one second, ``tape``'s rows first)."""
+    fields = ("wallet", "market", "outcome_index", "side", "size", "price", "ts", "is_maker", "tx")
+    both = {f: np.concatenate([getattr(tape, f), getattr(extra, f)]) for f in fields}
+    order = np.lexsort((np.arange(len(both["ts"])), both["ts"]))
+    return Tape(**{f: v[order] for f, v in both.items()})
+
+
+def _new_wallets(address: np.ndarray, kind: str, bankroll: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"address": address, "wallet_type": kind, "bankroll": bankroll, "lookahead_hours": 0.0,
+                         "decay_start_ts": np.nan, "lookback_hours": 0.0, "activity": 0.0})  # fmt: skip
+
+
+#: a farmer buys in a market's last hours before its scheduled close, the side priced at least this much
+FARM_HOURS, FARM_PRICE = 72, 0.95
+
+
+def _add_farmers_and_bots(
+    cfg: SimConfig, markets: Markets, grid: np.ndarray, wallets: pd.DataFrame, tape: Tape, n_tx: int
+) -> tuple[pd.DataFrame, Tape, np.ndarray]:
+    """``cfg.n_farmers`` airdrop farmers and ``cfg.n_bots`` bots, from their own random stream.
+
+    A farmer, in 30 to 80 markets that close inside the history, buys the side priced at least 95 cents at a
+    time in the market's last 72 hours, one to three times, $1k to $20k a fill: volume on near-certain outcomes
+    (each fill earns about the last cent to the payout, and loses the whole price when the favourite fails). A bot
+    makes 400 to 1,500 small entries ($5 to $60) on a random side of random markets at any time, and sells half of
+    them whole later: very many small fills, no edge."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    now = cfg.end_ts
+    first = len(wallets)
+    parts, new = [], []
+    if cfg.n_farmers:
+        k = cfg.n_farmers
+        new.append(
+            _new_wallets(
+                _hex_ids(rng, k, 20), "farmer", np.round(cfg.bankroll_min * (1 + rng.pareto(1.5, k)), 2)
+            )
+        )
+        closing = np.flatnonzero(
+            (markets.close_ts <= now) & (markets.close_ts - markets.open_ts > FARM_HOURS * HOUR)
+        )
+        want = rng.integers(30, 81, k)
+        n_try = (
+            int(want.sum()) * 8
+        )  # candidate (market, time) pairs; about a third have a side above 95 cents
+        w = np.repeat(np.arange(k), want * 8)
+        m = closing[rng.integers(0, len(closing), n_try)].astype(np.int32)
+        ts = (markets.close_ts[m] - 60 - rng.random(n_try) * (FARM_HOURS * HOUR - 60)).astype(np.int64)
+        yes = _yes(markets, grid, m, ts)
+        side_yes = yes >= FARM_PRICE
+        ok = side_yes | (yes <= 1 - FARM_PRICE)
+        ok &= pd.Series(ok).groupby(w).cumsum().to_numpy() <= want[w]  # a farmer's first ``want`` candidates
+        w, m, ts, side_yes, yes = w[ok], m[ok], ts[ok], side_yes[ok], yes[ok]
+        reps = rng.integers(1, 4, len(w))  # one to three fills, an hour apart at most
+        i = np.repeat(np.arange(len(w)), reps)
+        ts = np.minimum(ts[i] + (np.arange(len(i)) - np.repeat(np.cumsum(reps) - reps, reps)) * rng.integers(
+            60, HOUR, len(i)), markets.close_ts[m[i]] - 1)  # fmt: skip
+        mid = np.where(side_yes[i], yes[i], 1 - yes[i])
+        price = np.clip(_round_to(mid + HALF_SPREAD, TICK), TICK, 1 - TICK)
+        size = np.maximum(_round_to(rng.uniform(1_000, 20_000, len(i)) / price, 0.01), 1.0)
+        parts.append((first + w[i], m[i], np.where(side_yes[i], 0, 1), np.zeros(len(i)), size, price, ts))
+    if cfg.n_bots:
+        k, b0 = cfg.n_bots, first + cfg.n_farmers
+        new.append(_new_wallets(_hex_ids(rng, k, 20), "bot", np.full(k, cfg.bankroll_min)))
+        n_e = rng.integers(400, 1_501, k)
+        w = np.repeat(np.arange(k), n_e)
+        life = (np.minimum(markets.close_ts, now) - markets.open_ts).astype(np.float64)
+        m = rng.choice(len(markets), size=len(w), p=life / life.sum()).astype(np.int32)
+        t_last = np.minimum(markets.close_ts[m], now) - 120
+        ts = (markets.open_ts[m] + rng.random(len(w)) * (t_last - markets.open_ts[m])).astype(np.int64)
+        oi = rng.integers(0, 2, len(w))
+        yes = _yes(markets, grid, m, ts)
+        price = np.clip(_round_to(np.where(oi == 0, yes, 1 - yes) + HALF_SPREAD, TICK), TICK, 1 - TICK)
+        size = np.maximum(_round_to(rng.uniform(5, 60, len(w)) / price, 0.01), 0.01)
+        ex = rng.random(len(w)) < 0.5
+        ex_ts = ts[ex] + 1 + (rng.random(ex.sum()) * (t_last[ex] + 60 - ts[ex])).astype(np.int64)
+        ex_yes = _yes(markets, grid, m[ex], ex_ts)
+        ex_price = np.clip(
+            _round_to(np.where(oi[ex] == 0, ex_yes, 1 - ex_yes) - HALF_SPREAD, TICK), TICK, 1 - TICK
+        )
+        parts.append((b0 + np.concatenate([w, w[ex]]), np.concatenate([m, m[ex]]), np.concatenate([oi, oi[ex]]),
+                      np.concatenate([np.zeros(len(w)), np.ones(ex.sum())]), np.concatenate([size, size[ex]]),
+                      np.concatenate([price, ex_price]), np.concatenate([ts, ex_ts])))  # fmt: skip
+    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    n = len(cols[0])
+    extra = Tape(wallet=cols[0].astype(np.int32), market=cols[1].astype(np.int32),
+                 outcome_index=cols[2].astype(np.int8), side=cols[3].astype(np.int8), size=cols[4],
+                 price=cols[5], ts=cols[6].astype(np.int64), is_maker=rng.random(n) < cfg.maker_share,
+                 tx=n_tx + np.arange(n))  # fmt: skip
+    return pd.concat([wallets, *new], ignore_index=True), _merged(tape, extra), _hex_ids(rng, n, 32)
 
 
 def _yes(markets: Markets, grid: np.ndarray, market: np.ndarray, ts: np.ndarray) -> np.ndarray:
