@@ -10,7 +10,7 @@ from assets.evaluate.report_assets import build_report
 from assets.ingest.assets import build_ingest_assets, raw_leaderboard, raw_markets, sim_truth
 from assets.paper.assets import build_paper_portfolio
 from assets.risk.assets import whale_quarantine
-from assets.score.assets import whale_scores, whale_scores_integrity, whale_universe
+from assets.score.assets import wallet_flags, whale_scores, whale_scores_integrity, whale_universe
 from assets.signal.assets import signals
 from assets.transform.assets import build_dbt_assets
 from live.assets import build_live_checks, build_live_monitor, build_live_snapshot, build_live_tables
@@ -35,6 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_dbt_assets(settings.fee_rate, settings.gate_scope),
             whale_scores,
             whale_universe,
+            wallet_flags,
             score_ic,
             whale_quarantine,
             signals,

@@ -94,7 +94,20 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     if table_exists(con, "analytics.whale_universe"):
         (n,) = con.execute("SELECT count(*) FROM analytics.whale_universe").fetchall()[0]
         lines.append(f"  analytics.whale_universe {n:>8,}  wallets")
+    if table_exists(con, "analytics.wallet_flags"):
+        counts = con.execute(
+            "SELECT flag, count(*) FROM analytics.wallet_flags GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        text = ", ".join(f"{f} {n:,}" for f, n in counts) or "none"
+        lines.append(f"  analytics.wallet_flags {sum(n for _, n in counts):>10,}  wallets flagged ({text})")
     return lines
+
+
+def _flags_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """A join giving each wallet's flags as ``flags`` (empty text when none, or when no flags are stored)."""
+    if table_exists(con, "analytics.wallet_flags"):
+        return "LEFT JOIN (SELECT wallet, string_agg(flag, ',' ORDER BY flag) AS flags FROM analytics.wallet_flags GROUP BY 1) fl USING (wallet)"
+    return "LEFT JOIN (SELECT NULL::VARCHAR AS wallet, NULL::VARCHAR AS flags) fl USING (wallet)"
 
 
 def root_cause(error) -> str:
@@ -111,17 +124,19 @@ def top_wallets(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
     if not table_exists(con, "marts.wallet_features"):
         return []
     rows = con.execute(
-        """
-        SELECT wallet, pnl_net, pnl_gross, volume, n_resolved_positions, wins, losses, market_hhi
-        FROM marts.wallet_features ORDER BY pnl_net DESC NULLS LAST, wallet LIMIT ?
+        f"""
+        SELECT wallet, pnl_net, pnl_gross, volume, n_resolved_positions, wins, losses, market_hhi, fl.flags
+        FROM marts.wallet_features {_flags_sql(con)} ORDER BY pnl_net DESC NULLS LAST, wallet LIMIT ?
         """,
         [n],
     ).fetchall()
-    out = [f"top {n} wallets by net realised P&L:",
-           f"  {'wallet':<44}{'net P&L':>14}{'gross P&L':>14}{'volume':>14}{'resolved':>9}{'W-L':>10}{'HHI':>7}"]  # fmt: skip
-    for w, net, gross, vol, res, wins, losses, hhi in rows:
+    out = [f"top {n} wallets by net realised P&L (flags: analytics.wallet_flags):",
+           f"  {'wallet':<44}{'net P&L':>14}{'gross P&L':>14}{'volume':>14}{'resolved':>9}{'W-L':>10}{'HHI':>7}"
+           f"  flags"]  # fmt: skip
+    for w, net, gross, vol, res, wins, losses, hhi, fl in rows:
         out.append(
             f"  {w:<44}{net:>14,.0f}{gross:>14,.0f}{vol:>14,.0f}{res:>9,}{f'{wins}-{losses}':>10}{(hhi or 0):>7,.0f}"
+            f"  {fl or '-'}"
         )
     return out
 
@@ -137,11 +152,11 @@ def top_whales(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
     if not table_exists(con, "analytics.whale_universe"):
         return []
     rows = con.execute(
-        """
+        f"""
         SELECT as_of, wallet, wqs, tier, regime, win_rate_mean, win_rate_lower, win_rate_upper, win_rate_confidence,
                edge_mean, edge_lower, edge_upper, predictive_positions, predicted_wins_mean, predicted_wins_lower,
-               predicted_wins_upper, volume
-        FROM analytics.whale_universe ORDER BY rank LIMIT ?
+               predicted_wins_upper, volume, fl.flags
+        FROM analytics.whale_universe {_flags_sql(con)} ORDER BY rank LIMIT ?
         """,
         [n],
     ).fetchall()
@@ -149,12 +164,12 @@ def top_whales(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
         return ["whale universe: empty (no wallet reaches the minimum WQS yet)"]
     out = [f"top {len(rows)} whales by WQS as of {rows[0][0]} (95% intervals; wins: 90% predictive interval):",
            f"  {'wallet':<44}{'WQS':>6} {'tier':<6}{'regime':<14}{'win rate':<22}{'conf':<10}{'edge':<24}"
-           f"{'wins/' + str(rows[0][12]):>13}{'volume':>13}"]  # fmt: skip
+           f"{'wins/' + str(rows[0][12]):>13}{'volume':>13}  flags"]  # fmt: skip
     for r in rows:
         wins = f"{r[13]:.1f} [{r[14]:.0f}-{r[15]:.0f}]"
         out.append(
             f"  {r[1]:<44}{r[2]:>6.1f} {r[3]:<6}{r[4] or '-':<14}{_interval(r[5], r[6], r[7], 3):<22}"
-            f"{r[8] or '-':<10}{_interval(r[9], r[10], r[11], 3):<24}{wins:>13}{r[16]:>13,.0f}"
+            f"{r[8] or '-':<10}{_interval(r[9], r[10], r[11], 3):<24}{wins:>13}{r[16]:>13,.0f}  {r[17] or '-'}"
         )
     return out
 

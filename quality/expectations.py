@@ -518,6 +518,16 @@ SUITES.update(
             ),
         ),
         TableSuite(
+            "analytics.wallet_flags",
+            (
+                matches_regex("wallet", WALLET_RE),
+                in_set("flag", ["market_maker", "farmer", "bot", "wash"]),
+                compound_unique("wallet", "flag"),
+                not_null("bound"),
+                not_null("evidence"),
+            ),
+        ),
+        TableSuite(
             "analytics.whale_quarantine",
             (
                 not_null("as_of"),

@@ -16,11 +16,12 @@ from dagster_duckdb import DuckDBResource
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction, create_table_sql, replace_table
 
-from . import model
+from . import flags, model
 from .incremental import WHALE_SCORES_COLUMNS, read_grid, score_increment
 
 WHALE_SCORES = dg.AssetKey(["analytics", "whale_scores"])
 WHALE_UNIVERSE = dg.AssetKey(["analytics", "whale_universe"])
+WALLET_FLAGS = dg.AssetKey(["analytics", "wallet_flags"])
 SCORE_INPUTS = [
     dg.AssetKey(["marts", name])
     for name in (
@@ -210,5 +211,42 @@ def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, 
             "wallets": len(universe),
             "as_of": str(universe["as_of"].iloc[0]) if len(universe) else "-",
             "tiers": dg.MetadataValue.json(tiers),
+        }
+    )
+
+
+WALLET_FLAGS_COLUMNS = {
+    "wallet": "VARCHAR NOT NULL",
+    "flag": "VARCHAR NOT NULL",  # market_maker | farmer | bot | wash
+    "statistic": "VARCHAR NOT NULL",  # what was measured
+    "value": "DOUBLE",  # its value for the wallet
+    "bound": "DOUBLE NOT NULL",  # the bound it reached (docs/metrics.md#wallet-flags)
+    "evidence": "VARCHAR NOT NULL",  # the counts behind it, in words
+    "computed_at": "TIMESTAMPTZ NOT NULL",
+}
+
+
+@dg.asset(
+    key=WALLET_FLAGS,
+    deps=[dg.AssetKey(["marts", n]) for n in ("fct_fills", "fct_positions", "dim_markets")],
+    group_name="score",
+    kinds={"duckdb", "python"},
+    description="Wallets that are not traders to copy, one row per wallet and flag with its evidence: market "
+    "makers, airdrop farmers, bots, wash traders (docs/metrics.md#wallet-flags).",
+)
+def wallet_flags(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    with warehouse.get_connection() as con:
+        stats = con.execute(flags.STATS_SQL).df()
+        found = flags.flag_wallets(stats).assign(computed_at=datetime.now(UTC))
+        with Transaction(con):
+            con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+            replace_table(con, "analytics.wallet_flags", WALLET_FLAGS_COLUMNS, found)
+    counts = {f: int((found["flag"] == f).sum()) for f in flags.FLAGS}
+    context.log.info(f"wallet_flags: {counts} of {len(stats):,} wallets")
+    return dg.MaterializeResult(
+        metadata={
+            "wallets": len(stats),
+            "flagged": dg.MetadataValue.json(counts),
+            "dagster/row_count": len(found),
         }
     )

@@ -50,7 +50,7 @@ def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(
     assert {s.asset_key.to_user_string() for s in specs} == {
         "raw/markets", "raw/trades", "raw/activity", "raw/price_history",
         "marts/fct_fills", "marts/fct_positions", "marts/wallet_daily_returns", "marts/wallet_features",
-        "analytics/whale_scores", "analytics/whale_universe", "evaluation/score_ic",
+        "analytics/whale_scores", "analytics/whale_universe", "analytics/wallet_flags", "evaluation/score_ic",
         "analytics/whale_quarantine", "analytics/signals",
         "analytics/orders", "analytics/paper_nav", "analytics/paper_fills",
         "evaluation/backtest_daily", "evaluation/backtest_summary", "evaluation/validation", "evaluation/targets",
