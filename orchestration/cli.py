@@ -467,7 +467,13 @@ def reconcile_positions(args: argparse.Namespace, settings: Settings, out=None) 
     import orjson
     import pandas as pd
 
-    from assets.transform.reconcile import OURS_SQL, polymarket_frame, reconcile, summary_line
+    from assets.transform.reconcile import (
+        OURS_SQL,
+        QUARANTINED_SQL,
+        polymarket_frame,
+        reconcile,
+        summary_line,
+    )
 
     out = out or sys.stdout
     frames = []
@@ -500,8 +506,10 @@ def reconcile_positions(args: argparse.Namespace, settings: Settings, out=None) 
     if not Path(settings.warehouse_path).exists():
         raise UsageError(f"no warehouse at {settings.warehouse_path}")
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        ours = con.execute(OURS_SQL, {"wallets": sorted(theirs["wallet"].unique())}).df()
-    result = reconcile(theirs, ours)
+        wallets = {"wallets": sorted(theirs["wallet"].unique())}
+        ours = con.execute(OURS_SQL, wallets).df()
+        quarantined = con.execute(QUARANTINED_SQL, wallets).df()
+    result = reconcile(theirs, ours, quarantined)
     shown = result.drop(columns=["why"]) if args.format == "table" else result
     print(format_rows(list(shown.columns), [tuple(r) for r in shown.itertuples(index=False)], args.format),
           file=out)  # fmt: skip

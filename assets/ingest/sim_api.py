@@ -327,7 +327,7 @@ class SimPolymarket(httpx.BaseTransport):
         yes = np.where(resolved, np.nan_to_num(outcome), last_yes)
         cur = np.where(oi == 0, yes, 1.0 - yes)
         held = book["size"].to_numpy()
-        keep = held <= 1e-9 if closed else held >= float(params.get("sizeThreshold", 1))
+        keep = held <= 1e-9 if closed else (held > 1e-9) & (held >= float(params.get("sizeThreshold", 1)))
         out = pd.DataFrame({
             "proxyWallet": user.lower(),
             "asset": np.where(oi == 0, mk.token_yes[m], mk.token_no[m]),

@@ -23,9 +23,11 @@ import pandas as pd
 #: a position's outcome, in the order the checks run (the first that applies is the row's status)
 STATUSES: dict[str, str] = {
     "match": "the warehouse's realised P&L equals Polymarket's (to 1e-6 relative)",
+    "quarantined_fill": "a fill of this position is in raw.quarantine (a malformed row the gate kept out)",
     "no_fills": "the warehouse holds no fill or leg of this position (fills outside its history or its wallets)",
     "missing_buys": "the warehouse saw fewer shares come in than Polymarket's totalBought (fills before the "
     "warehouse's history, or splits not in raw.activity)",
+    "missing_sells": "the warehouse holds more shares than Polymarket says are held (a sell or a merge it lacks)",
     "oversold": "the warehouse saw more shares go out than come in (a split or a transfer it does not hold)",
     "missing_resolution": "Polymarket prices the position at 0 or 1 as resolved; raw.markets has no resolution",
     "conversion": "the position took part in a NegRisk conversion, booked by whalecopy's convention (the wallet's "
@@ -47,6 +49,15 @@ POSITION_COLUMNS = {  # Polymarket's field -> the frame's column
     "title": "title",
     "outcome": "outcome",
 }
+
+#: the (wallet, token) of every quarantined fill whose record names them (the Data API's fields)
+QUARANTINED_SQL = """
+SELECT DISTINCT lower(json_extract_string(record, '$.proxyWallet')) AS wallet,
+       json_extract_string(record, '$.asset') AS token_id
+FROM raw.quarantine
+WHERE entity = 'trades' AND json_valid(record) AND lower(json_extract_string(record, '$.proxyWallet')) IN (
+    SELECT UNNEST($wallets::VARCHAR[]))
+"""
 
 #: what the warehouse's side needs, as ``ours_sql`` reads it from marts.fct_positions
 OURS_SQL = """
@@ -85,12 +96,24 @@ def polymarket_frame(rows: list[dict], *, closed: bool) -> pd.DataFrame:
     return frame
 
 
-def reconcile(theirs: pd.DataFrame, ours: pd.DataFrame, *, share_epsilon: float = 1e-6) -> pd.DataFrame:
+def reconcile(
+    theirs: pd.DataFrame, ours: pd.DataFrame, quarantined: pd.DataFrame | None = None, *,
+    share_epsilon: float = 1e-6,
+) -> pd.DataFrame:  # fmt: skip
     """One row per Polymarket position: its ``realized_pnl``, the warehouse's figure for it (``ours``, see the
     module docstring), their difference and a ``status`` from :data:`STATUSES` with its ``why``.
 
-    ``theirs``: :func:`polymarket_frame` rows; ``ours``: the rows of :data:`OURS_SQL` for their wallets."""
+    ``theirs``: :func:`polymarket_frame` rows; ``ours``: the rows of :data:`OURS_SQL` for their wallets;
+    ``quarantined``: the (wallet, token_id) of :data:`QUARANTINED_SQL`."""
     j = theirs.merge(ours, on=["wallet", "token_id"], how="left", suffixes=("", "_ours"), indicator=True)
+    if quarantined is None:
+        quarantined = pd.DataFrame({"wallet": [], "token_id": []}, dtype=object)
+    lost = (
+        j[["wallet", "token_id"]]
+        .merge(quarantined[["wallet", "token_id"]].drop_duplicates().assign(_lost=True), how="left")["_lost"]
+        .eq(True)
+        .to_numpy()
+    )
     held_none = j["closed"].to_numpy(bool) | (j["size"].fillna(0).to_numpy() <= share_epsilon)
     resolved = j["is_resolved"].eq(True).to_numpy()
     figure = np.where(held_none & resolved, j["pnl_gross"], j["realised_at_sells"]).astype(float)
@@ -98,8 +121,10 @@ def reconcile(theirs: pd.DataFrame, ours: pd.DataFrame, *, share_epsilon: float 
     close = np.abs(diff) <= TOLERANCE * (1.0 + np.abs(j["realized_pnl"].to_numpy(float)))
     found = (j["_merge"] == "both").to_numpy()
     said_resolved = np.isin(j["cur_price"].to_numpy(float), (0.0, 1.0))
+    held_there = j["size"].fillna(0).to_numpy(float)
     checks = [
         ("match", found & close),
+        ("quarantined_fill", lost),
         ("no_fills", ~found),
         (
             "missing_buys",
@@ -108,6 +133,12 @@ def reconcile(theirs: pd.DataFrame, ours: pd.DataFrame, *, share_epsilon: float 
                 j["shares_in"].fillna(0).to_numpy(float)
                 < j["total_bought"].fillna(0).to_numpy(float) - share_epsilon
             ),
+        ),  # fmt: skip
+        (
+            "missing_sells",
+            found
+            & (j["net_shares"].fillna(0).to_numpy(float) > held_there + share_epsilon)
+            & ~(j["closed"].to_numpy(bool) & resolved),
         ),  # fmt: skip
         ("oversold", found & j["has_negative_shares"].eq(True).to_numpy()),
         ("missing_resolution", found & j["closed"].to_numpy(bool) & said_resolved & ~resolved),

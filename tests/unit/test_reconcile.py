@@ -51,6 +51,18 @@ def test_each_status_with_its_reason():
     assert out.loc[out["token_id"] == "7", "difference"].item() == pytest.approx(-1.0)
 
 
+def test_a_quarantined_fill_and_a_missing_sell_are_named():
+    lost = pd.DataFrame({"wallet": [W], "token_id": ["1"]})
+    out = reconcile(
+        pd.concat([polymarket_frame([{k: v for k, v in theirs(t, 60.0, closed=False, size=40.0, cur=0.5).items()
+                                      if k != "_closed"}], closed=False) for t in ("1", "2")], ignore_index=True),
+        pd.DataFrame([{**ours("1", at_sells=10.0, resolved=False), "net_shares": 40.0},
+                      {**ours("2", at_sells=10.0, resolved=False), "net_shares": 50.0}]),
+        lost,
+    )  # fmt: skip
+    assert out["status"].tolist() == ["quarantined_fill", "missing_sells"]
+
+
 def test_the_tolerance_boundary():
     bound = TOLERANCE * (1 + 100.0)
     out = run([theirs("1", 100.0), theirs("2", 100.0)], [ours("1", pnl=100.0 + bound * 0.999),
