@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from assets.warehouse import exact_sum
+
 #: a farmer's fill: a BUY at or above this price in the market's last ``FARM_HOURS`` before its scheduled end
 FARM_PRICE = 0.95
 FARM_HOURS = 72
@@ -44,6 +46,9 @@ class FlagBounds:
 FLAGS = ("market_maker", "farmer", "bot", "wash")
 
 #: per wallet, from the marts: what the rules read
+_FARM = f"side = 'BUY' AND price >= {FARM_PRICE} AND end_ts - ts BETWEEN 0 AND {FARM_HOURS * 3600}"
+
+#: per wallet, from the marts: what the rules read (sums exact, so two runs give the same bits: ``exact_sum``)
 STATS_SQL = f"""
 WITH f AS (
     SELECT f.wallet, f.condition_id, f.token_id, f.side, f.size, f.price, f.notional, epoch(f.traded_at) AS ts,
@@ -51,13 +56,11 @@ WITH f AS (
     FROM marts.fct_fills f LEFT JOIN marts.dim_markets m USING (condition_id)
 ),
 per_wallet AS (
-    SELECT wallet, count(*) AS n_fills, sum(notional) AS volume, median(notional) AS median_notional,
-           coalesce(sum(notional) FILTER (WHERE side = 'BUY'), 0) AS buy_volume,
-           coalesce(sum(notional) FILTER (WHERE side = 'SELL'), 0) AS sell_volume,
-           count(*) FILTER (WHERE side = 'BUY' AND price >= {FARM_PRICE}
-                            AND end_ts - ts BETWEEN 0 AND {FARM_HOURS * 3600}) AS n_farm,
-           coalesce(sum(notional) FILTER (WHERE side = 'BUY' AND price >= {FARM_PRICE}
-                                          AND end_ts - ts BETWEEN 0 AND {FARM_HOURS * 3600}), 0) AS farm_volume
+    SELECT wallet, count(*) AS n_fills, {exact_sum("notional")} AS volume, median(notional) AS median_notional,
+           coalesce({exact_sum("CASE WHEN side = 'BUY' THEN notional ELSE 0 END")}, 0) AS buy_volume,
+           coalesce({exact_sum("CASE WHEN side = 'SELL' THEN notional ELSE 0 END")}, 0) AS sell_volume,
+           count(*) FILTER (WHERE {_FARM}) AS n_farm,
+           coalesce({exact_sum(f"CASE WHEN {_FARM} THEN notional ELSE 0 END")}, 0) AS farm_volume
     FROM f GROUP BY 1
 ),
 markets AS (
@@ -66,7 +69,7 @@ markets AS (
 ),
 round_trips AS (
     -- each SELL matched to a BUY of the same token, size and price within {WASH_SECONDS} s before it
-    SELECT s.wallet, sum(s.notional) * 2 AS wash_volume
+    SELECT s.wallet, 2 * {exact_sum("s.notional")} AS wash_volume
     FROM f s
     WHERE s.side = 'SELL' AND EXISTS (
         SELECT 1 FROM f b WHERE b.wallet = s.wallet AND b.token_id = s.token_id AND b.side = 'BUY'
@@ -74,7 +77,7 @@ round_trips AS (
     GROUP BY 1
 ),
 positions AS (
-    SELECT wallet, coalesce(sum(pnl_gross) FILTER (WHERE is_resolved), 0) AS resolved_pnl,
+    SELECT wallet, coalesce({exact_sum("CASE WHEN is_resolved THEN pnl_gross ELSE 0 END")}, 0) AS resolved_pnl,
            count(DISTINCT condition_id) FILTER (WHERE shares_split > 0 OR shares_merged > 0) AS split_markets
     FROM marts.fct_positions GROUP BY 1
 )
