@@ -203,8 +203,9 @@ def _live_status(ctx: Context) -> None:
 # ------------------------------------------------------------------------------------------------ whales
 def whales(ctx: Context) -> None:
     st.title("Whales")
-    st.caption("The scored wallets at the latest as-of date, ranked by WQS beside the rival predictors; pick one "
-               "to see its score history, positions and the trades of it we copied.")  # fmt: skip
+    st.caption("The scored wallets at the latest as-of date, ranked by WQS beside the rival predictors, with their "
+               "flags (market maker, farmer, bot, wash: analytics.wallet_flags); pick one to see its score history, "
+               "positions and the trades of it we copied.")  # fmt: skip
     f = from_warehouse(ctx, queries.WHALES)
     if f is None:
         return
@@ -222,7 +223,8 @@ def whales(ctx: Context) -> None:
     ic = f["ic"].set_index("predictor")["mean_ic"] if len(f["ic"]) else pd.Series(dtype=float)
     c[3].metric("Mean IC of WQS (30 d)", f"{ic.get('wqs', np.nan):.3f}",
                 f"raw win rate {ic.get('raw_win_rate', np.nan):.3f}", delta_color="off", delta_arrow="off")  # fmt: skip
-    show = scores[["rank", "wallet", "wqs", "tier", "regime", "in_universe", "quarantined", "strikes", "strike_reasons",
+    show = scores[["rank", "wallet", "wqs", "tier", "regime", "in_universe", "flags", "quarantined", "strikes",
+                   "strike_reasons",
                    "released_on", "sharpe", "consistency", "win_rate_mean", "win_rate_lower", "win_rate_upper",
                    "edge_mean", "edge_lower", "edge_upper", "predicted_wins_mean", "raw_win_rate", "pnl_net_to_date",
                    "current_drawdown", "n_resolved_positions", "volume"]]  # fmt: skip
