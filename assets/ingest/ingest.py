@@ -23,6 +23,7 @@ from .records import (
     ACTIVITY_SCHEMA,
     WALLET_RE,
     Batch,
+    Parsed,
     empty_quarantine,
     parse_activity,
     parse_leaderboard,
@@ -164,6 +165,12 @@ def universe_wallets(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def accepted_by(parsed: Parsed, column: str) -> dict[str, int]:
+    """How many rows ``parsed`` accepted per value of ``column`` (a stream's row count for its cursor)."""
+    agg = parsed.accepted.group_by(column).aggregate([([], "count_all")])
+    return dict(zip(agg.column(column).to_pylist(), agg.column("count_all").to_pylist(), strict=True))
+
+
 def _commit_trades(
     con,
     batch: Batch,
@@ -184,13 +191,7 @@ def _commit_trades(
     if key_column is None:
         counts = {s: parsed.n_accepted + counted for s in streams}
     else:
-        agg = parsed.accepted.group_by(key_column).aggregate([([], "count_all")])
-        counts = {
-            prefix + k: n
-            for k, n in zip(
-                agg.column(key_column).to_pylist(), agg.column("count_all").to_pylist(), strict=True
-            )
-        }
+        counts = {prefix + k: n for k, n in accepted_by(parsed, key_column).items()}
     cursors = {s: (window[0], window[1], int(counts.get(s, 0))) for s in streams}
     report.load += load_trades(con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors)
     return parsed.n_accepted
@@ -381,8 +382,8 @@ def ingest_activity(
     redemptions, conversions, rewards and rebates (``activity_wallets``; a stream per wallet,
     ``activity/user/<wallet>``, carried on from where it stopped, or from the first fill the warehouse holds:
     ``activity_plan``). A file source reads its activity file, if it has one, a batch at a time (rows outside the
-    window are left to their own partitions). Rows are validated (``records.parse_activity``) and loaded with their cursors in one
-    transaction a batch."""
+    window are left to their own partitions). Rows are validated (``records.parse_activity``) and loaded with
+    their cursors in one transaction a batch."""
     t0 = time.perf_counter()
     report = IngestReport("activity", window=(start, end))
     if isinstance(source, FileSource):
@@ -422,10 +423,7 @@ def ingest_activity(
     def commit() -> None:
         parsed = parse_activity(batch, source=source.name, now_ts=source.now_ts)
         report.unknown_fields.update(parsed.unknown_fields)
-        agg = parsed.accepted.group_by("proxy_wallet").aggregate([([], "count_all")])
-        counts = dict(
-            zip(agg.column("proxy_wallet").to_pylist(), agg.column("count_all").to_pylist(), strict=True)
-        )
+        counts = accepted_by(parsed, "proxy_wallet")
         cursors = {prefix + w: (lo, end, int(counts.get(w, 0))) for w, lo in streams}
         report.load += load_activity(
             con, parsed.accepted, parsed.rejected, source=source.name, cursors=cursors

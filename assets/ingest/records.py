@@ -104,7 +104,6 @@ ACTIVITY_FIELDS = {  # API field -> raw.activity column
 ACTIVITY_FIELDS_IGNORED = frozenset(
     {"icon", "bio", "profileImage", "profileImageOptimized", "name", "pseudonym"}
 )
-ACTIVITY_REQUIRED = ("proxyWallet", "type", "size", "usdcSize", "timestamp")
 
 ACTIVITY_SCHEMA = pa.schema(
     [

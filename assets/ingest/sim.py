@@ -214,6 +214,11 @@ def _round_to(x: np.ndarray, step: float) -> np.ndarray:
     return np.round(np.round(x / step) * step, 10)
 
 
+def _tick_price(x: np.ndarray) -> np.ndarray:
+    """A price on the 0.001 tick, inside (0, 1)."""
+    return np.clip(_round_to(x, TICK), TICK, 1 - TICK)
+
+
 # ------------------------------------------------------------------------------------------------ the world
 
 
@@ -364,7 +369,7 @@ def generate_world(cfg: SimConfig) -> SimWorld:
     outcome_index = np.where(buy_yes, 0, 1).astype(np.int8)
     mid = np.where(buy_yes, yes_now, 1.0 - yes_now)
     wash = wt == "wash"
-    entry_price = np.clip(_round_to(mid + np.where(wash, 0.0, HALF_SPREAD), TICK), TICK, 1 - TICK)
+    entry_price = _tick_price(mid + np.where(wash, 0.0, HALF_SPREAD))
     expected = np.where(buy_yes, yes_seen, 1.0 - yes_seen)
 
     # ---- sizes: a heavy-tailed share of the bankroll
@@ -386,9 +391,7 @@ def generate_world(cfg: SimConfig) -> SimWorld:
     ex_ts = np.clip(ex_ts, ts[ex] + 1, np.minimum(markets.close_ts[market[ex]], now) - 1)
     ex_yes = _yes(markets, grid, market[ex], ex_ts)
     ex_mid = np.where(outcome_index[ex] == 0, ex_yes, 1.0 - ex_yes)
-    ex_price = np.where(
-        wash[ex], entry_price[ex], np.clip(_round_to(ex_mid - HALF_SPREAD, TICK), TICK, 1 - TICK)
-    )
+    ex_price = np.where(wash[ex], entry_price[ex], _tick_price(ex_mid - HALF_SPREAD))
     ex_size = np.where(
         wash[ex], size[ex], np.maximum(_round_to(size[ex] * rng.uniform(0.3, 1.0, len(ex)), 0.01), 0.01)
     )
@@ -579,7 +582,7 @@ def _add_makers(
     f_ts = np.concatenate([p[3] for p in parts])
     f_m = e_market[f_ep]
     yes = _yes(markets, grid, f_m, f_ts)
-    f_price = np.clip(_round_to(np.where(f_oi == 0, yes, 1.0 - yes) + HALF_SPREAD, TICK), TICK, 1 - TICK)
+    f_price = _tick_price(np.where(f_oi == 0, yes, 1.0 - yes) + HALF_SPREAD)
 
     # merge the pairs left after the last sell, while the market still trades
     last_sell = pd.Series(f_ts).groupby(f_ep).max().reindex(range(n), fill_value=0).to_numpy()
@@ -681,7 +684,7 @@ def _add_farmers_and_bots(
         ts = np.minimum(ts[i] + (np.arange(len(i)) - np.repeat(np.cumsum(reps) - reps, reps)) * rng.integers(
             60, HOUR, len(i)), markets.close_ts[m[i]] - 1)  # fmt: skip
         mid = np.where(side_yes[i], yes[i], 1 - yes[i])
-        price = np.clip(_round_to(mid + HALF_SPREAD, TICK), TICK, 1 - TICK)
+        price = _tick_price(mid + HALF_SPREAD)
         size = np.maximum(_round_to(rng.uniform(1_000, 20_000, len(i)) / price, 0.01), 1.0)
         parts.append((first + w[i], m[i], np.where(side_yes[i], 0, 1), np.zeros(len(i)), size, price, ts))
     if cfg.n_bots:
@@ -695,14 +698,12 @@ def _add_farmers_and_bots(
         ts = (markets.open_ts[m] + rng.random(len(w)) * (t_last - markets.open_ts[m])).astype(np.int64)
         oi = rng.integers(0, 2, len(w))
         yes = _yes(markets, grid, m, ts)
-        price = np.clip(_round_to(np.where(oi == 0, yes, 1 - yes) + HALF_SPREAD, TICK), TICK, 1 - TICK)
+        price = _tick_price(np.where(oi == 0, yes, 1 - yes) + HALF_SPREAD)
         size = np.maximum(_round_to(rng.uniform(5, 60, len(w)) / price, 0.01), 0.01)
         ex = rng.random(len(w)) < 0.5
         ex_ts = ts[ex] + 1 + (rng.random(ex.sum()) * (t_last[ex] + 60 - ts[ex])).astype(np.int64)
         ex_yes = _yes(markets, grid, m[ex], ex_ts)
-        ex_price = np.clip(
-            _round_to(np.where(oi[ex] == 0, ex_yes, 1 - ex_yes) - HALF_SPREAD, TICK), TICK, 1 - TICK
-        )
+        ex_price = _tick_price(np.where(oi[ex] == 0, ex_yes, 1 - ex_yes) - HALF_SPREAD)
         parts.append((b0 + np.concatenate([w, w[ex]]), np.concatenate([m, m[ex]]), np.concatenate([oi, oi[ex]]),
                       np.concatenate([np.zeros(len(w)), np.ones(ex.sum())]), np.concatenate([size, size[ex]]),
                       np.concatenate([price, ex_price]), np.concatenate([ts, ex_ts])))  # fmt: skip
