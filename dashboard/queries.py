@@ -6,6 +6,8 @@ bounded (the latest date, one wallet, the last rows), so a page costs the same o
 
 from __future__ import annotations
 
+from assets.score.flags import FLAGS_BY_WALLET_SQL
+
 # ------------------------------------------------------------------------------------------------ warehouse
 OVERVIEW = {
     "nav": "SELECT day, nav, drawdown, exposure_share, max_category_share, var, entries_blocked, open_positions "
@@ -17,7 +19,7 @@ OVERVIEW = {
 }
 
 WHALES = {
-    "scores": """
+    "scores": f"""
 SELECT s.rank, s.wallet, s.wqs, s.tier, s.regime, u.wallet IS NOT NULL AS in_universe, fl.flags,
        q.quarantined, q.strikes, q.released_on, s.sharpe, s.current_drawdown, s.consistency,
        s.win_rate_mean, s.win_rate_lower, s.win_rate_upper, s.edge_mean, s.edge_lower, s.edge_upper,
@@ -27,8 +29,7 @@ SELECT s.rank, s.wallet, s.wqs, s.tier, s.regime, u.wallet IS NOT NULL AS in_uni
 FROM analytics.whale_scores s
 LEFT JOIN analytics.whale_quarantine q USING (as_of, wallet)
 LEFT JOIN analytics.whale_universe u USING (wallet)
-LEFT JOIN (SELECT wallet, string_agg(flag, ', ' ORDER BY flag) AS flags FROM analytics.wallet_flags GROUP BY 1) fl
-    USING (wallet)
+LEFT JOIN ({FLAGS_BY_WALLET_SQL}) fl USING (wallet)
 WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs IS NOT NULL
 ORDER BY s.rank""",
     "ic": "SELECT predictor, mean_ic, ci_low, ci_high FROM evaluation.score_ic WHERE universe = 'all'",

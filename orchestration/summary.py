@@ -106,7 +106,9 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _flags_sql(con: duckdb.DuckDBPyConnection) -> str:
     """A join giving each wallet's flags as ``flags`` (empty text when none, or when no flags are stored)."""
     if table_exists(con, "analytics.wallet_flags"):
-        return "LEFT JOIN (SELECT wallet, string_agg(flag, ',' ORDER BY flag) AS flags FROM analytics.wallet_flags GROUP BY 1) fl USING (wallet)"
+        from assets.score.flags import FLAGS_BY_WALLET_SQL
+
+        return f"LEFT JOIN ({FLAGS_BY_WALLET_SQL}) fl USING (wallet)"
     return "LEFT JOIN (SELECT NULL::VARCHAR AS wallet, NULL::VARCHAR AS flags) fl USING (wallet)"
 
 

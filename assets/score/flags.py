@@ -90,6 +90,11 @@ LEFT JOIN positions p USING (wallet)
 ORDER BY wallet
 """
 
+#: each flagged wallet's flags in one text ("bot, wash"): how the summary and the dashboard show them
+FLAGS_BY_WALLET_SQL = (
+    "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) AS flags FROM analytics.wallet_flags GROUP BY 1"
+)
+
 FLAG_COLUMNS = ["wallet", "flag", "statistic", "value", "bound", "evidence"]
 
 
