@@ -1,4 +1,4 @@
--- The position changes that are not trades, as legs on the fills' terms (docs/metrics.md#activity): a side, a
+-- The position changes that are not trades, as legs on the fills' terms (docs/metrics.md#wallet-activity): a side, a
 -- size and a price per outcome token, so the average-cost books of `int_position_fills` carry them in order.
 --   SPLIT of n:  a BUY of n of every outcome of the market at 1/k each (k outcomes: $0.50 on a binary market),
 --                the n dollars it cost shared evenly, as Polymarket's own P&L subgraph books it;

@@ -1,4 +1,4 @@
--- One row per /activity row (raw.activity), with how the marts booked it (docs/metrics.md#activity):
+-- One row per /activity row (raw.activity), with how the marts booked it (docs/metrics.md#wallet-activity):
 --   legs:      a SPLIT, MERGE or CONVERSION leg in the positions' books (int_activity_legs, fct_positions);
 --   income:    a REWARD or a rebate (wallet_income), outside trading P&L;
 --   check:     a REDEEM: it adds no P&L (the shares are counted at their payout once the market resolved), so it is

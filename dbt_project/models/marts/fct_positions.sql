@@ -1,6 +1,6 @@
 -- One row per position (wallet x market x outcome): shares bought and sold, cost, proceeds, the shares its splits,
 -- merges and conversions moved, and average-cost realised P&L: sells (and merges, conversions) realise at their
--- time, the remaining shares at resolution (docs/metrics.md#activity). A position whose shares went negative
+-- time, the remaining shares at resolution (docs/metrics.md#wallet-activity). A position whose shares went negative
 -- (splits or merges not in raw.activity) is flagged and not scorable.
 -- Incremental: a sync recomputes the positions in `int_changes` (docs/warehouse.md#incremental-builds).
 -- depends_on: {{ ref('int_changes') }}

@@ -1,5 +1,5 @@
 -- One row per (wallet, income type): rewards and rebates (REWARD, MAKER_REBATE, TAKER_REBATE), income that does not
--- come from trading, kept out of trading P&L and so out of skill scores (docs/metrics.md#activity).
+-- come from trading, kept out of trading P&L and so out of skill scores (docs/metrics.md#wallet-activity).
 select
     wallet,
     type,
