@@ -77,12 +77,14 @@ class SimConfig:
 
     @classmethod
     def scaled(cls, scale: float = 1.0, **kwargs) -> SimConfig:
-        """The default world (2,000 markets, 5,000 wallets, 1M trades) times ``scale``."""
+        """The default world (2,000 markets, 5,000 wallets, 1M trades, and 40 each of market makers, farmers and
+        bots) times ``scale``."""
+        extra = {f"n_{kind}": max(2, round(40 * scale)) for kind in ("makers", "farmers", "bots")}
         return cls(
             n_markets=max(10, round(2000 * scale)),
             n_wallets=max(20, round(5000 * scale)),
             n_trades=max(1000, round(1_000_000 * scale)),
-            **{"n_makers": max(2, round(40 * scale)), **kwargs},
+            **{**extra, **kwargs},
         )
 
     @property
@@ -667,12 +669,12 @@ def _add_farmers_and_bots(
         closing = np.flatnonzero(
             (markets.close_ts <= now) & (markets.close_ts - markets.open_ts > FARM_HOURS * HOUR)
         )
-        want = rng.integers(30, 81, k)
+        want = rng.integers(30, 81, k) * (len(closing) > 0)  # none when no market closes inside the history
         n_try = (
             int(want.sum()) * 8
         )  # candidate (market, time) pairs; about a third have a side above 95 cents
         w = np.repeat(np.arange(k), want * 8)
-        m = closing[rng.integers(0, len(closing), n_try)].astype(np.int32)
+        m = closing[rng.integers(0, max(len(closing), 1), n_try)].astype(np.int32)
         ts = (markets.close_ts[m] - 60 - rng.random(n_try) * (FARM_HOURS * HOUR - 60)).astype(np.int64)
         yes = _yes(markets, grid, m, ts)
         side_yes = yes >= FARM_PRICE
