@@ -28,6 +28,9 @@ class StrategyConfig(dg.ConfigurableResource):
     regime_band: float = score.REGIME_BAND
     # discovery (analytics.whale_universe)
     universe_min_wqs: float = 60.0  # MID tier and above
+    # a wallet flagged as a market maker, farmer, bot or wash trader (analytics.wallet_flags_history) stays out of
+    # the universe, stage 1 and the backtest's whales unless this is set: docs/metrics.md#wallet-flags
+    keep_flagged_wallets: bool = False
     predictive_positions: int = 20  # posterior-predictive wins in the next N resolved positions
     predictive_draws: int = 10_000
     # evaluation (evaluation.score_ic)
@@ -118,6 +121,7 @@ class StrategyConfig(dg.ConfigurableResource):
         return signal.SignalParams(
             min_wqs=self.min_wqs,
             max_whale_drawdown=self.max_whale_drawdown,
+            keep_flagged=self.keep_flagged_wallets,
             min_notional=self.min_notional,
             max_slippage=self.max_slippage,
             max_days_to_resolution=self.max_days_to_resolution,

@@ -6,7 +6,7 @@ bounded (the latest date, one wallet, the last rows), so a page costs the same o
 
 from __future__ import annotations
 
-from assets.score.flags import FLAGS_BY_WALLET_SQL
+from assets.score.flags import FLAGS_AT_SQL
 
 # ------------------------------------------------------------------------------------------------ warehouse
 OVERVIEW = {
@@ -29,7 +29,7 @@ SELECT s.rank, s.wallet, s.wqs, s.tier, s.regime, u.wallet IS NOT NULL AS in_uni
 FROM analytics.whale_scores s
 LEFT JOIN analytics.whale_quarantine q USING (as_of, wallet)
 LEFT JOIN analytics.whale_universe u USING (wallet)
-LEFT JOIN ({FLAGS_BY_WALLET_SQL}) fl USING (wallet)
+LEFT JOIN ({FLAGS_AT_SQL}) fl USING (as_of, wallet)
 WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs IS NOT NULL
 ORDER BY s.rank""",
     "ic": "SELECT predictor, mean_ic, ci_low, ci_high FROM evaluation.score_ic WHERE universe = 'all'",

@@ -204,7 +204,8 @@ def _live_status(ctx: Context) -> None:
 def whales(ctx: Context) -> None:
     st.title("Whales")
     st.caption("The scored wallets at the latest as-of date, ranked by WQS beside the rival predictors, with their "
-               "flags (market maker, farmer, bot, wash: analytics.wallet_flags); pick one to see its score history, "
+               "flags at that date (market maker, farmer, bot, wash: analytics.wallet_flags_history; a flagged wallet "
+               "is out of the universe unless keep_flagged_wallets is set); pick one to see its score history, "
                "positions and the trades of it we copied.")  # fmt: skip
     f = from_warehouse(ctx, queries.WHALES)
     if f is None:

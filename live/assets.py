@@ -21,7 +21,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.score.assets import WHALE_SCORES
+from assets.score.assets import WALLET_FLAGS_HISTORY, WHALE_SCORES
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction
 
@@ -32,7 +32,8 @@ LIVE_SNAPSHOT = dg.AssetKey(["live", "snapshot"])
 LIVE_TABLES = ("fills", "decisions", "intents", "paper_fills", "nav", "alerts", "loss_events")
 LIVE_KEYS = {name: dg.AssetKey(["live", name]) for name in LIVE_TABLES}
 SNAPSHOT_DEPS = [
-    WHALE_SCORES, WHALE_QUARANTINE, dg.AssetKey(["analytics", "whale_universe"]), dg.AssetKey(["marts", "dim_markets"]),
+    WHALE_SCORES, WHALE_QUARANTINE, WALLET_FLAGS_HISTORY, dg.AssetKey(["analytics", "whale_universe"]),
+    dg.AssetKey(["marts", "dim_markets"]),
     dg.AssetKey(["marts", "wallet_daily_returns"]), dg.AssetKey(["intermediate", "int_market_tokens"]),
     dg.AssetKey(["intermediate", "int_position_fills"]), dg.AssetKey(["raw", "price_history"]),
 ]  # fmt: skip

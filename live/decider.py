@@ -42,7 +42,7 @@ class Snapshot:
 
     meta: dict  # generation, data_end_ts, recent_start_ts, as_of, fee_rate, fidelity_minutes, strategy (dict)
     # wallet, tracked, score_as_of, wqs, rolling_sharpe_30/90, current_drawdown, whale_edge, quarantined,
-    # whale_volatility
+    # flags (at the score's date), whale_volatility
     whales: pd.DataFrame
     markets: (
         pd.DataFrame
@@ -334,7 +334,8 @@ class Decider:
             "rolling_sharpe_30": w.get("rolling_sharpe_30", math.nan),
             "rolling_sharpe_90": w.get("rolling_sharpe_90", math.nan),
             "current_drawdown": w.get("current_drawdown", math.nan), "whale_edge": w.get("whale_edge", math.nan),
-            "quarantined": bool(w.get("quarantined", False)), "whale_volatility": w.get("whale_volatility", math.nan),
+            "quarantined": bool(w.get("quarantined", False)), "flags": w.get("flags"),
+            "whale_volatility": w.get("whale_volatility", math.nan),
         }  # fmt: skip
         return row
 

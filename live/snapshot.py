@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.score.flags import FLAGS_AT_SQL
 from assets.signal.assets import FLOW_HOURS, TOKEN_DAYS_SQL, TOKEN_HOURS_SQL, whale_volatility
 from assets.signal.model import score_day
 from assets.strategy import StrategyConfig
@@ -41,7 +42,7 @@ RECENT_MARGIN_S = 120  # fills and prints handed over from the copy latency plus
 KEEP_GENERATIONS = 3
 TABLES = ("whales", "markets", "token_hours", "marks", "positions", "prints", "recent_fills")
 
-WHALES_SQL = """
+WHALES_SQL = f"""
 WITH s AS (
     SELECT wallet, as_of AS score_as_of, wqs, rolling_sharpe_30, rolling_sharpe_90, current_drawdown,
            edge_mean AS whale_edge
@@ -50,9 +51,11 @@ WITH s AS (
     SELECT wallet, quarantined
     FROM analytics.whale_quarantine QUALIFY row_number() OVER (PARTITION BY wallet ORDER BY as_of DESC) = 1
 )
-SELECT s.*, coalesce(q.quarantined, false) AS quarantined,
-       s.wallet IN (SELECT wallet FROM analytics.whale_universe) OR s.wqs >= $min_wqs AS tracked
+SELECT s.*, coalesce(q.quarantined, false) AS quarantined, fl.flags,
+       s.wallet IN (SELECT wallet FROM analytics.whale_universe)
+           OR (s.wqs >= $min_wqs AND (fl.flags IS NULL OR $keep)) AS tracked
 FROM s LEFT JOIN q USING (wallet)
+LEFT JOIN ({FLAGS_AT_SQL}) fl ON fl.wallet = s.wallet AND fl.as_of = s.score_as_of
 ORDER BY wallet
 """
 
@@ -115,9 +118,11 @@ def build_frames(
         return {"data_end_ts": None}, {}
     data_end = (int(last_ts) // DAY + 1) * DAY
     recent = data_end - int(strategy.copy_latency_seconds) - RECENT_MARGIN_S
-    # tracked: the universe, and any wallet whose score can pass stage 1 (so nothing the batch would copy is
-    # missed when the universe's bound is above stage 1's)
-    whales = con.execute(WHALES_SQL, {"min_wqs": float(strategy.min_wqs)}).df()
+    # tracked: the universe, and any unflagged wallet whose score can pass stage 1 (so nothing the batch would copy
+    # is missed when the universe's bound is above stage 1's)
+    whales = con.execute(
+        WHALES_SQL, {"min_wqs": float(strategy.min_wqs), "keep": strategy.keep_flagged_wallets}
+    ).df()
     whales["whale_volatility"] = whale_volatility(
         con, whales["wallet"], score_day(whales["score_as_of"]), whales["wqs"], strategy.volatility_min_wqs()
     )

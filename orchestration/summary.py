@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from assets.score.assets import whale_scores_integrity
+from assets.strategy import StrategyConfig
 from assets.warehouse import table_exists
 from quality.checks import GATES
 
@@ -14,9 +15,13 @@ from .settings import Settings
 
 #: the gates written in Python (each printed); every other check is a dbt test (counted)
 PYTHON_GATES = {g.name for g in GATES} | {next(iter(whale_scores_integrity.check_keys)).name}
+#: the universe's documented bound (a run with another prints its flagged wallets against this one)
+UNIVERSE_MIN_WQS = StrategyConfig().universe_min_wqs
 
 
-def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+def warehouse_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UNIVERSE_MIN_WQS) -> list[str]:
+    """The warehouse's tables stage by stage; ``universe_min_wqs``: the universe's bound, to count the flagged
+    wallets it left out."""
     lines: list[str] = []
     if table_exists(con, "raw.markets"):
         n, resolved, pending, open_ = con.execute(
@@ -93,7 +98,18 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
         )
     if table_exists(con, "analytics.whale_universe"):
         (n,) = con.execute("SELECT count(*) FROM analytics.whale_universe").fetchall()[0]
-        lines.append(f"  analytics.whale_universe {n:>8,}  wallets")
+        left_out = ""
+        if table_exists(con, "analytics.wallet_flags_history"):
+            out = con.execute(
+                "SELECT h.flag, count(*) FROM analytics.whale_scores s JOIN analytics.wallet_flags_history h "
+                "USING (as_of, wallet) WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) "
+                "AND s.wqs >= ? AND s.wallet NOT IN (SELECT wallet FROM analytics.whale_universe) "
+                "GROUP BY 1 ORDER BY 1",
+                [universe_min_wqs],
+            ).fetchall()
+            text = ", ".join(f"{f} {k:,}" for f, k in out) or "none"
+            left_out = f"; flagged at its date with WQS >= {universe_min_wqs:g}, left out: {text}"
+        lines.append(f"  analytics.whale_universe {n:>8,}  wallets{left_out}")
     if table_exists(con, "analytics.wallet_flags"):
         counts = con.execute(
             "SELECT flag, count(*) FROM analytics.wallet_flags GROUP BY 1 ORDER BY 1"
@@ -154,11 +170,11 @@ def top_whales(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[str]:
     if not table_exists(con, "analytics.whale_universe"):
         return []
     rows = con.execute(
-        f"""
+        """
         SELECT as_of, wallet, wqs, tier, regime, win_rate_mean, win_rate_lower, win_rate_upper, win_rate_confidence,
                edge_mean, edge_lower, edge_upper, predictive_positions, predicted_wins_mean, predicted_wins_lower,
-               predicted_wins_upper, volume, fl.flags
-        FROM analytics.whale_universe {_flags_sql(con)} ORDER BY rank LIMIT ?
+               predicted_wins_upper, volume, flags
+        FROM analytics.whale_universe ORDER BY rank LIMIT ?
         """,
         [n],
     ).fetchall()
@@ -332,10 +348,10 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
     return out
 
 
-def summary_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+def summary_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UNIVERSE_MIN_WQS) -> list[str]:
     """Everything the terminal summary shows, stage by stage."""
     return (
-        warehouse_lines(con)
+        warehouse_lines(con, universe_min_wqs)
         + top_wallets(con)
         + top_whales(con)
         + ic_table(con)

@@ -112,7 +112,8 @@ GATES = [
     Gate("wallet_features_expectations", "marts.wallet_features", step="transform", increment=BY_WALLET),
     Gate("whale_scores_expectations", "analytics.whale_scores", increment=Increment(stamp="scored_at")),
     Gate("whale_universe_expectations", "analytics.whale_universe"),
-    Gate("wallet_flags_expectations", "analytics.wallet_flags"),
+    Gate("wallet_flags_expectations", "analytics.wallet_flags", step="wallet_flags"),
+    Gate("wallet_flags_history_expectations", "analytics.wallet_flags_history", step="wallet_flags"),
     Gate("score_ic_expectations", "evaluation.score_ic"),
     Gate(
         "whale_quarantine_expectations",

@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from assets.ingest.records import ACTIVITY_TYPES
+from assets.score.flags import FLAGS
 from assets.warehouse import table_columns, table_type
 
 if TYPE_CHECKING:
@@ -521,8 +522,19 @@ SUITES.update(
             "analytics.wallet_flags",
             (
                 matches_regex("wallet", WALLET_RE),
-                in_set("flag", ["market_maker", "farmer", "bot", "wash"]),
+                in_set("flag", list(FLAGS)),
                 compound_unique("wallet", "flag"),
+                not_null("bound"),
+                not_null("evidence"),
+            ),
+        ),
+        TableSuite(
+            "analytics.wallet_flags_history",
+            (
+                not_null("as_of"),
+                matches_regex("wallet", WALLET_RE),
+                in_set("flag", list(FLAGS)),
+                compound_unique("as_of", "wallet", "flag"),
                 not_null("bound"),
                 not_null("evidence"),
             ),

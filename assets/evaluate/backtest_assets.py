@@ -11,7 +11,8 @@ from dagster_duckdb import DuckDBResource
 
 from assets.evaluate.assets import SCORE_IC_MONTHLY
 from assets.paper.assets import MARKETS_SQL, MARKS_SQL, PAPER_NAV, WHALE_SELLS_SQL
-from assets.score.assets import WHALE_SCORES
+from assets.score.assets import WALLET_FLAGS_HISTORY, WHALE_SCORES
+from assets.score.flags import FLAGS_AT_SQL
 from assets.signal.assets import SIGNALS
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction, replace_table
@@ -46,7 +47,7 @@ OFFERED_SQL = f"""
            s.condition_id, s.event_id, s.category, epoch(s.traded_at) + $latency_seconds AS ts,
            {DAY.format("s.traded_at")} AS fill_day, s.whale_price, s.whale_notional, s.copy_price,
            s.daily_notional, s.days_to_resolution, s.wqs, s.rolling_sharpe_30, s.rolling_sharpe_90,
-           s.current_drawdown, s.quarantined, s.whale_volatility, s.edge_at_copy, s.slippage,
+           s.current_drawdown, s.quarantined, s.flags, s.whale_volatility, s.edge_at_copy, s.slippage,
            p.complement AS complement_token
     FROM analytics.signals s LEFT JOIN pairs p USING (token_id)
     WHERE s.wqs >= $min_wqs OR s.wallet IN (SELECT UNNEST($wallets::VARCHAR[]))
@@ -95,10 +96,12 @@ def load_inputs(con, strategy: StrategyConfig, p: backtest.BacktestParams, first
         ).fetchall()
     ]
     used = sorted({max((d for d in score_days if d <= f.origin), default=None) for f in folds} - {None})
+    # the wallets flagged at a date are not whales to discover nor random wallets to draw at it (unless kept)
     scores = con.execute(
-        f"SELECT {DAY.format('as_of')} AS as_of_day, wallet, wqs FROM analytics.whale_scores "
-        f"WHERE {DAY.format('as_of')} IN (SELECT UNNEST(?::BIGINT[]))",
-        [used],
+        f"SELECT {DAY.format('s.as_of')} AS as_of_day, s.wallet, s.wqs FROM analytics.whale_scores s "
+        f"LEFT JOIN ({FLAGS_AT_SQL}) fl USING (as_of, wallet) "
+        f"WHERE {DAY.format('s.as_of')} IN (SELECT UNNEST(?::BIGINT[])) AND (fl.flags IS NULL OR ?)",
+        [used, strategy.keep_flagged_wallets],
     ).df()
     wallets = set()
     for f in folds:
@@ -129,7 +132,7 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
     """The walk-forward backtest at the warehouse's fee rate."""
 
     def spec(key, description, *, group="evaluation"):
-        return dg.AssetSpec(key, deps=[SIGNALS, WHALE_SCORES, SCORE_IC_MONTHLY, PAPER_NAV], group_name=group,
+        return dg.AssetSpec(key, deps=[SIGNALS, WHALE_SCORES, WALLET_FLAGS_HISTORY, SCORE_IC_MONTHLY, PAPER_NAV], group_name=group,
                             kinds={"duckdb", "python"}, description=description)  # fmt: skip
 
     @dg.multi_asset(

@@ -14,7 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from assets.strategy import StrategyConfig
-from assets.warehouse import Transaction, create_table_sql, replace_table
+from assets.warehouse import Transaction, create_table_sql, replace_table, table_exists
 
 from . import flags, model
 from .incremental import WHALE_SCORES_COLUMNS, read_grid, score_increment
@@ -22,6 +22,7 @@ from .incremental import WHALE_SCORES_COLUMNS, read_grid, score_increment
 WHALE_SCORES = dg.AssetKey(["analytics", "whale_scores"])
 WHALE_UNIVERSE = dg.AssetKey(["analytics", "whale_universe"])
 WALLET_FLAGS = dg.AssetKey(["analytics", "wallet_flags"])
+WALLET_FLAGS_HISTORY = dg.AssetKey(["analytics", "wallet_flags_history"])
 SCORE_INPUTS = [
     dg.AssetKey(["marts", name])
     for name in (
@@ -163,24 +164,32 @@ WHALE_UNIVERSE_COLUMNS: dict[str, str] = {
                                             "edge_upper")},
     "predictive_positions": "INTEGER NOT NULL",
     **{c: "DOUBLE" for c in ("predicted_wins_mean", "predicted_wins_lower", "predicted_wins_upper")},
+    "flags": "VARCHAR",  # its flags at the date (kept only with keep_flagged_wallets), null when none
 }  # fmt: skip
 
 
 @dg.asset(
     key=WHALE_UNIVERSE,
-    deps=[WHALE_SCORES],
+    deps=[WHALE_SCORES, WALLET_FLAGS_HISTORY],
     group_name="score",
     kinds={"duckdb", "python"},
     description="Discovery: the wallets worth following as of the latest date (WQS >= universe_min_wqs, best "
-    "first), with their win-rate and edge intervals and a Monte Carlo forecast of wins in their next positions.",
+    "first, none flagged at the date unless keep_flagged_wallets), with their win-rate and edge intervals and a "
+    "Monte Carlo forecast of wins in their next positions.",
 )
 def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
         latest = con.execute(
-            "SELECT * FROM analytics.whale_scores "
-            "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND wqs >= ? ORDER BY rank",
-            [strategy.universe_min_wqs],
+            f"SELECT s.*, fl.flags FROM analytics.whale_scores s LEFT JOIN ({flags.FLAGS_AT_SQL}) fl "
+            "USING (as_of, wallet) WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs >= ? "
+            "AND (fl.flags IS NULL OR ?) ORDER BY s.rank",
+            [strategy.universe_min_wqs, strategy.keep_flagged_wallets],
         ).df()
+        (n_flagged,) = con.execute(
+            f"SELECT count(*) FROM analytics.whale_scores s JOIN ({flags.FLAGS_AT_SQL}) fl USING (as_of, wallet) "
+            "WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs >= ?",
+            [strategy.universe_min_wqs],
+        ).fetchone()
         k = strategy.win_rate_prior_strength
         alpha = latest["win_rate_prior"].to_numpy(dtype=float) * k + latest["wins"].to_numpy(dtype=float)
         beta = (1 - latest["win_rate_prior"].to_numpy(dtype=float)) * k + (
@@ -203,50 +212,91 @@ def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, 
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
             replace_table(con, "analytics.whale_universe", WHALE_UNIVERSE_COLUMNS, universe)
     tiers = universe["tier"].value_counts().to_dict()
+    kept = "kept" if strategy.keep_flagged_wallets else "left out"
     context.log.info(
-        f"whale_universe: {len(universe)} wallets with WQS >= {strategy.universe_min_wqs}: {tiers}"
+        f"whale_universe: {len(universe)} wallets with WQS >= {strategy.universe_min_wqs}: {tiers}; "
+        f"{n_flagged} flagged {kept}"
     )
     return dg.MaterializeResult(
         metadata={
             "wallets": len(universe),
+            "flagged": int(n_flagged),
+            "flagged_kept": strategy.keep_flagged_wallets,
             "as_of": str(universe["as_of"].iloc[0]) if len(universe) else "-",
             "tiers": dg.MetadataValue.json(tiers),
         }
     )
 
 
-WALLET_FLAGS_COLUMNS = {
+WALLET_FLAGS_HISTORY_COLUMNS = {
+    "as_of": "DATE NOT NULL",  # the flag reads what the wallet did before this UTC midnight
     "wallet": "VARCHAR NOT NULL",
     "flag": "VARCHAR NOT NULL",  # market_maker | farmer | bot | wash
     "statistic": "VARCHAR NOT NULL",  # what was measured
     "value": "DOUBLE",  # its value for the wallet
     "bound": "DOUBLE NOT NULL",  # the bound it reached (docs/metrics.md#wallet-flags)
     "evidence": "VARCHAR NOT NULL",  # the counts behind it, in words
-    "computed_at": "TIMESTAMPTZ NOT NULL",
 }
+WALLET_FLAGS_COLUMNS = {**WALLET_FLAGS_HISTORY_COLUMNS, "computed_at": "TIMESTAMPTZ NOT NULL"}
+
+#: the as-of dates the flags are kept at: every date of the score history, and the day after the last fill (the
+#: flags on all the data, which ``analytics.wallet_flags`` holds)
+FLAG_LAST_DATE_SQL = "SELECT CAST(max(traded_at) AS DATE) + 1 FROM marts.fct_fills"
+FLAG_INPUTS = [
+    dg.AssetKey(["marts", n]) for n in ("fct_fills", "fct_positions", "dim_markets", "fct_activity")
+]
 
 
-@dg.asset(
-    key=WALLET_FLAGS,
-    deps=[dg.AssetKey(["marts", n]) for n in ("fct_fills", "fct_positions", "dim_markets")],
-    group_name="score",
-    kinds={"duckdb", "python"},
-    description="Wallets that are not traders to copy, one row per wallet and flag with its evidence: market "
-    "makers, airdrop farmers, bots, wash traders (docs/metrics.md#wallet-flags).",
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            WALLET_FLAGS_HISTORY,
+            deps=[*FLAG_INPUTS, WHALE_SCORES],
+            group_name="score",
+            kinds={"duckdb", "python"},
+            description="The wallet flags as of every date of the score history, each from what the wallet did "
+            "before it: what stage 1, the universe and the backtest read beside the score of the same date "
+            "(docs/metrics.md#wallet-flags).",
+        ),
+        dg.AssetSpec(
+            WALLET_FLAGS,
+            deps=[*FLAG_INPUTS, WHALE_SCORES],
+            group_name="score",
+            kinds={"duckdb", "python"},
+            description="Wallets that are not traders to copy, one row per wallet and flag with its evidence, on "
+            "all the data: market makers, airdrop farmers, bots, wash traders (docs/metrics.md#wallet-flags).",
+        ),
+    ]
 )
 def wallet_flags(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
-        stats = con.execute(flags.STATS_SQL).df()
-        found = flags.flag_wallets(stats).assign(computed_at=datetime.now(UTC))
+        dates = {d for (d,) in con.execute(FLAG_LAST_DATE_SQL).fetchall() if d is not None}
+        if table_exists(con, "analytics.whale_scores"):
+            dates |= {
+                d for (d,) in con.execute("SELECT DISTINCT as_of FROM analytics.whale_scores").fetchall()
+            }
+        dates = sorted(dates)
+        stats = con.execute(flags.STATS_SQL, {"as_of": dates}).df()
+        stats["as_of"] = pd.to_datetime(stats["as_of"]).dt.date
+        history = flags.flag_wallets(stats)
+        latest = dates[-1] if dates else None
+        found = history[history["as_of"] == latest].assign(computed_at=datetime.now(UTC))
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
-            replace_table(con, "analytics.wallet_flags", WALLET_FLAGS_COLUMNS, found)
+            replace_table(con, "analytics.wallet_flags_history", WALLET_FLAGS_HISTORY_COLUMNS, history,
+                          key="as_of, wallet, flag")  # fmt: skip
+            replace_table(con, "analytics.wallet_flags", WALLET_FLAGS_COLUMNS, found, key="wallet, flag")
     counts = {f: int((found["flag"] == f).sum()) for f in flags.FLAGS}
-    context.log.info(f"wallet_flags: {counts} of {len(stats):,} wallets")
-    return dg.MaterializeResult(
-        metadata={
-            "wallets": len(stats),
-            "flagged": dg.MetadataValue.json(counts),
-            "dagster/row_count": len(found),
-        }
-    )
+    wallets = int((stats["as_of"] == latest).sum()) if latest else 0
+    context.log.info(f"wallet_flags: {counts} of {wallets:,} wallets as of {latest}; "
+                     f"{len(history):,} flags over {len(dates)} as-of dates")  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key=WALLET_FLAGS_HISTORY,
+        metadata={"as_of_dates": len(dates), "dagster/row_count": len(history),
+                  "wallets_ever_flagged": int(history["wallet"].nunique())},
+    )  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key=WALLET_FLAGS,
+        metadata={"as_of": str(latest), "wallets": wallets, "flagged": dg.MetadataValue.json(counts),
+                  "dagster/row_count": len(found)},
+    )  # fmt: skip

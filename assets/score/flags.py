@@ -1,9 +1,11 @@
 """Wallets that are not traders to copy: market makers, airdrop farmers, bots and wash traders
 (docs/metrics.md#wallet-flags).
 
-Each flag is a rule on a wallet's whole history in the marts, with its evidence: the statistic, the bound it
-crossed, and the counts behind it. ``STATS_SQL`` computes the statistics in one pass of SQL; :func:`flag_wallets`
-applies the rules (pure, so the bounds are tested on rows placed exactly on them).
+Each flag is a rule on what a wallet did before an as-of date, with its evidence: the statistic, the bound it
+reached, and the counts behind it. ``STATS_SQL`` computes every wallet's statistics at every as-of date in one
+pass of SQL (each event counted from the first as-of date after it, then running totals), so a flag at date t
+reads only what was known before t, as a score does; :func:`flag_wallets` applies the rules (pure, so the bounds
+are tested on rows placed exactly on them).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from assets.warehouse import exact_sum
+from assets.warehouse import EXACT_SCALE
 
 #: a farmer's fill: a BUY at or above this price in the market's last ``FARM_HOURS`` before its scheduled end
 FARM_PRICE = 0.95
 FARM_HOURS = 72
 #: a wash round trip: a SELL of the same token, size and price (to the tick) within this many seconds of a BUY
 WASH_SECONDS = 1800
+#: a bot's fill: at most this many dollars
+BOT_FILL_USD = 100.0
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,9 @@ class FlagBounds:
     #: farmer: at least this share of its BUY dollars are farm fills, and at least ``farmer_min_fills`` of them
     farmer_share: float = 0.5
     farmer_min_fills: int = 10
-    #: bot: at least this many fills, with a median fill of at most this many dollars
+    #: bot: at least this many fills, at least ``bot_small_share`` of them of ``BOT_FILL_USD`` or less
     bot_min_fills: int = 300
-    bot_median_usd: float = 100.0
+    bot_small_share: float = 0.5
     #: wash: at least this share of its volume in round trips, over at least ``wash_min_fills`` fills
     wash_share: float = 0.5
     wash_min_fills: int = 10
@@ -45,76 +49,128 @@ class FlagBounds:
 
 FLAGS = ("market_maker", "farmer", "bot", "wash")
 
-#: per wallet, from the marts: what the rules read
 _FARM = f"side = 'BUY' AND price >= {FARM_PRICE} AND end_ts - ts BETWEEN 0 AND {FARM_HOURS * 3600}"
+_EXACT = f"DECIMAL(38, {EXACT_SCALE})"
 
-#: per wallet, from the marts: what the rules read (sums exact, so two runs give the same bits: ``exact_sum``)
+#: every statistic the rules read, each a running total of events (a fill, a round trip's SELL, a wallet's first
+#: fill in a market, its first fill of the market's second outcome, its first split or merge there, a position's
+#: resolution)
+STATS = ("n_fills", "n_small", "volume", "buy_volume", "sell_volume", "n_farm", "farm_volume", "wash_volume",
+         "n_markets", "two_sided_markets", "split_markets", "resolved_pnl")  # fmt: skip
+_COUNTS = {"n_fills", "n_small", "n_farm", "n_markets", "two_sided_markets", "split_markets"}
+
+#: per (as_of, wallet), from the marts: what the rules read at each date of ``$as_of`` (a DATE list, bound) from the
+#: events strictly before it (an as-of date is UTC midnight, as a score's). Sums are exact (DECIMAL), so two runs
+#: give the same bits; a wallet has a row at every date from the first that sees it.
 STATS_SQL = f"""
-WITH f AS (
+WITH grid AS (
+    SELECT as_of, epoch(CAST(as_of AS TIMESTAMP)) AS t FROM (SELECT UNNEST($as_of::DATE[]) AS as_of)
+),
+f AS (
     SELECT f.wallet, f.condition_id, f.token_id, f.side, f.size, f.price, f.notional, epoch(f.traded_at) AS ts,
            epoch(m.end_date) AS end_ts
     FROM marts.fct_fills f LEFT JOIN marts.dim_markets m USING (condition_id)
 ),
-per_wallet AS (
-    SELECT wallet, count(*) AS n_fills, {exact_sum("notional")} AS volume, median(notional) AS median_notional,
-           coalesce({exact_sum("CASE WHEN side = 'BUY' THEN notional ELSE 0 END")}, 0) AS buy_volume,
-           coalesce({exact_sum("CASE WHEN side = 'SELL' THEN notional ELSE 0 END")}, 0) AS sell_volume,
-           count(*) FILTER (WHERE {_FARM}) AS n_farm,
-           coalesce({exact_sum(f"CASE WHEN {_FARM} THEN notional ELSE 0 END")}, 0) AS farm_volume
-    FROM f GROUP BY 1
+firsts AS (  -- a wallet's first fill of each token, numbered within its market
+    SELECT wallet, condition_id, ts, row_number() OVER (PARTITION BY wallet, condition_id ORDER BY ts) AS nth
+    FROM (SELECT wallet, condition_id, token_id, min(ts) AS ts FROM f GROUP BY ALL)
 ),
-markets AS (
-    SELECT wallet, count(*) AS n_markets, count(*) FILTER (WHERE n_tokens > 1) AS two_sided_markets
-    FROM (SELECT wallet, condition_id, count(DISTINCT token_id) AS n_tokens FROM f GROUP BY 1, 2) GROUP BY 1
-),
-round_trips AS (
-    -- each SELL matched to a BUY of the same token, size and price within {WASH_SECONDS} s before it
-    SELECT s.wallet, 2 * {exact_sum("s.notional")} AS wash_volume
-    FROM f s
+events AS (
+    SELECT wallet, ts, 'n_fills' AS stat, 1.0 AS v FROM f
+    UNION ALL SELECT wallet, ts, 'n_small', 1.0 FROM f WHERE notional <= {BOT_FILL_USD}
+    UNION ALL SELECT wallet, ts, 'volume', notional FROM f
+    UNION ALL SELECT wallet, ts, 'buy_volume', notional FROM f WHERE side = 'BUY'
+    UNION ALL SELECT wallet, ts, 'sell_volume', notional FROM f WHERE side = 'SELL'
+    UNION ALL SELECT wallet, ts, 'n_farm', 1.0 FROM f WHERE {_FARM}
+    UNION ALL SELECT wallet, ts, 'farm_volume', notional FROM f WHERE {_FARM}
+    UNION ALL  -- each SELL matched to a BUY of the same token, size and price within {
+    WASH_SECONDS
+} s before it
+    SELECT s.wallet, s.ts, 'wash_volume', 2 * s.notional FROM f s
     WHERE s.side = 'SELL' AND EXISTS (
         SELECT 1 FROM f b WHERE b.wallet = s.wallet AND b.token_id = s.token_id AND b.side = 'BUY'
-            AND b.size = s.size AND abs(b.price - s.price) < 0.0005 AND s.ts - b.ts BETWEEN 0 AND {WASH_SECONDS})
-    GROUP BY 1
+            AND b.size = s.size AND abs(b.price - s.price) < 0.0005 AND s.ts - b.ts BETWEEN 0 AND {
+    WASH_SECONDS
+})
+    UNION ALL SELECT wallet, ts, 'n_markets', 1.0 FROM firsts WHERE nth = 1
+    UNION ALL SELECT wallet, ts, 'two_sided_markets', 1.0 FROM firsts WHERE nth = 2
+    UNION ALL
+    SELECT wallet, min(epoch(activity_at)), 'split_markets', 1.0 FROM marts.fct_activity
+    WHERE type IN ('SPLIT', 'MERGE') AND booked_as = 'legs' GROUP BY wallet, condition_id
+    UNION ALL  -- a resolved position's P&L is known once its market resolved and its last fill was made
+    SELECT wallet, epoch(greatest(coalesce(resolved_at, last_fill_at), last_fill_at)), 'resolved_pnl', pnl_gross
+    FROM marts.fct_positions WHERE is_resolved
 ),
-positions AS (
-    SELECT wallet, coalesce({exact_sum("CASE WHEN is_resolved THEN pnl_gross ELSE 0 END")}, 0) AS resolved_pnl,
-           count(DISTINCT condition_id) FILTER (WHERE shares_split > 0 OR shares_merged > 0) AS split_markets
-    FROM marts.fct_positions GROUP BY 1
+bucketed AS (  -- each event counted from the first as-of date after it
+    SELECT e.wallet, g.as_of,
+           {", ".join(f"sum(CAST(e.v AS {_EXACT})) FILTER (WHERE e.stat = '{s}') AS {s}" for s in STATS)}
+    FROM events e ASOF JOIN grid g ON e.ts < g.t
+    GROUP BY ALL
+),
+dense AS (
+    SELECT w.wallet, g.as_of
+    FROM (SELECT wallet, min(as_of) AS first FROM bucketed GROUP BY 1) w JOIN grid g ON g.as_of >= w.first
 )
-SELECT w.*, m.n_markets, m.two_sided_markets, coalesce(r.wash_volume, 0) AS wash_volume,
-       coalesce(p.resolved_pnl, 0) AS resolved_pnl, coalesce(p.split_markets, 0) AS split_markets
-FROM per_wallet w
-LEFT JOIN markets m USING (wallet)
-LEFT JOIN round_trips r USING (wallet)
-LEFT JOIN positions p USING (wallet)
-ORDER BY wallet
+SELECT d.as_of, d.wallet,
+       {
+    ", ".join(
+        f"CAST(coalesce(sum(b.{s}) OVER w, 0) AS {'BIGINT' if s in _COUNTS else 'DOUBLE'}) AS {s}"
+        for s in STATS
+    )
+}
+FROM dense d LEFT JOIN bucketed b USING (wallet, as_of)
+WINDOW w AS (PARTITION BY d.wallet ORDER BY d.as_of ROWS UNBOUNDED PRECEDING)
+ORDER BY d.as_of, d.wallet
 """
 
-#: each flagged wallet's flags in one text ("bot, wash"): how the summary and the dashboard show them
+#: each wallet's flags at the latest date in one text ("bot, wash"): how the summary and the dashboard show them
 FLAGS_BY_WALLET_SQL = (
     "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) AS flags FROM analytics.wallet_flags GROUP BY 1"
 )
 
-FLAG_COLUMNS = ["wallet", "flag", "statistic", "value", "bound", "evidence"]
+#: each (as_of, wallet) flagged at that date, its flags in one text: what stage 1, the universe and the backtest
+#: read beside the score of the same date
+FLAGS_AT_SQL = (
+    "SELECT as_of, wallet, string_agg(flag, ', ' ORDER BY flag) AS flags "
+    "FROM analytics.wallet_flags_history GROUP BY 1, 2"
+)
+
+FLAG_COLUMNS = ["as_of", "wallet", "flag", "statistic", "value", "bound", "evidence"]
+
+
+def _fmt(x: pd.Series, spec: str) -> pd.Series:
+    """``x`` formatted element-wise (evidence text for the flagged rows only)."""
+    return x.map(("{:" + spec + "}").format)
 
 
 def flag_wallets(stats: pd.DataFrame, bounds: FlagBounds = FlagBounds()) -> pd.DataFrame:
-    """One row per (wallet, flag) that holds, with its evidence (``FLAG_COLUMNS``), from ``STATS_SQL``'s rows.
-    Every bound is inclusive: a wallet exactly on it is flagged."""
-    s = stats
-    vol = s["volume"].to_numpy(float)
+    """One row per (as_of, wallet, flag) that holds, with its evidence (``FLAG_COLUMNS``), from ``STATS_SQL``'s
+    rows. Every bound is inclusive: a wallet exactly on it is flagged."""
+    s = stats.reset_index(drop=True)
+    vol, n = s["volume"].to_numpy(float), s["n_fills"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         two_sided = np.where(s["n_markets"] > 0, s["two_sided_markets"] / s["n_markets"], 0.0)
         sell_share = np.where(vol > 0, s["sell_volume"] / vol, 0.0)
         pnl_share = np.where(vol > 0, np.abs(s["resolved_pnl"]) / vol, np.inf)
         farm_share = np.where(s["buy_volume"] > 0, s["farm_volume"] / s["buy_volume"], 0.0)
+        small_share = np.where(n > 0, s["n_small"] / n, 0.0)
         wash_share = np.where(vol > 0, np.minimum(s["wash_volume"] / vol, 1.0), 0.0)
+    s = s.assign(sell_share=sell_share)
+    if "as_of" not in s:
+        s["as_of"] = None
     b = bounds
     two_way = (s["split_markets"] >= b.maker_split_markets) | (
         (two_sided >= b.maker_two_sided_share) & (sell_share >= b.maker_sell_share)
     )
-    is_bot = (s["n_fills"] >= b.bot_min_fills) & (s["median_notional"] <= b.bot_median_usd)
+    is_bot = (s["n_fills"] >= b.bot_min_fills) & (small_share >= b.bot_small_share)
     is_wash = (wash_share >= b.wash_share) & (s["n_fills"] >= b.wash_min_fills)
+
+    def usd(r: pd.DataFrame, c: str) -> pd.Series:
+        return "$" + _fmt(r[c], ",.0f")
+
+    def num(r: pd.DataFrame, c: str) -> pd.Series:
+        return _fmt(r[c], ",")
+
     rules = {
         # a bot's or a wash trader's flow is two-sided too: they are that, not market makers
         "market_maker": (
@@ -122,10 +178,17 @@ def flag_wallets(stats: pd.DataFrame, bounds: FlagBounds = FlagBounds()) -> pd.D
             "|resolved P&L| / volume",
             pnl_share,
             b.maker_pnl_share,
-            lambda r, i: (
-                f"resolved P&L ${r.resolved_pnl:,.0f} on ${r.volume:,.0f} of fills; splits or merges in "
-                f"{r.split_markets} markets, both outcomes traded in {r.two_sided_markets} of {r.n_markets}, "
-                f"sells {sell_share[i]:.0%} of volume"
+            lambda r: (
+                "resolved P&L " + usd(r, "resolved_pnl") + " on " + usd(r, "volume") + " of fills; splits "
+                "or merges in "
+                + num(r, "split_markets")
+                + " markets, both outcomes traded in "
+                + num(r, "two_sided_markets")
+                + " of "
+                + num(r, "n_markets")
+                + ", sells "
+                + _fmt(r["sell_share"], ".0%")
+                + " of volume"
             ),
         ),
         "farmer": (
@@ -133,27 +196,45 @@ def flag_wallets(stats: pd.DataFrame, bounds: FlagBounds = FlagBounds()) -> pd.D
             f"share of BUY dollars at {FARM_PRICE:.2f}+ in a market's last {FARM_HOURS} h",
             farm_share,
             b.farmer_share,
-            lambda r, i: f"{r.n_farm} such buys, ${r.farm_volume:,.0f} of ${r.buy_volume:,.0f} bought",
+            lambda r: (
+                num(r, "n_farm")
+                + " such buys, "
+                + usd(r, "farm_volume")
+                + " of "
+                + usd(r, "buy_volume")
+                + " bought"
+            ),
         ),
         "bot": (
             is_bot,
-            "median fill ($)",
-            s["median_notional"].to_numpy(float),
-            b.bot_median_usd,
-            lambda r, i: f"{r.n_fills:,} fills, median ${r.median_notional:,.2f}",
+            f"share of fills of ${BOT_FILL_USD:,.0f} or less",
+            small_share,
+            b.bot_small_share,
+            lambda r: num(r, "n_small") + " of " + num(r, "n_fills") + " fills",
         ),
         "wash": (
             is_wash,
             f"share of volume in round trips (same token, size and price within {WASH_SECONDS // 60} min)",
             wash_share,
             b.wash_share,
-            lambda r, i: f"${r.wash_volume:,.0f} of ${r.volume:,.0f} in round trips over {r.n_fills:,} fills",
+            lambda r: (
+                usd(r, "wash_volume")
+                + " of "
+                + usd(r, "volume")
+                + " in round trips over "
+                + num(r, "n_fills")
+                + " fills"
+            ),
         ),
     }
-    rows = []
+    parts = []
     for flag, (hit, statistic, value, bound, evidence) in rules.items():
-        idx = np.flatnonzero(np.asarray(hit, dtype=bool))
-        for i in idx:
-            r = s.iloc[i]
-            rows.append((r.wallet, flag, statistic, float(value[i]), float(bound), evidence(r, i)))
-    return pd.DataFrame(rows, columns=FLAG_COLUMNS)
+        mask = np.asarray(hit, dtype=bool)
+        r = s[mask]
+        parts.append(pd.DataFrame({
+            "as_of": r["as_of"], "wallet": r["wallet"], "flag": flag, "statistic": statistic,
+            "value": np.asarray(value, dtype=float)[mask], "bound": float(bound),
+            "evidence": evidence(r) if len(r) else pd.Series([], dtype=object),
+        }))  # fmt: skip
+    out = pd.concat(parts, ignore_index=True)[FLAG_COLUMNS]
+    return out.sort_values(["as_of", "wallet", "flag"], ignore_index=True, na_position="first")

@@ -5,7 +5,8 @@ the stages are ``model.screen``, the one function the live loop calls on a singl
 
 An order is one decision: the fills of one (wallet, transaction, token) are its legs (a taker order that walks
 several makers), decided once (polymarket_realtime.md §4). Every fact here is one the live loop can rebuild from
-the batch's snapshot and the feed it sees, so the live engine and this table decide alike (docs/metrics.md#signals).
+the batch's snapshot and the feed it sees; the whale's flags are those of its score's date
+(``analytics.wallet_flags_history``), so the live engine and this table decide alike (docs/metrics.md#signals).
 
 The table is carried from run to run: a run takes the digests of what the candidates read (``DIGEST_SQL``),
 compares them with the last run's (``analytics.signals_state``, ``model.signals_plan``) and decides again only the
@@ -26,7 +27,8 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.risk.assets import WHALE_QUARANTINE
-from assets.score.assets import WHALE_SCORES
+from assets.score.assets import WALLET_FLAGS_HISTORY, WHALE_SCORES
+from assets.score.flags import FLAGS_AT_SQL
 from assets.size import model as size
 from assets.strategy import StrategyConfig
 from assets.warehouse import Transaction, create_table_sql, exact_sum, replace_table, table_exists
@@ -130,13 +132,14 @@ CANDIDATES_SQL = f"""
         b.price AS whale_price, b.notional AS whale_notional, c.copy_price, f.daily_notional,
         (epoch(try_cast(m.end_date AS TIMESTAMPTZ)) - b.ts) / 86400.0 AS days_to_resolution,
         s.as_of AS score_as_of, s.wqs, s.rolling_sharpe_30, s.rolling_sharpe_90, s.current_drawdown,
-        s.edge_mean AS whale_edge, coalesce(q.quarantined, false) AS quarantined
+        s.edge_mean AS whale_edge, coalesce(q.quarantined, false) AS quarantined, fl.flags
     FROM buys b
     JOIN ({FLOW_SQL}) f USING (token_id, hour)
     JOIN copy c USING (fill_key)
     LEFT JOIN marts.dim_markets m USING (condition_id)
     ASOF LEFT JOIN analytics.whale_scores s ON s.wallet = b.wallet AND s.as_of <= b.trade_date
     ASOF LEFT JOIN analytics.whale_quarantine q ON q.wallet = b.wallet AND q.as_of <= b.trade_date
+    LEFT JOIN ({FLAGS_AT_SQL}) fl ON fl.wallet = b.wallet AND fl.as_of = s.as_of
     """
 
 #: the daily returns of the wallets whose volatility the candidates need (``$wallets``, bound)
@@ -190,6 +193,7 @@ SIGNALS_COLUMNS = {
     "current_drawdown": "DOUBLE",
     "whale_edge": "DOUBLE",
     "quarantined": "BOOLEAN NOT NULL",
+    "flags": "VARCHAR",  # the whale's flags at its score's date (analytics.wallet_flags_history), null when none
     "whale_volatility": "DOUBLE",
     "edge_at_copy": "DOUBLE",
     "order_notional_estimate": "DOUBLE",
@@ -211,7 +215,7 @@ STATE_COLUMNS = {
 }
 
 #: bump when a change to the code moves any candidate's row: the stored rows are then decided again
-SIGNALS_VERSION = 1
+SIGNALS_VERSION = 2
 
 #: the digests of what the candidates read (``$latency_seconds`` bound): see ``model.signals_plan``
 DIGEST_SQL = f"""
@@ -226,6 +230,9 @@ FROM analytics.whale_scores GROUP BY ALL
 UNION ALL
 SELECT 'quarantine', CAST(as_of - DATE '1970-01-01' AS INTEGER), NULL, count(*), bit_xor(hash(wallet, quarantined))
 FROM analytics.whale_quarantine GROUP BY ALL
+UNION ALL
+SELECT 'flags', CAST(as_of - DATE '1970-01-01' AS INTEGER), NULL, count(*), bit_xor(hash(wallet, flag))
+FROM analytics.wallet_flags_history GROUP BY ALL
 UNION ALL
 SELECT 'returns', CAST(day - DATE '1970-01-01' AS INTEGER) + 1, NULL, count(*), bit_xor(hash(wallet, daily_return))
 FROM marts.wallet_daily_returns GROUP BY ALL
@@ -287,6 +294,7 @@ FULL_SINCE_TS, NO_ORDER_TS = -(2**53), 2**53
     deps=[
         WHALE_SCORES,
         WHALE_QUARANTINE,
+        WALLET_FLAGS_HISTORY,
         dg.AssetKey(["marts", "dim_markets"]),
         dg.AssetKey(["marts", "wallet_daily_returns"]),
         dg.AssetKey(["intermediate", "int_position_fills"]),

@@ -5,7 +5,8 @@ Every candidate (a whale's BUY fill) carries the whale's point-in-time score (th
 row, every reason it failed (``"; "``-joined), so a candidate's row says exactly why it was not copied.
 
 - Stage 1, whale: WQS >= 75; rolling 30-day Sharpe above the 90-day one; current drawdown under 25%; not
-  quarantined.
+  quarantined; not flagged (a market maker, farmer, bot or wash trader at its score's date) unless
+  ``keep_flagged``.
 - Stage 2, trade: notional >= $5,000; estimated slippage of our order under 1%; resolution within 90 days;
   edge at our price >= 3 percentage points.
 - Stage 3, portfolio fit (needs the book, so it runs inside the paper portfolio): correlation with the book
@@ -29,6 +30,8 @@ from assets.score.model import reasons_from_masks
 class SignalParams:
     min_wqs: float = 75.0
     max_whale_drawdown: float = 0.25
+    #: copy wallets flagged at their score's date (analytics.wallet_flags_history) all the same
+    keep_flagged: bool = False
     min_notional: float = 5_000.0
     max_slippage: float = 0.01
     max_days_to_resolution: float = 90.0
@@ -56,8 +59,9 @@ def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def whale_stage(candidates: pd.DataFrame, params: SignalParams = SignalParams()) -> StageResult:
-    """Stage 1 from ``wqs, rolling_sharpe_30, rolling_sharpe_90, current_drawdown`` (<= 0) and ``quarantined``.
-    A missing value fails its test (no score is not a good score)."""
+    """Stage 1 from ``wqs, rolling_sharpe_30, rolling_sharpe_90, current_drawdown`` (<= 0), ``quarantined`` and
+    ``flags`` (the whale's flags at its score's date, null when none). A missing value fails its test (no score is
+    not a good score)."""
     wqs, s30, s90 = (
         _num(candidates, "wqs"),
         _num(candidates, "rolling_sharpe_30"),
@@ -65,12 +69,14 @@ def whale_stage(candidates: pd.DataFrame, params: SignalParams = SignalParams())
     )
     dd = -_num(candidates, "current_drawdown")
     quarantined = candidates["quarantined"].fillna(False).to_numpy(dtype=bool)
+    flagged = candidates["flags"].notna().to_numpy(dtype=bool) & (not params.keep_flagged)
     with np.errstate(invalid="ignore"):
         return _result([
             (~(wqs >= params.min_wqs), f"WQS below {params.min_wqs:g}" ),
             (~(s30 > s90), "30-day Sharpe not above 90-day Sharpe"),
             (~(dd < params.max_whale_drawdown), f"whale drawdown {params.max_whale_drawdown:.0%} or more"),
             (quarantined, "whale quarantined"),
+            (flagged, "whale flagged (market maker, farmer, bot or wash)"),
         ])  # fmt: skip
 
 
@@ -187,7 +193,7 @@ def funnel_from_counts(counts: Mapping[str, int], stages: tuple[str, ...]) -> pd
 #: the inputs whose digests are kept per day: each row's ``day`` is the first order day a change there can move
 #: (fills: the day of ``ts - latency``, as an order's copy price reads the prints up to the latency after it;
 #: scores and quarantine: their ``as_of``; daily returns: the day after, as a volatility reads the days before)
-DAY_PARTS = ("fills", "scores", "quarantine", "returns")
+DAY_PARTS = ("fills", "scores", "quarantine", "flags", "returns")
 
 
 class SignalsPlan(NamedTuple):
@@ -202,7 +208,7 @@ def signals_plan(stored: pd.DataFrame | None, current: pd.DataFrame) -> SignalsP
     taken now. Both frames: ``part, day, condition_id, rows, hash``, a row per (part, day) of ``DAY_PARTS``, a
     row per market (part ``markets``, its ``event_id, category, end_date``) and one ``config`` row (the signal
     settings and code). A candidate reads only its own order, its token's prints and flow, its market, its whale's
-    score, quarantine and returns, each through its own day (or the copy latency after it), so the rows that can
+    score, quarantine, flags and returns, each through its own day (or the copy latency after it), so the rows that can
     change are the orders from the earliest day whose digest differs and the orders of every market whose row
     differs; every other stored row is what a full run would write again."""
     if stored is None or stored.empty:

@@ -225,6 +225,19 @@ def test_signals_cover_every_whale_buy_with_what_was_known_before_it(scored):
             "SELECT count(*) FROM analytics.signals WHERE quarantined AND passed_whale"
         ).fetchall()[0]
         assert leak == 0
+        # a whale's flags are those of its score's date, and a flagged whale never passes stage 1
+        flagged, passed, wrong = con.execute(
+            """
+            SELECT count(*) FILTER (WHERE s.flags IS NOT NULL),
+                   count(*) FILTER (WHERE s.flags IS NOT NULL AND s.passed_whale),
+                   count(*) FILTER (WHERE s.flags IS DISTINCT FROM h.flags)
+            FROM analytics.signals s LEFT JOIN (
+                SELECT as_of, wallet, string_agg(flag, ', ' ORDER BY flag) AS flags
+                FROM analytics.wallet_flags_history GROUP BY ALL
+            ) h ON h.wallet = s.wallet AND h.as_of = s.score_as_of
+            """
+        ).fetchall()[0]
+        assert flagged > 0 and passed == 0 and wrong == 0
 
 
 LOOSE = {
@@ -390,6 +403,27 @@ def test_the_terminal_summary_shows_every_stage(scored):
     for heading in ("analytics.whale_scores", "whales by WQS", "score IC", "signal funnel", "stage 3 portfolio",
                     "paper portfolio as of", "VaR95"):  # fmt: skip
         assert heading in text, heading
+
+
+def test_the_backtest_neither_discovers_nor_draws_a_wallet_flagged_at_its_date_unless_kept(scored, tmp_path):
+    from assets.evaluate.backtest_assets import DAY, load_inputs
+    from assets.strategy import StrategyConfig
+
+    path = tmp_path / "w.duckdb"
+    shutil.copy(scored.warehouse_path, path)
+    with duckdb.connect(str(path)) as con:
+        first, last = con.execute(
+            f"SELECT {DAY.format('min(day)')}, {DAY.format('max(day)')} FROM marts.wallet_daily_returns"
+        ).fetchall()[0]
+        flagged = {(int(d), w) for d, w in con.execute(
+            f"SELECT DISTINCT {DAY.format('as_of')}, wallet FROM analytics.wallet_flags_history").fetchall()}  # fmt: skip
+        pairs = {}
+        for keep in (False, True):
+            strategy = StrategyConfig(keep_flagged_wallets=keep)
+            scores = load_inputs(con, strategy, strategy.backtest_params(), int(first), int(last))[4]
+            pairs[keep] = set(zip(scores["as_of_day"].astype(int), scores["wallet"], strict=True))
+    assert not (pairs[False] & flagged)  # the pool of whales and random wallets at each origin is unflagged
+    assert pairs[True] & flagged and pairs[False] == pairs[True] - flagged
 
 
 def test_the_backtest_compares_every_strategy_and_the_report_shows_it(scored, tmp_path):

@@ -152,11 +152,13 @@ def test_whales_ranks_the_latest_scores_and_drills_down_to_a_whales_copied_trade
                                         "FROM analytics.whale_scores) AND wqs IS NOT NULL ORDER BY rank")]  # fmt: skip
     table = _frame(at, "strike_reasons")
     assert table["wallet"].tolist() == ranked
-    # each scored wallet's flags (the simulated market makers and wash traders)
-    flagged = dict(_sql(world, "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) FROM analytics.wallet_flags "
-                               "GROUP BY 1"))  # fmt: skip
+    # each scored wallet's flags at the date (the simulated market makers, farmers, bots and wash traders), none
+    # of them in the universe
+    flagged = dict(_sql(world, "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) FROM analytics.wallet_flags_history "
+                               "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) GROUP BY 1"))  # fmt: skip
     shown = table.set_index("wallet")["flags"].dropna().to_dict()
     assert shown and shown == {w: f for w, f in flagged.items() if w in set(ranked)}
+    assert not table.loc[table["flags"].notna(), "in_universe"].any()
     assert _metrics(at)["Scored wallets"] == f"{len(ranked):,}"
     # the whale with the most copied trades
     (wallet, n, earned), = _sql(world, """

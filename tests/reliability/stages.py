@@ -65,15 +65,16 @@ def dbt_command(warehouse: str | Path, args: list[str]):
 
 
 def score(warehouse: str | Path) -> None:
-    """The ``analytics.whale_scores`` and ``analytics.whale_universe`` assets on ``warehouse``."""
+    """The ``analytics.whale_scores``, ``analytics.wallet_flags`` (and its history) and ``analytics.whale_universe``
+    assets on ``warehouse``."""
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
-    from assets.score.assets import whale_scores, whale_universe
+    from assets.score.assets import wallet_flags, whale_scores, whale_universe
     from assets.strategy import StrategyConfig
 
     dg.materialize(
-        [whale_scores, whale_universe],
+        [whale_scores, wallet_flags, whale_universe],
         resources={"warehouse": DuckDBResource(database=str(warehouse)), "strategy": StrategyConfig()},
         raise_on_error=True,
     )

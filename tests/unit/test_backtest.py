@@ -85,7 +85,8 @@ def _world(flip_after: int | None = None):
                 "category": "Politics" if d % 2 else "Sports", "ts": (DAY0 + d) * 86400.0 + 600,
                 "fill_day": DAY0 + d, "whale_price": 0.5, "whale_notional": 20_000.0, "copy_price": 0.51,
                 "daily_notional": 1e6, "days_to_resolution": 10.0, "wqs": wqs, "rolling_sharpe_30": 2.0,
-                "rolling_sharpe_90": 1.0, "current_drawdown": -0.05, "quarantined": False, "edge_at_copy": 0.08,
+                "rolling_sharpe_90": 1.0, "current_drawdown": -0.05, "quarantined": False, "flags": None,
+                "edge_at_copy": 0.08,
                 "slippage": 0.001, "whale_volatility": 0.02,
             })  # fmt: skip
     sells = pd.DataFrame(columns=["wallet", "token_id", "ts", "price", "fraction"])

@@ -24,7 +24,8 @@ def _snapshot(strategy: StrategyConfig | None = None, **frames) -> Snapshot:
                                    min_edge=-1.0, max_whale_drawdown=1.0, max_days_to_resolution=1e4)  # fmt: skip
     whales = pd.DataFrame([{"wallet": W, "tracked": True, "score_as_of": pd.Timestamp("2026-10-19"), "wqs": 80.0,
                             "rolling_sharpe_30": 2.0, "rolling_sharpe_90": 1.0, "current_drawdown": -0.01,
-                            "whale_edge": 0.05, "quarantined": False, "whale_volatility": 0.02}])  # fmt: skip
+                            "whale_edge": 0.05, "quarantined": False, "flags": None,
+                            "whale_volatility": 0.02}])  # fmt: skip
     markets = pd.DataFrame([{"token_id": t, "condition_id": COND, "event_id": "e", "category": "Politics",
                              "end_epoch": float(T0 + 30 * DAY), "end_ts": float(T0 + 30 * DAY), "resolved_ts": math.nan,
                              "payout": math.nan} for t in (TOK, TOK2)])  # fmt: skip

@@ -14,6 +14,7 @@ def _whales(**overrides) -> pd.DataFrame:
         "rolling_sharpe_90": 2.0,
         "current_drawdown": -0.1,
         "quarantined": False,
+        "flags": None,
     }
     return pd.DataFrame([base | overrides])
 
@@ -29,12 +30,21 @@ def _whales(**overrides) -> pd.DataFrame:
         ({"current_drawdown": -0.25}, "whale drawdown 25% or more"),
         ({"quarantined": True}, "whale quarantined"),
         ({"wqs": 10.0, "quarantined": True}, "WQS below 75; whale quarantined"),
+        ({"flags": "bot"}, "whale flagged (market maker, farmer, bot or wash)"),
+        ({"flags": "market_maker, wash", "quarantined": True},
+         "whale quarantined; whale flagged (market maker, farmer, bot or wash)"),
     ],
-)
+)  # fmt: skip
 def test_whale_stage(overrides, reason):
     r = m.whale_stage(_whales(**overrides))
     assert bool(r.passed[0]) is (reason is None)
     assert r.reason[0] == reason
+
+
+def test_a_flagged_whale_passes_stage_1_when_flagged_wallets_are_kept():
+    keep = m.SignalParams(keep_flagged=True)
+    assert bool(m.whale_stage(_whales(flags="farmer"), keep).passed[0])
+    assert m.whale_stage(_whales(flags="farmer", quarantined=True), keep).reason[0] == "whale quarantined"
 
 
 def _trades(**overrides) -> pd.DataFrame:
