@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="drop the stored score history and score every as-of date again")  # fmt: skip
         sp.add_argument("--full-refresh", action="store_true",
                         help="rebuild the incremental marts from scratch instead of applying what changed")  # fmt: skip
+        sp.add_argument("--keep-flagged", action="store_true",
+                        help="keep wallets flagged as market makers, farmers, bots or wash traders in the universe, "
+                             "stage 1 and the backtest (strategy setting keep_flagged_wallets; default: left out)")  # fmt: skip
 
     demo = sub.add_parser("demo", help="run everything on the simulated Polymarket and print a summary")
     common(demo)
@@ -668,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         refetch=args.refetch,
         rebuild_scores=args.rebuild_scores,
         full_refresh=args.full_refresh,
+        strategy={"keep_flagged_wallets": True} if args.keep_flagged else None,
         job_name=DAILY_JOB if getattr(args, "daily", False) else None,
     )
     from orchestration.summary import print_run_report

@@ -50,7 +50,8 @@ def test_every_raw_asset_python_read_mart_and_python_output_has_a_blocking_gate(
     assert {s.asset_key.to_user_string() for s in specs} == {
         "raw/markets", "raw/trades", "raw/activity", "raw/price_history",
         "marts/fct_fills", "marts/fct_positions", "marts/wallet_daily_returns", "marts/wallet_features",
-        "analytics/whale_scores", "analytics/whale_universe", "analytics/wallet_flags", "evaluation/score_ic",
+        "analytics/whale_scores", "analytics/whale_universe", "analytics/wallet_flags",
+        "analytics/wallet_flags_history", "evaluation/score_ic",
         "analytics/whale_quarantine", "analytics/signals",
         "analytics/orders", "analytics/paper_nav", "analytics/paper_fills",
         "evaluation/backtest_daily", "evaluation/backtest_summary", "evaluation/validation", "evaluation/targets",
@@ -132,3 +133,24 @@ def test_the_run_range_is_the_source_history():
 def test_workspace_points_at_the_definitions():
     text = (Path(__file__).resolve().parents[2] / "workspace.yaml").read_text()
     assert "orchestration.definitions" in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "strategy"), [([], None), (["--keep-flagged"], {"keep_flagged_wallets": True})]
+)
+def test_keep_flagged_sets_the_runs_strategy(tmp_path, monkeypatch, flag, strategy):
+    from orchestration import cli
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_sync(settings, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(cli, "run_sync", fake_run_sync)
+    with pytest.raises(Stop):
+        cli.main(["run", "--warehouse", str(tmp_path / "w.duckdb"), *flag])
+    assert seen["strategy"] == strategy
