@@ -174,6 +174,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     changes: dict = {}
     if getattr(args, "warehouse", None):
         changes["warehouse_path"] = Path(args.warehouse)
+        if "WHALECOPY_REPORT_PATH" not in os.environ:  # its report beside it, not over the demo's
+            changes["report_path"] = Path(args.warehouse).with_suffix(".html")
     if getattr(args, "seed", None) is not None:
         changes["sim_seed"] = args.seed
     if getattr(args, "scale", None) is not None:

@@ -154,3 +154,14 @@ def test_keep_flagged_sets_the_runs_strategy(tmp_path, monkeypatch, flag, strate
     with pytest.raises(Stop):
         cli.main(["run", "--warehouse", str(tmp_path / "w.duckdb"), *flag])
     assert seen["strategy"] == strategy
+
+
+def test_a_run_on_another_warehouse_writes_its_report_beside_it(tmp_path, monkeypatch):
+    from orchestration import cli
+
+    monkeypatch.delenv("WHALECOPY_REPORT_PATH", raising=False)
+    args = cli._parser().parse_args(["run", "--warehouse", str(tmp_path / "copy.duckdb")])
+    assert cli._settings(args).report_path == tmp_path / "copy.html"
+    monkeypatch.setenv("WHALECOPY_REPORT_PATH", str(tmp_path / "mine.html"))
+    assert cli._settings(args).report_path == tmp_path / "mine.html"
+    assert cli._settings(cli._parser().parse_args(["run"])).report_path == tmp_path / "mine.html"
