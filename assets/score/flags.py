@@ -31,7 +31,9 @@ class FlagBounds:
     """The rules' bounds (docs/metrics.md#wallet-flags)."""
 
     #: market maker: trades both outcomes of at least this share of its markets, or splits/merges in at least
-    #: ``maker_split_markets`` markets; and its resolved P&L within this share of its volume
+    #: ``maker_split_markets`` markets; and its resolved P&L within this share of its volume; over at least
+    #: ``maker_min_markets`` markets (a wallet of one or two markets is no evidence of making markets)
+    maker_min_markets: int = 5
     maker_two_sided_share: float = 0.5
     maker_sell_share: float = 0.3
     maker_split_markets: int = 3
@@ -174,7 +176,11 @@ def flag_wallets(stats: pd.DataFrame, bounds: FlagBounds = FlagBounds()) -> pd.D
     rules = {
         # a bot's or a wash trader's flow is two-sided too: they are that, not market makers
         "market_maker": (
-            two_way & (pnl_share <= b.maker_pnl_share) & ~is_bot & ~is_wash,
+            two_way
+            & (pnl_share <= b.maker_pnl_share)
+            & (s["n_markets"] >= b.maker_min_markets)
+            & ~is_bot
+            & ~is_wash,
             "|resolved P&L| / volume",
             pnl_share,
             b.maker_pnl_share,

@@ -117,6 +117,11 @@ def _stats(**changes) -> pd.DataFrame:
             {"two_sided_markets": 5, "resolved_pnl": -3_000.0},
             {"two_sided_markets": 4, "resolved_pnl": 0.0},
         ),
+        (
+            "market_maker",
+            {"two_sided_markets": 5, "n_markets": 5, "resolved_pnl": 0.0},
+            {"two_sided_markets": 4, "n_markets": 4, "resolved_pnl": 0.0},
+        ),
         ("farmer", {"n_farm": 10, "farm_volume": 30_000.0}, {"n_farm": 9, "farm_volume": 30_000.0}),
         ("farmer", {"n_farm": 10, "farm_volume": 30_000.0}, {"n_farm": 10, "farm_volume": 29_999.0}),
         ("bot", {"n_fills": 300, "n_small": 150}, {"n_fills": 299, "n_small": 150}),
