@@ -8,6 +8,8 @@ origin, from data before it only:
 - the **discovered whales** are the ``max_whales`` wallets with the highest WQS at the latest as-of date on or
   before the origin, among those with WQS >= ``universe_min_wqs`` (their set is fixed for the fold);
 - the **random whales** are as many wallets drawn (seeded per fold) from every wallet scored at that date;
+- a wallet flagged at that date is neither (``backtest_assets.load_inputs`` leaves it out of ``scores`` unless
+  ``keep_flagged_wallets``);
 - the ``full`` strategy's WQS threshold is chosen from ``min_wqs_grid`` by its Sharpe ratio on the
   ``train_days`` before the origin (the in-sample run); the other thresholds stay at their documented values.
 
