@@ -61,6 +61,14 @@ STATS = ("n_fills", "n_small", "volume", "buy_volume", "sell_volume", "n_farm", 
          "n_markets", "two_sided_markets", "split_markets", "resolved_pnl")  # fmt: skip
 _COUNTS = {"n_fills", "n_small", "n_farm", "n_markets", "two_sided_markets", "split_markets"}
 
+_WASH = f"""EXISTS (
+        SELECT 1 FROM f b WHERE b.wallet = s.wallet AND b.token_id = s.token_id AND b.side = 'BUY'
+            AND b.size = s.size AND abs(b.price - s.price) < 0.0005 AND s.ts - b.ts BETWEEN 0 AND {WASH_SECONDS})"""
+_BUCKET_SUMS = ", ".join(f"sum(CAST(e.{s} AS {_EXACT})) AS {s}" for s in STATS)
+_RUNNING = ", ".join(
+    f"CAST(coalesce(sum(b.{s}) OVER w, 0) AS {'BIGINT' if s in _COUNTS else 'DOUBLE'}) AS {s}" for s in STATS
+)
+
 #: per (as_of, wallet), from the marts: what the rules read at each date of ``$as_of`` (a DATE list, bound) from the
 #: events strictly before it (an as-of date is UTC midnight, as a score's). Sums are exact (DECIMAL), so two runs
 #: give the same bits; a wallet has a row at every date from the first that sees it.
@@ -77,35 +85,26 @@ firsts AS (  -- a wallet's first fill of each token, numbered within its market
     SELECT wallet, condition_id, ts, row_number() OVER (PARTITION BY wallet, condition_id ORDER BY ts) AS nth
     FROM (SELECT wallet, condition_id, token_id, min(ts) AS ts FROM f GROUP BY ALL)
 ),
-events AS (
-    SELECT wallet, ts, 'n_fills' AS stat, 1.0 AS v FROM f
-    UNION ALL SELECT wallet, ts, 'n_small', 1.0 FROM f WHERE notional <= {BOT_FILL_USD}
-    UNION ALL SELECT wallet, ts, 'volume', notional FROM f
-    UNION ALL SELECT wallet, ts, 'buy_volume', notional FROM f WHERE side = 'BUY'
-    UNION ALL SELECT wallet, ts, 'sell_volume', notional FROM f WHERE side = 'SELL'
-    UNION ALL SELECT wallet, ts, 'n_farm', 1.0 FROM f WHERE {_FARM}
-    UNION ALL SELECT wallet, ts, 'farm_volume', notional FROM f WHERE {_FARM}
-    UNION ALL  -- each SELL matched to a BUY of the same token, size and price within {
-    WASH_SECONDS
-} s before it
-    SELECT s.wallet, s.ts, 'wash_volume', 2 * s.notional FROM f s
-    WHERE s.side = 'SELL' AND EXISTS (
-        SELECT 1 FROM f b WHERE b.wallet = s.wallet AND b.token_id = s.token_id AND b.side = 'BUY'
-            AND b.size = s.size AND abs(b.price - s.price) < 0.0005 AND s.ts - b.ts BETWEEN 0 AND {
-    WASH_SECONDS
-})
-    UNION ALL SELECT wallet, ts, 'n_markets', 1.0 FROM firsts WHERE nth = 1
-    UNION ALL SELECT wallet, ts, 'two_sided_markets', 1.0 FROM firsts WHERE nth = 2
-    UNION ALL
-    SELECT wallet, min(epoch(activity_at)), 'split_markets', 1.0 FROM marts.fct_activity
+events AS (  -- one row per event, its statistics as columns (a column an event does not move is NULL)
+    SELECT wallet, ts, 1 AS n_fills, CAST(notional <= {BOT_FILL_USD} AS INTEGER) AS n_small, notional AS volume,
+           CASE WHEN side = 'BUY' THEN notional END AS buy_volume,
+           CASE WHEN side = 'SELL' THEN notional END AS sell_volume,
+           CAST({_FARM} AS INTEGER) AS n_farm, CASE WHEN {_FARM} THEN notional END AS farm_volume
+    FROM f
+    UNION ALL BY NAME  -- each SELL matched to a BUY of the same token, size and price within {WASH_SECONDS} s before it
+    SELECT s.wallet, s.ts, 2 * s.notional AS wash_volume FROM f s WHERE s.side = 'SELL' AND {_WASH}
+    UNION ALL BY NAME
+    SELECT wallet, ts, CAST(nth = 1 AS INTEGER) AS n_markets, CAST(nth = 2 AS INTEGER) AS two_sided_markets
+    FROM firsts WHERE nth <= 2
+    UNION ALL BY NAME
+    SELECT wallet, min(epoch(activity_at)) AS ts, 1 AS split_markets FROM marts.fct_activity
     WHERE type IN ('SPLIT', 'MERGE') AND booked_as = 'legs' GROUP BY wallet, condition_id
-    UNION ALL  -- a resolved position's P&L is known once its market resolved and its last fill was made
-    SELECT wallet, epoch(greatest(coalesce(resolved_at, last_fill_at), last_fill_at)), 'resolved_pnl', pnl_gross
+    UNION ALL BY NAME  -- a resolved position's P&L is known once its market resolved and its last fill was made
+    SELECT wallet, epoch(greatest(coalesce(resolved_at, last_fill_at), last_fill_at)) AS ts, pnl_gross AS resolved_pnl
     FROM marts.fct_positions WHERE is_resolved
 ),
 bucketed AS (  -- each event counted from the first as-of date after it
-    SELECT e.wallet, g.as_of,
-           {", ".join(f"sum(CAST(e.v AS {_EXACT})) FILTER (WHERE e.stat = '{s}') AS {s}" for s in STATS)}
+    SELECT e.wallet, g.as_of, {_BUCKET_SUMS}
     FROM events e ASOF JOIN grid g ON e.ts < g.t
     GROUP BY ALL
 ),
@@ -113,13 +112,7 @@ dense AS (
     SELECT w.wallet, g.as_of
     FROM (SELECT wallet, min(as_of) AS first FROM bucketed GROUP BY 1) w JOIN grid g ON g.as_of >= w.first
 )
-SELECT d.as_of, d.wallet,
-       {
-    ", ".join(
-        f"CAST(coalesce(sum(b.{s}) OVER w, 0) AS {'BIGINT' if s in _COUNTS else 'DOUBLE'}) AS {s}"
-        for s in STATS
-    )
-}
+SELECT d.as_of, d.wallet, {_RUNNING}
 FROM dense d LEFT JOIN bucketed b USING (wallet, as_of)
 WINDOW w AS (PARTITION BY d.wallet ORDER BY d.as_of ROWS UNBOUNDED PRECEDING)
 ORDER BY d.as_of, d.wallet
