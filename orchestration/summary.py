@@ -100,13 +100,9 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UN
         (n,) = con.execute("SELECT count(*) FROM analytics.whale_universe").fetchall()[0]
         left_out = ""
         if table_exists(con, "analytics.wallet_flags_history"):
-            out = con.execute(
-                "SELECT h.flag, count(*) FROM analytics.whale_scores s JOIN analytics.wallet_flags_history h "
-                "USING (as_of, wallet) WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) "
-                "AND s.wqs >= ? AND s.wallet NOT IN (SELECT wallet FROM analytics.whale_universe) "
-                "GROUP BY 1 ORDER BY 1",
-                [universe_min_wqs],
-            ).fetchall()
+            from assets.score.flags import FLAGGED_LEFT_OUT_SQL
+
+            out = con.execute(FLAGGED_LEFT_OUT_SQL, [universe_min_wqs]).fetchall()
             text = ", ".join(f"{f} {k:,}" for f, k in out) or "none"
             left_out = f"; flagged at its date with WQS >= {universe_min_wqs:g}, left out: {text}"
         lines.append(f"  analytics.whale_universe {n:>8,}  wallets{left_out}")

@@ -132,8 +132,10 @@ def build_backtest(fee_rate: float) -> dg.AssetsDefinition:
     """The walk-forward backtest at the warehouse's fee rate."""
 
     def spec(key, description, *, group="evaluation"):
-        return dg.AssetSpec(key, deps=[SIGNALS, WHALE_SCORES, WALLET_FLAGS_HISTORY, SCORE_IC_MONTHLY, PAPER_NAV], group_name=group,
-                            kinds={"duckdb", "python"}, description=description)  # fmt: skip
+        deps = [SIGNALS, WHALE_SCORES, WALLET_FLAGS_HISTORY, SCORE_IC_MONTHLY, PAPER_NAV]
+        return dg.AssetSpec(
+            key, deps=deps, group_name=group, kinds={"duckdb", "python"}, description=description
+        )
 
     @dg.multi_asset(
         name="backtest",

@@ -185,11 +185,6 @@ def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, 
             "AND (fl.flags IS NULL OR ?) ORDER BY s.rank",
             [strategy.universe_min_wqs, strategy.keep_flagged_wallets],
         ).df()
-        (n_flagged,) = con.execute(
-            f"SELECT count(*) FROM analytics.whale_scores s JOIN ({flags.FLAGS_AT_SQL}) fl USING (as_of, wallet) "
-            "WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs >= ?",
-            [strategy.universe_min_wqs],
-        ).fetchone()
         k = strategy.win_rate_prior_strength
         alpha = latest["win_rate_prior"].to_numpy(dtype=float) * k + latest["wins"].to_numpy(dtype=float)
         beta = (1 - latest["win_rate_prior"].to_numpy(dtype=float)) * k + (
@@ -211,17 +206,18 @@ def whale_universe(context: dg.AssetExecutionContext, strategy: StrategyConfig, 
         with Transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
             replace_table(con, "analytics.whale_universe", WHALE_UNIVERSE_COLUMNS, universe)
+        left_out = dict(con.execute(flags.FLAGGED_LEFT_OUT_SQL, [strategy.universe_min_wqs]).fetchall())
     tiers = universe["tier"].value_counts().to_dict()
-    kept = "kept" if strategy.keep_flagged_wallets else "left out"
     context.log.info(
-        f"whale_universe: {len(universe)} wallets with WQS >= {strategy.universe_min_wqs}: {tiers}; "
-        f"{n_flagged} flagged {kept}"
+        f"whale_universe: {len(universe)} wallets with WQS >= {strategy.universe_min_wqs}: {tiers}; flagged and "
+        f"left out: {left_out or 'none'}"
+        + (f"; {int(universe['flags'].notna().sum())} flagged kept" if strategy.keep_flagged_wallets else "")
     )
     return dg.MaterializeResult(
         metadata={
             "wallets": len(universe),
-            "flagged": int(n_flagged),
-            "flagged_kept": strategy.keep_flagged_wallets,
+            "flagged_left_out": dg.MetadataValue.json(left_out),
+            "flagged_kept": int(universe["flags"].notna().sum()),
             "as_of": str(universe["as_of"].iloc[0]) if len(universe) else "-",
             "tiers": dg.MetadataValue.json(tiers),
         }

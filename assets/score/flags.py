@@ -130,6 +130,15 @@ FLAGS_AT_SQL = (
     "FROM analytics.wallet_flags_history GROUP BY 1, 2"
 )
 
+#: per flag, the wallets flagged at the latest score date with a WQS of at least ``?`` (the universe's bound) that
+#: the universe left out (none when it keeps flagged wallets)
+FLAGGED_LEFT_OUT_SQL = """
+SELECT h.flag, count(*) FROM analytics.whale_scores s JOIN analytics.wallet_flags_history h USING (as_of, wallet)
+WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs >= ?
+  AND s.wallet NOT IN (SELECT wallet FROM analytics.whale_universe)
+GROUP BY 1 ORDER BY 1
+"""
+
 FLAG_COLUMNS = ["as_of", "wallet", "flag", "statistic", "value", "bound", "evidence"]
 
 

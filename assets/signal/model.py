@@ -192,7 +192,7 @@ def funnel_from_counts(counts: Mapping[str, int], stages: tuple[str, ...]) -> pd
 
 #: the inputs whose digests are kept per day: each row's ``day`` is the first order day a change there can move
 #: (fills: the day of ``ts - latency``, as an order's copy price reads the prints up to the latency after it;
-#: scores and quarantine: their ``as_of``; daily returns: the day after, as a volatility reads the days before)
+#: scores, quarantine and flags: their ``as_of``; daily returns: the day after, as a volatility reads the days before)
 DAY_PARTS = ("fills", "scores", "quarantine", "flags", "returns")
 
 
