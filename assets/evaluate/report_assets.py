@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from assets.score.flags import FLAGS_AT_SQL, NO_FLAGS_SQL
 from assets.signal import model as signal
 from assets.warehouse import Transaction, replace_table, table_exists
 
@@ -81,11 +82,13 @@ SELECT (SELECT count(*) FROM marts.fct_fills) AS fills,
        (SELECT round(max(wqs), 1) FROM analytics.whale_scores) AS highest_wqs_ever
 """
 
+#: ``{flags}``: ``FLAGS_AT_SQL``, or ``NO_FLAGS_SQL`` for a warehouse without the flag history
 REAL_WALLETS_SQL = """
 SELECT s.wallet, s.wqs, s.tier, s.n_resolved_positions, s.win_rate_mean AS bayesian_win_rate,
-       s.pnl_net_to_date, f.realised_pnl AS realised_pnl_all
+       s.pnl_net_to_date, f.realised_pnl AS realised_pnl_all, fl.flags
 FROM analytics.whale_scores s
 LEFT JOIN (SELECT wallet, sum(pnl_net) AS realised_pnl FROM marts.fct_positions WHERE is_resolved GROUP BY 1) f USING (wallet)
+LEFT JOIN ({flags}) fl USING (as_of, wallet)
 WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores)
 ORDER BY s.wqs DESC NULLS LAST, s.pnl_net_to_date DESC
 LIMIT 15
@@ -114,7 +117,9 @@ def real_section(path: Path, name: str) -> dict | None:
         return None
     with duckdb.connect(str(path), read_only=True) as con:
         facts = con.sql(REAL_FACTS_SQL).df().iloc[0].to_dict()
-        wallets = con.sql(REAL_WALLETS_SQL).df()
+        # each one's flags at the score's date (a warehouse written by an older version holds none)
+        flagged = FLAGS_AT_SQL if table_exists(con, "analytics.wallet_flags_history") else NO_FLAGS_SQL
+        wallets = con.sql(REAL_WALLETS_SQL.format(flags=flagged)).df()
         wqs = con.sql(TABLES["wqs"]).df()
         pnl = con.sql(REAL_PNL_SQL).df()
         paper = con.sql(

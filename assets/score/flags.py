@@ -139,6 +139,9 @@ WHERE s.as_of = (SELECT max(as_of) FROM analytics.whale_scores) AND s.wqs >= ?
 GROUP BY 1 ORDER BY 1
 """
 
+#: ``FLAGS_AT_SQL``'s shape with no row: for a warehouse written before the flag history existed
+NO_FLAGS_SQL = "SELECT NULL::DATE AS as_of, NULL::VARCHAR AS wallet, NULL::VARCHAR AS flags WHERE false"
+
 FLAG_COLUMNS = ["as_of", "wallet", "flag", "statistic", "value", "bound", "evidence"]
 
 

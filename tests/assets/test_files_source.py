@@ -45,6 +45,15 @@ def test_midterms_dump_loads_every_good_fill_and_quarantines_the_rest(midterms, 
     )  # nothing lost, nothing duplicated
     assert (n_markets, n_resolved) == (39, 37)
     assert wallets == 2_419
+    # the report's real-data wallets show each one's flags at the score's date (the dump's bots among them)
+    from assets.evaluate.report_assets import real_section
+
+    shown = real_section(path, "midterms")["wallets"].set_index("wallet")["flags"].fillna("")
+    with duckdb.connect(str(path), read_only=True) as con:
+        flagged = dict(con.execute(
+            "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) FROM analytics.wallet_flags_history "
+            "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) GROUP BY 1").fetchall())  # fmt: skip
+    assert (shown != "").any() and shown.to_dict() == {w: flagged.get(w, "") for w in shown.index}
     before = content_hash(path, "raw.trades", "fill_key"), content_hash(path, "raw.quarantine", "record_key")
     assert run_sync(settings, out=io.StringIO(), refetch=True).success
     assert (
