@@ -243,25 +243,25 @@ FLAG_INPUTS = [
 ]
 
 
+FLAG_DESCRIPTIONS = {
+    WALLET_FLAGS_HISTORY: "The wallet flags as of every date of the score history, each from what the wallet did "
+    "before it: what stage 1, the universe and the backtest read beside the score of the same date "
+    "(docs/metrics.md#wallet-flags).",
+    WALLET_FLAGS: "Wallets that are not traders to copy, one row per wallet and flag with its evidence, on all the "
+    "data: market makers, airdrop farmers, bots, wash traders (docs/metrics.md#wallet-flags).",
+}
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            WALLET_FLAGS_HISTORY,
+            key,
             deps=[*FLAG_INPUTS, WHALE_SCORES],
             group_name="score",
             kinds={"duckdb", "python"},
-            description="The wallet flags as of every date of the score history, each from what the wallet did "
-            "before it: what stage 1, the universe and the backtest read beside the score of the same date "
-            "(docs/metrics.md#wallet-flags).",
-        ),
-        dg.AssetSpec(
-            WALLET_FLAGS,
-            deps=[*FLAG_INPUTS, WHALE_SCORES],
-            group_name="score",
-            kinds={"duckdb", "python"},
-            description="Wallets that are not traders to copy, one row per wallet and flag with its evidence, on "
-            "all the data: market makers, airdrop farmers, bots, wash traders (docs/metrics.md#wallet-flags).",
-        ),
+            description=text,
+        )
+        for key, text in FLAG_DESCRIPTIONS.items()
     ]
 )
 def wallet_flags(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
