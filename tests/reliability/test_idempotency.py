@@ -45,7 +45,8 @@ def test_thirty_daily_increments_equal_one_full_build(reference_build, tmp_path)
         stages.score(daily)
 
     a, b = warehouse_hashes(full), warehouse_hashes(daily)
-    apart = ("raw.ingest_state", "intermediate.int_changes", "analytics.whale_scores")
+    apart = ("raw.ingest_state", "intermediate.int_changes", "analytics.whale_scores",
+             "analytics.wallet_flags_history")  # fmt: skip
     diff = differences(
         {k: v for k, v in a.items() if k not in apart}, {k: v for k, v in b.items() if k not in apart}
     )
@@ -68,6 +69,10 @@ def test_thirty_daily_increments_equal_one_full_build(reference_build, tmp_path)
         common = "NOT list_contains(?, as_of)"
         assert relation_hash(f, "analytics.whale_scores") == relation_hash(
             d, "analytics.whale_scores", common, [extra]
+        )
+        # the flags are kept at every score date: the same at the common ones (recomputed from the same marts)
+        assert relation_hash(f, "analytics.wallet_flags_history") == relation_hash(
+            d, "analytics.wallet_flags_history", common, [extra]
         )
         # the same streams were fetched, however many windows each took
         streams = "SELECT stream FROM raw.ingest_state ORDER BY 1"
