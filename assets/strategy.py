@@ -75,6 +75,7 @@ class StrategyConfig(dg.ConfigurableResource):
     backtest_min_wqs_grid: list[float] = list(backtest.BacktestParams.min_wqs_grid)
     backtest_bootstrap: int = backtest.BacktestParams.n_boot
     backtest_seed: int = backtest.BacktestParams.seed
+    backtest_min_trades: int = backtest.BacktestParams.min_trades  # fewer: a target reads "not measurable"
 
     def volatility_min_wqs(self) -> float:
         """The lowest WQS any strategy sizes a whale at (stage 1 here, the universe, the backtest's grid): the
@@ -96,6 +97,7 @@ class StrategyConfig(dg.ConfigurableResource):
             min_wqs_grid=tuple(self.backtest_min_wqs_grid),
             n_boot=self.backtest_bootstrap,
             seed=self.backtest_seed,
+            min_trades=self.backtest_min_trades,
         )
 
     def paper_params(self, fee_rate: float) -> paper.PaperParams:

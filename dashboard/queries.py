@@ -86,7 +86,8 @@ ORDER BY p.key""",
 EVIDENCE = {
     "summary": "SELECT * FROM evaluation.backtest_summary ORDER BY is_control, sharpe DESC",
     "daily": "SELECT strategy, day, nav, drawdown FROM evaluation.backtest_daily ORDER BY strategy, day",
-    "targets": "SELECT target, description, kind, documented, measured, ci_low, ci_high, met FROM evaluation.targets",
+    "targets": "SELECT target, description, kind, documented, measured, ci_low, ci_high, status, reason "
+    "FROM evaluation.targets",
     "ic_monthly": "SELECT universe, predictor, month, ic, n_as_of, mean_wallets FROM evaluation.score_ic_monthly "
     "ORDER BY month",
     "ic": "SELECT universe, predictor, mean_ic, t_stat, ci_low, ci_high, n_months, share_positive_months "

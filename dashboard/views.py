@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from assets.evaluate.backtest import unmeasurable
 from dashboard import charts, queries
 from dashboard import model as m
 from dashboard.context import Context
@@ -451,6 +452,8 @@ def evidence(ctx: Context) -> None:
         st.altair_chart(charts.time_lines(daily, "day", "drawdown", "strategy", y_title="drawdown", y_format=".1%"),
                         width="stretch")  # fmt: skip
     st.subheader("Targets")
+    for why, names in unmeasurable(f["targets"]).items():  # up front: no trade is no evidence
+        st.warning(f"Not measurable ({names}): {why}")
     table(f["targets"], "targets", key="targets", formats={"documented": "%.3f", "measured": "%.3f",
                                                            "ci_low": "%.3f", "ci_high": "%.3f"})  # fmt: skip
     st.subheader("Information coefficient by month (30-day forward returns)")

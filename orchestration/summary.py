@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
+from assets.evaluate.backtest import unmeasurable
 from assets.score.assets import whale_scores_integrity
 from assets.strategy import StrategyConfig
-from assets.warehouse import table_exists
+from assets.warehouse import table_columns, table_exists
 from quality.checks import GATES
 
 from .settings import Settings
@@ -321,6 +323,10 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
         f"  {'strategy':<24} {'CAGR':>8} {'Sharpe':>7} {'95% CI':>16} {'max DD':>7} {'p5 day':>7} {'hit':>6}"
         f" {'trades':>7} {'final NAV':>12} {'DSR':>5}",
     ]
+    targets = _targets(con)
+    frame = pd.DataFrame(targets, columns=["target", *range(6), "status", "reason"])
+    # up front: a target on a strategy that did not trade is no evidence either way
+    out[1:1] = [f"  NOT MEASURABLE ({names}): {why}" for why, names in unmeasurable(frame).items()]
     for r in rows:
         name = r[0] + (" (control)" if r[1] else "")
         ci = f"[{_num(r[4])}, {_num(r[5])}]"
@@ -328,20 +334,30 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"  {name:<24} {_pct(r[2]):>8} {_num(r[3]):>7} {ci:>16} {_num(r[6], '.1%'):>7} "
             f"{_pct(r[7]):>7} {_num(r[8], '.0%'):>6} {r[9]:>7,} {'$' + _num(r[10], ',.0f'):>12} {_num(r[11]):>5}"
         )
-    if table_exists(con, "evaluation.targets"):
+    if targets:
         out.append("  documented targets against the measured (evaluation.targets):")
-        for t in con.execute(
-            "SELECT target, documented, measured, ci_low, ci_high, met, kind FROM evaluation.targets"
-        ).fetchall():
+        for t in targets:
             fmt = ".2f" if t[0].startswith("sharpe") else ".1%"
             ci = f" [{_num(t[3], fmt)}, {_num(t[4], fmt)}]" if t[3] is not None and t[3] == t[3] else ""
-            verdict = {True: "met", False: "NOT met", None: "n/a"}[t[5]]
-            if t[6] == "baseline":
-                verdict = {True: "reproduced", False: "NOT reproduced", None: "n/a"}[t[5]]
+            verdict = {"not met": "NOT met", "not reproduced": "NOT reproduced"}.get(t[7], t[7])
             out.append(
                 f"    {t[0]:<26} documented {_num(t[1], fmt):>7}  measured {_num(t[2], fmt):>7}{ci:<18} {verdict}"
             )
     return out
+
+
+def _targets(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """evaluation.targets' rows: target, documented, measured, ci_low, ci_high, met, kind, status, reason (a table
+    written before ``status`` existed gives it from ``met``)."""
+    if not table_exists(con, "evaluation.targets"):
+        return []
+    cols = "target, documented, measured, ci_low, ci_high, met, kind"
+    if "status" in table_columns(con, "evaluation.targets"):
+        return con.execute(f"SELECT {cols}, status, reason FROM evaluation.targets").fetchall()
+    verdicts = {("promise", True): "met", ("promise", False): "not met", ("baseline", True): "reproduced",
+                ("baseline", False): "not reproduced"}  # fmt: skip
+    rows = con.execute(f"SELECT {cols} FROM evaluation.targets").fetchall()
+    return [(*t, verdicts.get((t[6], t[5]), "n/a"), None) for t in rows]
 
 
 def summary_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UNIVERSE_MIN_WQS) -> list[str]:

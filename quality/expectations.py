@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from assets.evaluate.backtest import STATUSES
 from assets.ingest.records import ACTIVITY_TYPES
 from assets.score.flags import FLAGS
 from assets.warehouse import table_columns, table_type
@@ -683,7 +684,13 @@ SUITES.update(
         ),
         TableSuite(
             "evaluation.targets",
-            (unique("target"), not_null("documented"), in_set("kind", ["promise", "baseline"])),
+            (
+                unique("target"),
+                not_null("documented"),
+                in_set("kind", ["promise", "baseline"]),
+                in_set("status", list(STATUSES)),
+                not_null("status"),
+            ),
         ),
     )
 )

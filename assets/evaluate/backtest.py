@@ -57,6 +57,8 @@ class BacktestParams:
     fixed_notional: float = 200.0  # 2% of the starting NAV per copy for the fixed-size strategies
     min_wqs_grid: tuple[float, ...] = (65.0, 75.0, 85.0)
     n_boot: int = 1000
+    #: a target read on a strategy with fewer trades than this is "not measurable", never met
+    min_trades: int = 20
     seed: int = 0
 
 
@@ -143,6 +145,47 @@ class BacktestRun(NamedTuple):
     candidates: dict[str, pd.DataFrame]  # what each strategy was offered (its ``key`` joins to the decisions)
     folds: pd.DataFrame  # per fold: origin, whales, the chosen threshold, in-sample and out-of-sample Sharpe
     in_sample: dict[int, paper.PaperResult]  # per fold: the chosen threshold's in-sample run
+    stopped_by: dict[str, str]  # per strategy: what stopped the candidates it did not trade (stop_reason)
+
+
+def _commonest(reasons: np.ndarray) -> str:
+    """The commonest single reason among ``"; "``-joined ones, with its count."""
+    each = pd.Series(reasons, dtype=object).dropna().str.split("; ").explode().value_counts()
+    return f"{each.index[0]} ({int(each.iloc[0]):,})" if len(each) else "no reason recorded"
+
+
+def stop_reason(
+    strategy: str,
+    cands: pd.DataFrame,
+    offered: int,
+    copied: int,
+    whales: int,
+    params: signal.SignalParams,
+    min_wqs: float,
+) -> str:
+    """Why ``strategy`` made the trades it made out of sample, in words: the stage that stopped its candidates and
+    its commonest reason. ``cands``: every candidate of the out-of-sample days (the backtest loads those of a WQS of
+    at least ``min_wqs``, the lowest any strategy tries, and the fold whales'); ``offered``, ``copied``: the
+    strategy's counts; ``whales``: the wallets its folds discovered (or drew), for the copying strategies."""
+    if strategy in ("naive_copy", "random_whales"):
+        if whales == 0:
+            return "no wallet to copy at any origin (none scored with a WQS of the universe's bound, or none unflagged)"
+        if offered == 0:
+            return f"its {whales:,} fold whales made no BUY out of sample"
+        return f"{copied:,} of its whales' {offered:,} BUYs copied (the rest: no cash, or under one share)"
+    w = signal.whale_stage(cands, params)
+    t = signal.trade_stage(cands, params)
+    n, n1, n2 = len(cands), int(w.passed.sum()), int((w.passed & t.passed).sum())
+    if n == 0:
+        return f"stage 1 (whale): no whale BUY out of sample had a WQS of {min_wqs:g} or more"
+    if n1 == 0:
+        return f"stage 1 (whale) stopped all {n:,} candidates: {_commonest(w.reason)}"
+    if n2 == 0:
+        return f"stage 2 (trade) stopped all {n1:,} that passed stage 1: {_commonest(t.reason[w.passed])}"
+    return (
+        f"{n2:,} of {n:,} candidates passed stages 1 and 2 at the documented thresholds, {offered:,} offered to it; "
+        f"stage 3 and sizing copied {copied:,}"
+    )
 
 
 def _sharpe(result: paper.PaperResult, lo: int, hi: int) -> float:
@@ -236,7 +279,14 @@ def walk_forward(
         runs[name] = paper.run_paper(c, marks, sells, markets, start, last_day, full_params)
     folds_frame = pd.DataFrame(fold_rows)
     folds_frame["out_of_sample_sharpe"] = [_sharpe(runs["full"], f.origin, f.end) for f in folds]
-    return BacktestRun(runs, offered_frames, folds_frame, in_sample)
+    oos = cands[day >= start]
+    stopped_by = {
+        s: stop_reason(s, oos, len(offered_frames[s]), int(runs[s].decisions["copied"].sum()),
+                       int(folds_frame["random_wallets" if s == "random_whales" else "whales"].sum()), documented,
+                       min([*p.min_wqs_grid, documented.min_wqs]))
+        for s in STRATEGIES
+    }  # fmt: skip
+    return BacktestRun(runs, offered_frames, folds_frame, in_sample, stopped_by)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -505,11 +555,35 @@ TARGETS = [
      "Brinson-Fachler selection / (allocation + selection + interaction), `full` vs `naive_copy`"),
 ]  # fmt: skip
 BASELINES = ("sharpe_naive_copy", "max_drawdown_fixed_size")
+#: the strategies each target reads: it is measurable only when each made at least ``min_trades`` trades
+TARGET_STRATEGIES = {
+    "sharpe_full": ("full",), "sharpe_naive_copy": ("naive_copy",), "max_drawdown_full": ("full",),
+    "max_drawdown_fixed_size": ("fixed_size",), "tail_risk_reduction": ("full", "naive_copy"),
+    "alpha_from_selection": ("full", "naive_copy"),
+}  # fmt: skip
+#: ``evaluation.targets.status``: a verdict, or why there is none
+STATUSES = ("met", "not met", "reproduced", "not reproduced", "not measurable", "n/a")
 
 
-def targets_table(summary: pd.DataFrame, brinson: pd.DataFrame) -> pd.DataFrame:
+def unmeasurable(targets: pd.DataFrame) -> dict[str, str]:
+    """The targets that are not measurable, by reason: ``{reason: "target, target"}`` (what the summary, the
+    report and the dashboard say up front; empty when every target was measured)."""
+    if "status" not in targets.columns:
+        return {}
+    u = targets[targets["status"].astype(str) == "not measurable"]
+    return u.groupby(u["reason"].fillna(""), sort=False)["target"].agg(", ".join).to_dict()
+
+
+def targets_table(
+    summary: pd.DataFrame,
+    brinson: pd.DataFrame,
+    stopped_by: dict[str, str] | None = None,
+    min_trades: int = BacktestParams.min_trades,
+) -> pd.DataFrame:
     """``evaluation.targets``: the documented figure, what was measured, its bootstrap interval where it has
-    one, and whether the target is met (within the interval counts as met for a point target)."""
+    one, and whether the target is met (within the interval counts as met for a point target). A target that
+    reads a strategy with fewer than ``min_trades`` trades is ``not measurable``, never met, with the reason
+    (``stopped_by``: what stopped each strategy's candidates)."""
     s = summary.set_index("strategy")
 
     def metric(strategy, m):
@@ -547,6 +621,26 @@ def targets_table(summary: pd.DataFrame, brinson: pd.DataFrame) -> pd.DataFrame:
             # a share of a shortfall is not a share of alpha: there is none to attribute
             met = False
             definition += f"; the active return is {active:+.1%}, so there is no alpha to attribute"
+        few = [
+            (k, int(s.loc[k, "trades"]))
+            for k in TARGET_STRATEGIES[key]
+            if int(s.loc[k, "trades"]) < min_trades
+        ]
+        reason = None
+        if few:  # a drawdown of 0% over no trade is not a promise kept
+            met, status = None, "not measurable"
+            reason = "; ".join(
+                f"`{k}` made {n:,} trade{'s' if n != 1 else ''} (a target needs {min_trades}): "
+                + (stopped_by or {}).get(k, "no reason recorded")
+                for k, n in few
+            )
+        elif met is None:
+            status = "n/a"
+        elif kind == "baseline":
+            status = "reproduced" if met else "not reproduced"
+        else:
+            status = "met" if met else "not met"
         rows.append({"target": key, "description": name, "kind": kind, "documented": documented,
-                     "measured": value, "ci_low": lo, "ci_high": hi, "met": met, "definition": definition})  # fmt: skip
+                     "measured": value, "ci_low": lo, "ci_high": hi, "met": met, "status": status,
+                     "reason": reason, "definition": definition})  # fmt: skip
     return pd.DataFrame(rows)

@@ -79,7 +79,7 @@ REGRESSION_TYPES = {"strategy": V, "benchmark": V, "alpha": D, "beta": D, "r_squ
                     "alpha_t": D, "n": INT}  # fmt: skip
 CONTRIBUTION_TYPES = {"strategy": V, "dimension": V, "item": V, "pnl": D, "share_of_pnl": D}
 TARGET_TYPES = {"target": V, "description": V, "kind": V, "documented": D, "measured": D, "ci_low": D,
-                "ci_high": D, "met": B, "definition": V}  # fmt: skip
+                "ci_high": D, "met": B, "status": V, "reason": V, "definition": V}  # fmt: skip
 
 
 def _as_date(days: pd.Series) -> pd.Series:
@@ -230,6 +230,6 @@ def _backtest_tables(context, con, strategy: StrategyConfig, fee_rate: float, fi
         "evaluation.attribution_brinson": brinson,
         "evaluation.attribution_regression": backtest.regression_table(bt),
         "evaluation.attribution_contribution": backtest.contribution_table(bt, last_day),
-        "evaluation.targets": backtest.targets_table(summary, brinson),
+        "evaluation.targets": backtest.targets_table(summary, brinson, bt.stopped_by, p.min_trades),
     }
     return {t: (TABLE_TYPES[t], f) for t, f in frames.items()}, len(bt.folds)

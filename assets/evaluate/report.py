@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
+from .backtest import unmeasurable
+
 TITLE = "whalecopy: out-of-sample evidence"
 MISSING = "–"
 DPI = 100
@@ -332,21 +334,30 @@ def _targets_section(targets: pd.DataFrame) -> str:
         f = _target_formatter(_get(r, "target"))
         return _interval(_get(r, "ci_low"), _get(r, "ci_high"), f)
 
-    def met(r):
-        return fmt_bool(_get(r, "met"))
-
     columns: list[Column] = [
         _col("target", "description", fmt_text, True),
         _col("kind", "kind", fmt_text, True),
         ("documented", fmt("documented"), False),
         ("measured", fmt("measured"), False),
         ("95% interval", interval, False),
-        ("met", met, False),
+        ("verdict", _verdict, False),
         _col("definition", "definition", fmt_text, True),
     ]
     if "description" not in targets.columns:
         columns[0] = _col("target", "target", fmt_text, True)
-    return title + _table(targets, columns)
+    # up front: a target on a strategy that did not trade is no evidence either way
+    caveat = "".join(
+        f'<p class="caveat">Not measurable ({_esc(names)}): {_esc(why)}</p>'
+        for why, names in unmeasurable(targets).items()
+    )
+    return title + caveat + _table(targets, columns)
+
+
+def _verdict(r) -> str:
+    """A target's status (met, not met, reproduced, not reproduced, not measurable), or its ``met`` from a table
+    written before the status existed."""
+    status = _get(r, "status")
+    return fmt_text(status) if isinstance(status, str) else fmt_bool(_get(r, "met"))
 
 
 _METRIC_COLUMNS = [
@@ -961,13 +972,13 @@ def summary_markdown(data: dict[str, pd.DataFrame]) -> str:
     targets, summary = _frame((data or {}).get("targets")), _frame((data or {}).get("summary"))
     out = ["**Documented targets against what was measured**", ""]
     if _usable(targets, ("target",)):
-        out += ["| target | documented | measured | 95% interval | met |", "|---|---|---|---|---|"]
+        out += ["| target | documented | measured | 95% interval | verdict |", "|---|---|---|---|---|"]
         for _, r in targets.iterrows():
             f = _target_formatter(_get(r, "target"))
             ci = _interval(_get(r, "ci_low"), _get(r, "ci_high"), f)
             out.append(
                 f"| {_md(fmt_text(_get(r, 'target')))} | {f(_get(r, 'documented'))} | {f(_get(r, 'measured'))} "
-                f"| {ci} | {fmt_bool(_get(r, 'met'))} |"
+                f"| {ci} | {_verdict(r)} |"
             )
     else:
         out.append("no targets")

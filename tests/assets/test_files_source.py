@@ -54,6 +54,25 @@ def test_midterms_dump_loads_every_good_fill_and_quarantines_the_rest(midterms, 
             "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) FROM analytics.wallet_flags_history "
             "WHERE as_of = (SELECT max(as_of) FROM analytics.whale_scores) GROUP BY 1").fetchall())  # fmt: skip
     assert (shown != "").any() and shown.to_dict() == {w: flagged.get(w, "") for w in shown.index}
+    # no strategy traded on this dump (no WQS reaches the thresholds): no target reads "met", each says why
+    with duckdb.connect(str(path), read_only=True) as con:
+        targets = con.execute("SELECT target, status, met, reason FROM evaluation.targets").df()
+        (trades,) = con.execute("SELECT sum(trades) FROM evaluation.backtest_summary").fetchone()
+    assert trades == 0 and (targets["status"] == "not measurable").all() and targets["met"].isna().all()
+    assert targets["reason"].str.contains("made 0 trades").all()
+    from orchestration.summary import backtest_table
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        lines = backtest_table(con)
+    said = [i for i, line in enumerate(lines) if line.startswith("  NOT MEASURABLE (")]
+    first_row = next(i for i, line in enumerate(lines) if line.startswith("  naive_copy"))
+    assert said and max(said) < first_row  # said first, above the strategies
+    assert not any(line.rstrip().endswith(" met") for line in lines)
+    assert (
+        targets["reason"]
+        .str.contains("stage 1 \\(whale\\): no whale BUY out of sample had a WQS of 65")
+        .any()
+    )
     before = content_hash(path, "raw.trades", "fill_key"), content_hash(path, "raw.quarantine", "record_key")
     assert run_sync(settings, out=io.StringIO(), refetch=True).success
     assert (

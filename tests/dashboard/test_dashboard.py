@@ -224,7 +224,17 @@ def test_evidence_shows_the_backtest_targets_and_ic(world, live_dir, monkeypatch
     (sharpe,) = _sql(world, "SELECT sharpe FROM evaluation.backtest_summary WHERE strategy = 'full'")[0]
     assert summary.set_index("strategy").loc["full", "sharpe"] == pytest.approx(sharpe)
     (n_targets,) = _sql(world, "SELECT count(*) FROM evaluation.targets")[0]
-    assert len(_frame(at, "met")) == n_targets
+    targets = _frame(at, "status")
+    assert len(targets) == n_targets
+    assert targets.set_index("target")["status"].to_dict() == dict(
+        _sql(world, "SELECT target, status FROM evaluation.targets")
+    )
+    # a target on a strategy that did not trade enough is said first, with why
+    reasons = {
+        r for (r,) in _sql(world, "SELECT reason FROM evaluation.targets WHERE status = 'not measurable'")
+    }
+    said = [w.value for w in at.warning if w.value.startswith("Not measurable")]
+    assert len(said) == len(reasons) and all(any(r in s for s in said) for r in reasons)
     assert (
         len(_frame(at, "share_positive_months"))
         == _sql(world, "SELECT count(*) FROM evaluation.score_ic")[0][0]

@@ -166,17 +166,28 @@ def test_tables(run):
     assert fees == pytest.approx(-run.runs["full"].fills["fee"].sum())
 
 
-def test_targets_semantics():
+def _target_rows(trades=(100, 100, 100)) -> list[dict]:
     base = {f"{m}{x}": np.nan for m in bt.METRICS for x in ("", "_ci_low", "_ci_high")}
     rows = []
-    for s, sharpe, lo, hi, dd, tail in (("naive_copy", 0.9, 0.5, 1.2, 0.3, -0.04), ("fixed_size", 1.0, 0.5, 1.5, 0.5, -0.03),
-                                        ("full", 2.5, 2.0, 3.0, 0.1, -0.01)):  # fmt: skip
+    for (s, sharpe, lo, hi, dd, tail), n in zip(
+        (("naive_copy", 0.9, 0.5, 1.2, 0.3, -0.04), ("fixed_size", 1.0, 0.5, 1.5, 0.5, -0.03),
+         ("full", 2.5, 2.0, 3.0, 0.1, -0.01)), trades, strict=True):  # fmt: skip
         rows.append(base | {"strategy": s, "sharpe": sharpe, "sharpe_ci_low": lo, "sharpe_ci_high": hi,
                             "max_drawdown": dd, "max_drawdown_ci_low": dd - 0.1, "max_drawdown_ci_high": dd + 0.1,
-                            "tail_return_5": tail})  # fmt: skip
+                            "tail_return_5": tail, "trades": n})  # fmt: skip
+    return rows
+
+
+def test_targets_semantics():
+    rows = _target_rows()
     brinson = pd.DataFrame({"allocation": [0.01], "selection": [0.03], "interaction": [0.0]})
     t = bt.targets_table(pd.DataFrame(rows), brinson).set_index("target")
     assert t.loc["sharpe_full", "met"] and t.loc["max_drawdown_full", "met"]
+    assert t["status"].to_dict() == {
+        "sharpe_full": "met", "sharpe_naive_copy": "reproduced", "max_drawdown_full": "met",
+        "max_drawdown_fixed_size": "not reproduced", "tail_risk_reduction": "met", "alpha_from_selection": "met",
+    }  # fmt: skip
+    assert t["reason"].isna().all() and not bt.unmeasurable(t.reset_index())
     assert t.loc["sharpe_naive_copy", "met"]  # 0.71 lies in [0.5, 1.2]: the baseline is reproduced
     assert not t.loc["max_drawdown_fixed_size", "met"]  # 0.246 lies outside [0.4, 0.6]: not reproduced
     assert (
@@ -192,3 +203,50 @@ def test_targets_semantics():
     assert short.loc["alpha_from_selection", "measured"] == pytest.approx(0.75)
     assert not short.loc["alpha_from_selection", "met"]
     assert "no alpha to attribute" in short.loc["alpha_from_selection", "definition"]
+
+
+@pytest.mark.parametrize(("full_trades", "measurable"), [(20, True), (19, False), (0, False)])
+def test_a_target_on_a_strategy_with_too_few_trades_is_not_measurable_never_met(full_trades, measurable):
+    """A strategy that made no trade has a 0% drawdown and no tail: the targets that read it say why they cannot
+    be measured (the stage that stopped its candidates), never "met". 20 trades (the bound) are measurable."""
+    brinson = pd.DataFrame({"allocation": [0.01], "selection": [0.03], "interaction": [0.0]})
+    why = {"full": "stage 2 (trade) stopped all 40 that passed stage 1: whale trade under $5,000 (40)"}
+    t = bt.targets_table(pd.DataFrame(_target_rows((100, 0, full_trades))), brinson, why).set_index("target")
+    reads_full = ["sharpe_full", "max_drawdown_full", "tail_risk_reduction", "alpha_from_selection"]
+    # fixed_size made no trade in every case: its baseline is never reproduced nor refuted
+    assert t.loc["max_drawdown_fixed_size", "status"] == "not measurable"
+    assert pd.isna(t.loc["max_drawdown_fixed_size", "met"])
+    assert (
+        "`fixed_size` made 0 trades (a target needs 20): no reason recorded"
+        == t.loc["max_drawdown_fixed_size", "reason"]
+    )
+    assert t.loc["sharpe_naive_copy", "status"] == "reproduced"
+    if measurable:
+        assert (t.loc[reads_full, "status"] == "met").all()
+    else:
+        assert (t.loc[reads_full, "status"] == "not measurable").all() and t.loc[
+            reads_full, "met"
+        ].isna().all()
+        assert all(why["full"] in r and f"made {full_trades} trade" in r for r in t.loc[reads_full, "reason"])
+        assert bt.unmeasurable(t.reset_index())[t.loc["sharpe_full", "reason"]] == ", ".join(reads_full)
+
+
+def test_the_stop_reason_names_the_stage_that_stopped_the_candidates():
+    p = bt.signal.SignalParams()
+    c = pd.DataFrame({"wqs": [80.0, 90.0, 50.0], "rolling_sharpe_30": 2.0, "rolling_sharpe_90": 1.0,
+                      "current_drawdown": -0.1, "quarantined": False, "flags": None,
+                      "whale_notional": [4_000.0, 4_999.0, 10_000.0], "slippage": 0.001, "days_to_resolution": 10.0,
+                      "edge_at_copy": 0.05})  # fmt: skip
+    assert bt.stop_reason("full", c, 0, 0, 20, p, 65.0) == (
+        "stage 2 (trade) stopped all 2 that passed stage 1: whale trade under $5,000 (2)"
+    )
+    assert bt.stop_reason("full", c.assign(wqs=10.0), 0, 0, 20, p, 65.0) == (
+        "stage 1 (whale) stopped all 3 candidates: WQS below 75 (3)"
+    )
+    assert bt.stop_reason("full", c.iloc[:0], 0, 0, 20, p, 65.0) == (
+        "stage 1 (whale): no whale BUY out of sample had a WQS of 65 or more"
+    )
+    assert bt.stop_reason("naive_copy", c, 0, 0, 0, p, 65.0).startswith("no wallet to copy at any origin")
+    assert (
+        bt.stop_reason("naive_copy", c, 0, 0, 20, p, 65.0) == "its 20 fold whales made no BUY out of sample"
+    )

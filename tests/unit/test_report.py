@@ -269,3 +269,20 @@ def test_summary_markdown_has_both_tables():
     assert md.index("Documented targets") < md.index("Strategies")
     empty = report.summary_markdown({})
     assert "no targets" in empty and "no strategy ran" in empty
+
+
+def test_a_target_not_measurable_is_said_before_the_table_with_its_reason():
+    data = build_data()
+    t = data["targets"].assign(status="met", reason=None)
+    t.loc[0, ["status", "met", "reason"]] = [
+        "not measurable",
+        None,
+        "`full` made 0 trades (a target needs 20): x",
+    ]
+    html = report.render_report({**data, "targets": t}, build_meta())
+    title = html.index("Documented targets against what was measured")
+    caveat = html.index("Not measurable (")
+    assert title < caveat < html.index("<table", title)
+    assert "`full` made 0 trades (a target needs 20): x" in html[caveat : html.index("</p>", caveat)]
+    row = html[html.index("<table", title) : html.index("</table>", title)].split("<tr>")[2]
+    assert ">not measurable<" in row
