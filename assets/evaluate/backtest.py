@@ -162,6 +162,7 @@ def stop_reason(
     whales: int,
     params: signal.SignalParams,
     min_wqs: float,
+    universe_min_wqs: float = BacktestParams.universe_min_wqs,
 ) -> str:
     """Why ``strategy`` made the trades it made out of sample, in words: the stage that stopped its candidates and
     its commonest reason. ``cands``: every candidate of the out-of-sample days (the backtest loads those of a WQS of
@@ -169,7 +170,9 @@ def stop_reason(
     strategy's counts; ``whales``: the wallets its folds discovered (or drew), for the copying strategies."""
     if strategy in ("naive_copy", "random_whales"):
         if whales == 0:
-            return "no wallet to copy at any origin (none scored with a WQS of the universe's bound, or none unflagged)"
+            return (
+                f"no wallet to copy at any origin: none unflagged with a WQS of {universe_min_wqs:g} or more"
+            )
         if offered == 0:
             return f"its {whales:,} fold whales made no BUY out of sample"
         return f"{copied:,} of its whales' {offered:,} BUYs copied (the rest: no cash, or under one share)"
@@ -283,7 +286,7 @@ def walk_forward(
     stopped_by = {
         s: stop_reason(s, oos, len(offered_frames[s]), int(runs[s].decisions["copied"].sum()),
                        int(folds_frame["random_wallets" if s == "random_whales" else "whales"].sum()), documented,
-                       min([*p.min_wqs_grid, documented.min_wqs]))
+                       min([*p.min_wqs_grid, documented.min_wqs]), p.universe_min_wqs)
         for s in STRATEGIES
     }  # fmt: skip
     return BacktestRun(runs, offered_frames, folds_frame, in_sample, stopped_by)
