@@ -93,13 +93,15 @@ def _burst_rule(n, url):
 
 def test_a_500_page_backfill_through_a_storm_stores_every_page_exactly_once(world, tmp_path):
     sim = SimPolymarket(world, dirty_share=0.0)
+    # an injected timeout holds the connection 1.0 s; the client gives up after 0.5 s, long enough that a page
+    # served slowly on a loaded machine is not retried (the client's retries are then exactly the server's faults)
     storm = Faults(rule=_burst_rule, script={333: "truncated", 444: "cut"}, p_5xx=0.30, p_reset=0.08,
-                   p_timeout=0.02, seed=11, retry_after_s=RETRY_AFTER_S)  # fmt: skip
+                   p_timeout=0.02, seed=11, retry_after_s=RETRY_AFTER_S, timeout_hold_s=1.0)  # fmt: skip
     sleeps: list[float] = []
     con = duckdb.connect(str(tmp_path / "storm.duckdb"))
     ensure_raw(con)
     with loopback_polymarket(sim, data=storm) as lb:
-        src = _source(lb, world, sleeps)
+        src = _source(lb, world, sleeps, timeout_s=0.5)
         report = _ingest(con, src, world, markets_per_request=1)
         stats = src.data.api.stats
         src.close()
