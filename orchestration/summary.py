@@ -7,10 +7,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from assets.evaluate.backtest import unmeasurable
+from assets.evaluate.backtest import unmeasurable, verdict
 from assets.score.assets import whale_scores_integrity
+from assets.score.flags import FLAGGED_LEFT_OUT_SQL, FLAGS_BY_WALLET_SQL
 from assets.strategy import StrategyConfig
-from assets.warehouse import table_columns, table_exists
+from assets.warehouse import table_exists
 from quality.checks import GATES
 
 from .settings import Settings
@@ -102,8 +103,6 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UN
         (n,) = con.execute("SELECT count(*) FROM analytics.whale_universe").fetchall()[0]
         left_out = ""
         if table_exists(con, "analytics.wallet_flags_history"):
-            from assets.score.flags import FLAGGED_LEFT_OUT_SQL
-
             out = con.execute(FLAGGED_LEFT_OUT_SQL, [universe_min_wqs]).fetchall()
             text = ", ".join(f"{f} {k:,}" for f, k in out) or "none"
             left_out = f"; flagged at its date with WQS >= {universe_min_wqs:g}, left out: {text}"
@@ -120,8 +119,6 @@ def warehouse_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UN
 def _flags_sql(con: duckdb.DuckDBPyConnection) -> str:
     """A join giving each wallet's flags as ``flags`` (empty text when none, or when no flags are stored)."""
     if table_exists(con, "analytics.wallet_flags"):
-        from assets.score.flags import FLAGS_BY_WALLET_SQL
-
         return f"LEFT JOIN ({FLAGS_BY_WALLET_SQL}) fl USING (wallet)"
     return "LEFT JOIN (SELECT NULL::VARCHAR AS wallet, NULL::VARCHAR AS flags) fl USING (wallet)"
 
@@ -324,9 +321,8 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
         f" {'trades':>7} {'final NAV':>12} {'DSR':>5}",
     ]
     targets = _targets(con)
-    frame = pd.DataFrame(targets, columns=["target", *range(6), "status", "reason"])
     # up front: a target on a strategy that did not trade is no evidence either way
-    out[1:1] = [f"  NOT MEASURABLE ({names}): {why}" for why, names in unmeasurable(frame).items()]
+    out[1:1] = [f"  NOT MEASURABLE ({names}): {why}" for why, names in unmeasurable(targets).items()]
     for r in rows:
         name = r[0] + (" (control)" if r[1] else "")
         ci = f"[{_num(r[4])}, {_num(r[5])}]"
@@ -334,30 +330,27 @@ def backtest_table(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"  {name:<24} {_pct(r[2]):>8} {_num(r[3]):>7} {ci:>16} {_num(r[6], '.1%'):>7} "
             f"{_pct(r[7]):>7} {_num(r[8], '.0%'):>6} {r[9]:>7,} {'$' + _num(r[10], ',.0f'):>12} {_num(r[11]):>5}"
         )
-    if targets:
+    if len(targets):
         out.append("  documented targets against the measured (evaluation.targets):")
-        for t in targets:
-            fmt = ".2f" if t[0].startswith("sharpe") else ".1%"
-            ci = f" [{_num(t[3], fmt)}, {_num(t[4], fmt)}]" if t[3] is not None and t[3] == t[3] else ""
-            verdict = {"not met": "NOT met", "not reproduced": "NOT reproduced"}.get(t[7], t[7])
+        for t in targets.itertuples():
+            fmt = ".2f" if t.target.startswith("sharpe") else ".1%"
+            ci = f" [{_num(t.ci_low, fmt)}, {_num(t.ci_high, fmt)}]" if pd.notna(t.ci_low) else ""
+            shown = {"not met": "NOT met", "not reproduced": "NOT reproduced"}.get(t.status, t.status)
             out.append(
-                f"    {t[0]:<26} documented {_num(t[1], fmt):>7}  measured {_num(t[2], fmt):>7}{ci:<18} {verdict}"
+                f"    {t.target:<26} documented {_num(t.documented, fmt):>7}  measured {_num(t.measured, fmt):>7}"
+                f"{ci:<18} {shown}"
             )
     return out
 
 
-def _targets(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """evaluation.targets' rows: target, documented, measured, ci_low, ci_high, met, kind, status, reason (a table
-    written before ``status`` existed gives it from ``met``)."""
+def _targets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """evaluation.targets (a table written before ``status`` existed gets it from ``kind`` and ``met``)."""
     if not table_exists(con, "evaluation.targets"):
-        return []
-    cols = "target, documented, measured, ci_low, ci_high, met, kind"
-    if "status" in table_columns(con, "evaluation.targets"):
-        return con.execute(f"SELECT {cols}, status, reason FROM evaluation.targets").fetchall()
-    verdicts = {("promise", True): "met", ("promise", False): "not met", ("baseline", True): "reproduced",
-                ("baseline", False): "not reproduced"}  # fmt: skip
-    rows = con.execute(f"SELECT {cols} FROM evaluation.targets").fetchall()
-    return [(*t, verdicts.get((t[6], t[5]), "n/a"), None) for t in rows]
+        return pd.DataFrame()
+    t = con.execute("SELECT * FROM evaluation.targets").df()
+    if "status" not in t.columns:
+        t = t.assign(status=[verdict(k, m) for k, m in zip(t["kind"], t["met"], strict=True)], reason=None)
+    return t
 
 
 def summary_lines(con: duckdb.DuckDBPyConnection, universe_min_wqs: float = UNIVERSE_MIN_WQS) -> list[str]:

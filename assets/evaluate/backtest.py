@@ -568,6 +568,16 @@ TARGET_STRATEGIES = {
 STATUSES = ("met", "not met", "reproduced", "not reproduced", "not measurable", "n/a")
 
 
+def verdict(kind: str, met: bool | None) -> str:
+    """A measured target's status: ``met`` / ``not met`` for a promise, ``reproduced`` / ``not reproduced`` for a
+    baseline, ``n/a`` when its figure is undefined."""
+    if met is None or pd.isna(met):
+        return "n/a"
+    if kind == "baseline":
+        return "reproduced" if met else "not reproduced"
+    return "met" if met else "not met"
+
+
 def unmeasurable(targets: pd.DataFrame) -> dict[str, str]:
     """The targets that are not measurable, by reason: ``{reason: "target, target"}`` (what the summary, the
     report and the dashboard say up front; empty when every target was measured)."""
@@ -637,12 +647,8 @@ def targets_table(
                 + (stopped_by or {}).get(k, "no reason recorded")
                 for k, n in few
             )
-        elif met is None:
-            status = "n/a"
-        elif kind == "baseline":
-            status = "reproduced" if met else "not reproduced"
         else:
-            status = "met" if met else "not met"
+            status = verdict(kind, met)
         rows.append({"target": key, "description": name, "kind": kind, "documented": documented,
                      "measured": value, "ci_low": lo, "ci_high": hi, "met": met, "status": status,
                      "reason": reason, "definition": definition})  # fmt: skip

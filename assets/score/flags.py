@@ -118,17 +118,13 @@ WINDOW w AS (PARTITION BY d.wallet ORDER BY d.as_of ROWS UNBOUNDED PRECEDING)
 ORDER BY d.as_of, d.wallet
 """
 
-#: each wallet's flags at the latest date in one text ("bot, wash"): how the summary and the dashboard show them
-FLAGS_BY_WALLET_SQL = (
-    "SELECT wallet, string_agg(flag, ', ' ORDER BY flag) AS flags FROM analytics.wallet_flags GROUP BY 1"
-)
-
-#: each (as_of, wallet) flagged at that date, its flags in one text: what stage 1, the universe and the backtest
-#: read beside the score of the same date
-FLAGS_AT_SQL = (
-    "SELECT as_of, wallet, string_agg(flag, ', ' ORDER BY flag) AS flags "
-    "FROM analytics.wallet_flags_history GROUP BY 1, 2"
-)
+#: a wallet's flags in one text ("bot, wash")
+_FLAGS_TEXT = "string_agg(flag, ', ' ORDER BY flag) AS flags"
+#: each wallet's flags at the latest date: how the summary and the dashboard show them
+FLAGS_BY_WALLET_SQL = f"SELECT wallet, {_FLAGS_TEXT} FROM analytics.wallet_flags GROUP BY 1"
+#: each (as_of, wallet) flagged at that date: what stage 1, the universe and the backtest read beside the score of
+#: the same date
+FLAGS_AT_SQL = f"SELECT as_of, wallet, {_FLAGS_TEXT} FROM analytics.wallet_flags_history GROUP BY 1, 2"
 
 #: per flag, the wallets flagged at the latest score date with a WQS of at least ``?`` (the universe's bound) that
 #: the universe left out (none when it keeps flagged wallets)
